@@ -1,0 +1,362 @@
+"""The lane graph: lanes as resampled centre-line polylines with links, built on the host, then packed as tensors.
+
+A map is built once (numpy, Python lists are fine here: this is not a hot path) and packed into a `RoadMap`
+of fixed-shape tensors. Many maps are stacked into a `MapBank` `[M maps, L lanes, P points, ...]` so that
+every question the step asks of the road is a gather.
+
+Frames: world `x, y` in metres, `yaw` in radians counter-clockwise from +x. A lane's lateral offset `d` is
+positive to the left of its driving direction. Lanes in a road section are ordered left (index 0) to right,
+as highway-env orders them.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+
+from fuyao.roads.routing import RoutingTables, build_routing_tables
+
+
+class MapError(ValueError):
+    """A road map that cannot be built: the message names the field, its value and what is allowed."""
+
+
+@dataclass
+class Lane:
+    """One lane of a map under construction (host side)."""
+
+    centre: np.ndarray  # [P, 2] m, resampled at the builder's spacing
+    width: float  # m
+    speed_limit: float  # m/s
+    kind: str = "road"  # road | ramp | connector
+    successors: list[int] = field(default_factory=list)
+    predecessors: list[int] = field(default_factory=list)
+    left: int = -1  # lane id of the left neighbour, -1 none
+    right: int = -1
+    change_left_ok: bool = False
+    change_right_ok: bool = False
+    road_s0: float = 0.0  # m, where the lane starts along the map's reference line (spawning, rendering)
+    exit_group: int = -1  # destination id reached by driving off its end (-1: not an exit; a dead end if a sink)
+    name: str = ""
+
+    @property
+    def length(self) -> float:
+        seg = np.diff(self.centre, axis=0)
+        return float(np.linalg.norm(seg, axis=1).sum())
+
+
+def resample(points: np.ndarray, spacing: float) -> np.ndarray:
+    """Resample a polyline `[Q, 2]` at a uniform arc-length spacing (last point kept exactly). Returns `[P, 2]`."""
+    points = np.asarray(points, dtype=np.float64)
+    seg = np.linalg.norm(np.diff(points, axis=0), axis=1)
+    keep = np.concatenate([[True], seg > 1e-9])
+    points = points[keep]
+    seg = np.linalg.norm(np.diff(points, axis=0), axis=1)
+    cum = np.concatenate([[0.0], np.cumsum(seg)])
+    length = cum[-1]
+    n = max(2, int(math.ceil(length / spacing)) + 1)
+    s = np.linspace(0.0, length, n)
+    x = np.interp(s, cum, points[:, 0])
+    y = np.interp(s, cum, points[:, 1])
+    return np.stack([x, y], axis=1)
+
+
+def offset_polyline(points: np.ndarray, offset: float) -> np.ndarray:
+    """Shift a polyline `[P, 2]` sideways by `offset` metres (positive = left of its direction)."""
+    tangent = np.gradient(points, axis=0)
+    tangent /= np.linalg.norm(tangent, axis=1, keepdims=True)
+    normal = np.stack([-tangent[:, 1], tangent[:, 0]], axis=1)
+    return points + offset * normal
+
+
+class LaneGraphBuilder:
+    """Collects lanes and links, checks them, and packs them into a `RoadMap`."""
+
+    def __init__(self, spacing: float = 2.0, name: str = "map") -> None:
+        if spacing <= 0:
+            raise MapError(f"lane point spacing: got {spacing!r}; must be > 0 metres")
+        self.spacing = spacing
+        self.name = name
+        self.lanes: list[Lane] = []
+        self.conflicts: list[tuple[int, int, float, float]] = []  # (lane a, lane b, s on a, s on b)
+
+    def add_lane(self, points: np.ndarray, width: float, speed_limit: float, **kwargs) -> int:
+        if width <= 0:
+            raise MapError(f"lane width: got {width!r}; must be > 0 metres")
+        if speed_limit <= 0:
+            raise MapError(f"lane speed_limit: got {speed_limit!r}; must be > 0 m/s")
+        centre = resample(points, self.spacing)
+        self.lanes.append(Lane(centre=centre, width=float(width), speed_limit=float(speed_limit), **kwargs))
+        return len(self.lanes) - 1
+
+    def connect(self, a: int, b: int) -> None:
+        """Lane `b` continues lane `a` (end of `a` meets start of `b`)."""
+        gap = np.linalg.norm(self.lanes[a].centre[-1] - self.lanes[b].centre[0])
+        if gap > 0.5:
+            raise MapError(f"{self.name}: lane {a} -> {b}: end and start are {gap:.2f} m apart; must be <= 0.5 m")
+        self.lanes[a].successors.append(b)
+        self.lanes[b].predecessors.append(a)
+
+    def neighbours(self, left: int, right: int, to_right_ok: bool = True, to_left_ok: bool = True) -> None:
+        """`left` lies directly left of `right` over their whole length (same start and end cross-section).
+        `to_right_ok`: a car on `left` may change into `right`; `to_left_ok`: the other way."""
+        self.lanes[left].right = right
+        self.lanes[right].left = left
+        self.lanes[left].change_right_ok = to_right_ok
+        self.lanes[right].change_left_ok = to_left_ok
+
+    def add_conflicts_by_geometry(self, lanes: list[int], threshold: float = 1.0) -> None:
+        """Record where each pair of the given (connector) lanes cross or merge: the first point pair closer
+        than `threshold` metres. Lanes that share a successor merge; their conflict is where they meet."""
+        for i, a in enumerate(lanes):
+            for b in lanes[i + 1 :]:
+                pa, pb = self.lanes[a].centre, self.lanes[b].centre
+                if set(self.lanes[a].predecessors) & set(self.lanes[b].predecessors):
+                    # Lanes that fork from one lane share their first points; that is not a conflict.
+                    dist = np.linalg.norm(pa[:, None, :] - pb[None, :, :], axis=-1)
+                    start = int(max(4.0 / self.spacing, 1))
+                    dist[:start, :] = np.inf
+                    dist[:, :start] = np.inf
+                else:
+                    dist = np.linalg.norm(pa[:, None, :] - pb[None, :, :], axis=-1)
+                ia, ib = np.unravel_index(np.argmin(dist), dist.shape)
+                if dist[ia, ib] < threshold:
+                    sa = ia * self.lanes[a].length / (len(pa) - 1)
+                    sb = ib * self.lanes[b].length / (len(pb) - 1)
+                    self.conflicts.append((a, b, float(sa), float(sb)))
+
+    def build(self, spawn_window: tuple[float, float] = (0.0, math.inf)) -> RoadMap:
+        if not self.lanes:
+            raise MapError(f"{self.name}: a map needs at least one lane; got 0")
+        for i, lane in enumerate(self.lanes):
+            for j in (lane.left, lane.right):
+                if j >= len(self.lanes):
+                    raise MapError(f"{self.name}: lane {i} neighbour {j} does not exist")
+        return RoadMap.from_lanes(self.lanes, self.conflicts, self.name, spawn_window)
+
+
+@dataclass(frozen=True)
+class RoadMap:
+    """One map, or a bank of maps stacked on a leading axis. Lane ids are local to their map; -1 means none.
+
+    Shapes below are for a bank `[M, ...]`; a single map has the same fields with M = 1.
+    """
+
+    lane_xy: torch.Tensor  # [M, L, P, 2] m, centre-line points (padded by repeating the last point)
+    lane_yaw: torch.Tensor  # [M, L, P] rad, heading of the segment starting at each point
+    lane_kappa: torch.Tensor  # [M, L, P] 1/m, signed curvature (positive turns left)
+    lane_ds: torch.Tensor  # [M, L] m, spacing between consecutive points of this lane
+    lane_length: torch.Tensor  # [M, L] m
+    lane_width: torch.Tensor  # [M, L] m
+    lane_speed_limit: torch.Tensor  # [M, L] m/s
+    lane_valid: torch.Tensor  # [M, L] bool
+    lane_kind: torch.Tensor  # [M, L] int64: 0 road, 1 ramp, 2 connector
+    lane_left: torch.Tensor  # [M, L] int64
+    lane_right: torch.Tensor  # [M, L] int64
+    lane_change_left_ok: torch.Tensor  # [M, L] bool
+    lane_change_right_ok: torch.Tensor  # [M, L] bool
+    lane_succ: torch.Tensor  # [M, L, S] int64, -1 padded
+    lane_pred: torch.Tensor  # [M, L] int64, the first predecessor (follower look-ups), -1 none
+    lane_road_s0: torch.Tensor  # [M, L] m
+    lane_spawn_lo: torch.Tensor  # [M, L] m, spawn interval on the lane (lo >= hi: no spawning)
+    lane_spawn_hi: torch.Tensor  # [M, L] m
+    lane_is_source: torch.Tensor  # [M, L] bool, no predecessor: inflow enters here
+    lane_is_sink: torch.Tensor  # [M, L] bool, no successor
+    lane_from_left: torch.Tensor  # [M, L] int64, how many lanes lie to the left (0 = leftmost)
+    lane_section_lanes: torch.Tensor  # [M, L] int64, lanes side by side here, this one included
+    lane_exit_group: torch.Tensor  # [M, L] int64, destination reached by leaving its end, -1 none
+    dest_valid: torch.Tensor  # [M, D] bool, which destination ids exist in each map
+    conflict_lane: torch.Tensor  # [M, L, C] int64, lanes this lane crosses or merges with, -1 padded
+    conflict_s: torch.Tensor  # [M, L, C] m, where on this lane
+    conflict_s_other: torch.Tensor  # [M, L, C] m, where on the other lane
+    route: RoutingTables
+    names: tuple[str, ...] = ()
+
+    @property
+    def num_maps(self) -> int:
+        return self.lane_xy.shape[0]
+
+    @property
+    def max_lanes(self) -> int:
+        return self.lane_xy.shape[1]
+
+    def to(self, device: torch.device | str) -> RoadMap:
+        moved = {
+            f.name: getattr(self, f.name).to(device)
+            for f in dataclasses.fields(self)
+            if isinstance(getattr(self, f.name), torch.Tensor)
+        }
+        return dataclasses.replace(self, route=self.route.to(device), **moved)
+
+    @property
+    def device(self) -> torch.device:
+        return self.lane_xy.device
+
+    @staticmethod
+    def from_lanes(
+        lanes: list[Lane],
+        conflicts: list[tuple[int, int, float, float]],
+        name: str,
+        spawn_window: tuple[float, float],
+    ) -> RoadMap:
+        num_lanes = len(lanes)
+        num_points = max(len(lane.centre) for lane in lanes)
+        max_succ = max(1, max(len(lane.successors) for lane in lanes))
+        xy = np.zeros((num_lanes, num_points, 2))
+        yaw = np.zeros((num_lanes, num_points))
+        kappa = np.zeros((num_lanes, num_points))
+        succ = -np.ones((num_lanes, max_succ), dtype=np.int64)
+        for i, lane in enumerate(lanes):
+            p = lane.centre
+            n = len(p)
+            xy[i, :n] = p
+            xy[i, n:] = p[-1]
+            seg = np.diff(p, axis=0)
+            seg_yaw = np.arctan2(seg[:, 1], seg[:, 0])
+            yaw[i, : n - 1] = seg_yaw
+            yaw[i, n - 1 :] = seg_yaw[-1]
+            if n > 2:
+                turn = np.angle(np.exp(1j * np.diff(seg_yaw)))  # wrapped yaw change at interior points
+                k = turn / np.linalg.norm(seg[:-1], axis=1)
+                kappa[i, 1 : n - 1] = k
+                kappa[i, 0] = k[0]
+                kappa[i, n - 1 :] = k[-1]
+            succ[i, : len(lane.successors)] = lane.successors
+        per_lane_conflicts: list[list[tuple[int, float, float]]] = [[] for _ in lanes]
+        for a, b, sa, sb in conflicts:
+            per_lane_conflicts[a].append((b, sa, sb))
+            per_lane_conflicts[b].append((a, sb, sa))
+        max_conf = max(1, max(len(c) for c in per_lane_conflicts))
+        conf_lane = -np.ones((num_lanes, max_conf), dtype=np.int64)
+        conf_s = np.zeros((num_lanes, max_conf))
+        conf_so = np.zeros((num_lanes, max_conf))
+        for i, cs in enumerate(per_lane_conflicts):
+            for j, (b, sa, sb) in enumerate(cs):
+                conf_lane[i, j], conf_s[i, j], conf_so[i, j] = b, sa, sb
+        lengths = np.array([lane.length for lane in lanes])
+        road_s0 = np.array([lane.road_s0 for lane in lanes])
+        kinds = np.array([{"road": 0, "ramp": 1, "connector": 2}[lane.kind] for lane in lanes])
+        # Spawn on road and ramp lanes (never inside a junction) within the window along the reference line.
+        lo = np.clip(spawn_window[0] - road_s0, 0.0, lengths)
+        hi = np.clip(spawn_window[1] - road_s0, 0.0, lengths)
+        hi = np.where(kinds == 2, lo, hi)
+        succ_lists = [lane.successors for lane in lanes]
+        left = [lane.left for lane in lanes]
+        right = [lane.right for lane in lanes]
+        left_ok = [lane.change_left_ok and lane.left >= 0 for lane in lanes]
+        right_ok = [lane.change_right_ok and lane.right >= 0 for lane in lanes]
+        groups = [lane.exit_group for lane in lanes]
+        if max(groups) < 0:
+            raise MapError(f"{name}: no lane has an exit_group; a map needs at least one destination")
+        if sorted(set(g for g in groups if g >= 0)) != list(range(max(groups) + 1)):
+            raise MapError(f"{name}: exit groups {sorted(set(groups))} must number 0, 1, ... without gaps")
+        route = build_routing_tables(lengths, succ_lists, left, right, left_ok, right_ok, groups)
+
+        from_left, section = [], []
+        for i in range(num_lanes):
+            n_left, j = 0, left[i]
+            while j >= 0:
+                n_left, j = n_left + 1, left[j]
+            n_right, j = 0, right[i]
+            while j >= 0:
+                n_right, j = n_right + 1, right[j]
+            from_left.append(n_left)
+            section.append(n_left + n_right + 1)
+
+        def t(a, dtype=torch.float32):
+            return torch.as_tensor(np.asarray(a), dtype=dtype).unsqueeze(0)
+
+        return RoadMap(
+            lane_xy=t(xy),
+            lane_yaw=t(yaw),
+            lane_kappa=t(kappa),
+            lane_ds=t(lengths / np.array([len(lane.centre) - 1 for lane in lanes])),
+            lane_length=t(lengths),
+            lane_width=t([lane.width for lane in lanes]),
+            lane_speed_limit=t([lane.speed_limit for lane in lanes]),
+            lane_valid=t(np.ones(num_lanes), torch.bool),
+            lane_kind=t(kinds, torch.int64),
+            lane_left=t(left, torch.int64),
+            lane_right=t(right, torch.int64),
+            lane_change_left_ok=t(left_ok, torch.bool),
+            lane_change_right_ok=t(right_ok, torch.bool),
+            lane_succ=t(succ, torch.int64),
+            lane_pred=t([lane.predecessors[0] if lane.predecessors else -1 for lane in lanes], torch.int64),
+            lane_road_s0=t(road_s0),
+            lane_spawn_lo=t(lo),
+            lane_spawn_hi=t(hi),
+            lane_is_source=t([not lane.predecessors for lane in lanes], torch.bool),
+            lane_is_sink=t([not lane.successors for lane in lanes], torch.bool),
+            lane_from_left=t(from_left, torch.int64),
+            lane_section_lanes=t(section, torch.int64),
+            lane_exit_group=t(groups, torch.int64),
+            dest_valid=t(np.ones(max(groups) + 1), torch.bool),
+            conflict_lane=t(conf_lane, torch.int64),
+            conflict_s=t(conf_s),
+            conflict_s_other=t(conf_so),
+            route=route,
+            names=(name,),
+        )
+
+
+def _pad_to(x: torch.Tensor, shape: tuple[int, ...], fill: float | int | bool) -> torch.Tensor:
+    out = torch.full(shape, fill, dtype=x.dtype)
+    out[tuple(slice(0, n) for n in x.shape)] = x
+    return out
+
+
+def stack_maps(maps: list[RoadMap]) -> RoadMap:
+    """Stack single maps into one bank, padding lanes, points, successors and conflicts.
+
+    Padded points repeat each lane's last point, padded lanes are invalid with no links.
+    """
+    if not maps:
+        raise MapError("map bank: got an empty list of maps; need at least one")
+    num_lanes = max(m.max_lanes for m in maps)
+    num_points = max(m.lane_xy.shape[2] for m in maps)
+    max_succ = max(m.lane_succ.shape[2] for m in maps)
+    max_conf = max(m.conflict_lane.shape[2] for m in maps)
+    fills = {
+        "lane_left": -1,
+        "lane_right": -1,
+        "lane_succ": -1,
+        "lane_pred": -1,
+        "conflict_lane": -1,
+        "lane_exit_group": -1,
+        "lane_section_lanes": 1,
+        "lane_length": 1.0,
+        "lane_ds": 1.0,
+        "lane_width": 1.0,
+        "lane_speed_limit": 1.0,
+    }
+    out = {}
+    for f in dataclasses.fields(RoadMap):
+        first = getattr(maps[0], f.name)
+        if not isinstance(first, torch.Tensor):
+            continue
+        parts = []
+        for m in maps:
+            x = getattr(m, f.name)[0]
+            if f.name in ("lane_xy", "lane_yaw", "lane_kappa"):
+                # Pad points by repeating each lane's last point so interpolation beyond the end stays put.
+                pad = num_points - x.shape[1]
+                if pad > 0:
+                    x = torch.cat([x, x[:, -1:].expand(-1, pad, *x.shape[2:])], dim=1)
+                shape = (num_lanes, num_points, *x.shape[2:])
+            elif f.name == "lane_succ":
+                shape = (num_lanes, max_succ)
+            elif f.name.startswith("conflict"):
+                shape = (num_lanes, max_conf)
+            elif f.name == "dest_valid":
+                shape = (max(m.dest_valid.shape[1] for m in maps),)
+            else:
+                shape = (num_lanes,)
+            parts.append(_pad_to(x, shape, fills.get(f.name, 0)))
+        out[f.name] = torch.stack(parts)
+    route = RoutingTables.stack([m.route for m in maps], num_lanes)
+    names = tuple(n for m in maps for n in m.names)
+    return RoadMap(route=route, names=names, **out)

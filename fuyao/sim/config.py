@@ -1,0 +1,164 @@
+"""Typed configuration of the batched world. Frozen dataclasses; every check names the field, value and what is
+allowed. Presets live in `fuyao.presets`."""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass, field
+
+from fuyao.roads.highway import HighwayConfig
+
+
+class ConfigError(ValueError):
+    """An invalid configuration, raised at construction."""
+
+
+def _bad(owner: str, name: str, value, allowed: str) -> ConfigError:
+    return ConfigError(f"{owner}.{name}: got {value!r}; allowed: {allowed}")
+
+
+class ActionType(enum.Enum):
+    META = "meta"  # highway-env DiscreteMetaAction: 0 LANE_LEFT, 1 IDLE, 2 LANE_RIGHT, 3 FASTER, 4 SLOWER
+    CONTINUOUS = "continuous"  # [acceleration, steering] in [-1, 1], scaled by the action ranges
+
+
+class ObservationType(enum.Enum):
+    NATIVE = "native"
+    HIGHWAY_KINEMATICS = "highway-kinematics"
+
+
+class DriverProfile(enum.Enum):
+    MIXED = "mixed"  # timid to aggressive cars and trucks
+    HIGHWAY_ENV = "highway-env"  # highway-env's IDMVehicle constants (5 m x 2 m cars, T = 1.5 s, ...)
+
+
+def _parse_enum(owner: str, name: str, value, cls: type[enum.Enum]):
+    if isinstance(value, cls):
+        return value
+    try:
+        return cls(value)
+    except ValueError:
+        raise _bad(owner, name, value, ", ".join(repr(m.value) for m in cls)) from None
+
+
+@dataclass(frozen=True)
+class DriverConfig:
+    """How background drivers are drawn. Speeds in m/s, accelerations in m/s^2, times in s, lengths in m."""
+
+    profile: DriverProfile = DriverProfile.MIXED
+    truck_fraction: float = 0.15
+    exit_fraction: float = 0.3  # share of background traffic whose route takes a secondary exit (off-ramp)
+    initial_speed_range: tuple[float, float] = (0.75, 0.95)  # x desired speed
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "profile", _parse_enum("DriverConfig", "profile", self.profile, DriverProfile))
+        for name in ("truck_fraction", "exit_fraction"):
+            value = getattr(self, name)
+            if not 0.0 <= value <= 1.0:
+                raise _bad("DriverConfig", name, value, "0 to 1")
+        lo, hi = self.initial_speed_range
+        if not 0.0 <= lo <= hi <= 1.5:
+            raise _bad("DriverConfig", "initial_speed_range", self.initial_speed_range, "0 <= lo <= hi <= 1.5")
+
+
+@dataclass(frozen=True)
+class RewardConfig:
+    """Reward = sum of weight x term, per controlled vehicle and decision.
+
+    progress: metres of route cost-to-go removed in the decision, divided by `progress_scale_m`.
+    high_speed / right_lane: highway-env's terms (forward speed mapped from `speed_range` to [0, 1]; lane index
+    from the left over the number of lanes - 1). `normalize` maps [collision, high_speed + right_lane] to
+    [0, 1] and multiplies by on-road, exactly as highway-env's HighwayEnv does.
+    """
+
+    progress: float = 1.0
+    progress_scale_m: float = 30.0  # m per decision that earns 1 (30 m/s at 1 Hz)
+    collision: float = -5.0
+    offroad: float = -5.0
+    route_failure: float = -5.0
+    arrived: float = 1.0
+    comfort: float = -0.02  # x (|jerk| / 10 m/s^3 + |lat accel| / 4 m/s^2), decision average
+    lane_change: float = 0.0
+    high_speed: float = 0.0
+    right_lane: float = 0.0
+    speed_range: tuple[float, float] = (20.0, 30.0)  # m/s
+    normalize: bool = False
+
+
+@dataclass(frozen=True)
+class SimConfig:
+    """The batched world. Shapes: W = worlds, N = vehicle slots, C = controlled vehicles per world."""
+
+    worlds: int = 64
+    vehicles: int = 32  # slots per world, controlled ones included
+    controlled: int = 1  # the first `controlled` slots are driven by the policy; `vehicles` for full self-play
+    num_maps: int = 8
+    map_seed: int = 0
+    road: HighwayConfig = field(default_factory=HighwayConfig)
+    sim_hz: int = 15
+    decision_hz: int = 1
+    episode_s: float = 40.0
+    action: ActionType = ActionType.META
+    observation: ObservationType = ObservationType.NATIVE
+    target_speeds: tuple[float, ...] = (0.0, 5.0, 10.0, 15.0, 20.0, 25.0, 30.0, 35.0)  # m/s, meta actions
+    accel_range: tuple[float, float] = (-5.0, 5.0)  # m/s^2, continuous actions
+    steer_range: tuple[float, float] = (-0.785398, 0.785398)  # rad, continuous actions
+    ego_speed: float = 25.0  # m/s at reset
+    ego_position: float = 0.15  # where in the spawn window the controlled vehicles start (fraction)
+    ego_exit_fraction: float = 0.5  # share of episodes whose route for the controlled vehicles takes the exit
+    spawn_gap_m: float = 25.0  # minimum centre distance between vehicles placed in one lane at reset
+    inflow: bool = True  # refill free slots at the road's entries so traffic does not thin out
+    neighbours: int = 8  # K nearest vehicles in the native observation
+    lookahead_m: tuple[float, ...] = (0.0, 10.0, 25.0, 50.0, 80.0, 120.0)  # lane geometry points ahead
+    kinematics_vehicles: int = 5  # highway-kinematics rows (ego first)
+    mobil_period_s: float = 1.0  # how often background drivers reconsider their lane
+    offroad_terminal: bool = True
+    drivers: DriverConfig = field(default_factory=DriverConfig)
+    reward: RewardConfig = field(default_factory=RewardConfig)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "action", _parse_enum("SimConfig", "action", self.action, ActionType))
+        object.__setattr__(
+            self, "observation", _parse_enum("SimConfig", "observation", self.observation, ObservationType)
+        )
+        positive_ints = ("worlds", "vehicles", "controlled", "num_maps", "sim_hz", "decision_hz", "neighbours")
+        for name in positive_ints:
+            value = getattr(self, name)
+            if not isinstance(value, int) or value < 1:
+                raise _bad("SimConfig", name, value, "an integer >= 1")
+        if self.controlled > self.vehicles:
+            raise _bad("SimConfig", "controlled", self.controlled, f"1 to vehicles = {self.vehicles}")
+        if self.sim_hz % self.decision_hz:
+            raise _bad("SimConfig", "decision_hz", self.decision_hz, f"a divisor of sim_hz = {self.sim_hz}")
+        if self.episode_s * self.decision_hz < 1:
+            raise _bad("SimConfig", "episode_s", self.episode_s, f">= one decision ({1 / self.decision_hz} s)")
+        if len(self.target_speeds) < 2 or list(self.target_speeds) != sorted(self.target_speeds):
+            raise _bad("SimConfig", "target_speeds", self.target_speeds, "two or more increasing speeds (m/s)")
+        if min(self.target_speeds) < 0:
+            raise _bad("SimConfig", "target_speeds", self.target_speeds, "speeds >= 0 m/s")
+        if not 0.0 <= self.ego_position <= 1.0:
+            raise _bad("SimConfig", "ego_position", self.ego_position, "0 to 1")
+        if not 0.0 <= self.ego_exit_fraction <= 1.0:
+            raise _bad("SimConfig", "ego_exit_fraction", self.ego_exit_fraction, "0 to 1")
+        if self.spawn_gap_m <= 0:
+            raise _bad("SimConfig", "spawn_gap_m", self.spawn_gap_m, "> 0 m")
+        if self.kinematics_vehicles < 1:
+            raise _bad("SimConfig", "kinematics_vehicles", self.kinematics_vehicles, ">= 1")
+        if self.mobil_period_s <= 0:
+            raise _bad("SimConfig", "mobil_period_s", self.mobil_period_s, "> 0 s")
+
+    @property
+    def ticks_per_decision(self) -> int:
+        return self.sim_hz // self.decision_hz
+
+    @property
+    def dt(self) -> float:
+        return 1.0 / self.sim_hz
+
+    @property
+    def decisions_per_episode(self) -> int:
+        return int(round(self.episode_s * self.decision_hz))
+
+    @property
+    def mobil_every_ticks(self) -> int:
+        return max(1, int(round(self.mobil_period_s * self.sim_hz)))

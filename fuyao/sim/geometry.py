@@ -1,0 +1,72 @@
+"""Lane-frame to world-frame geometry: every look-up is a gather into the map bank."""
+
+from __future__ import annotations
+
+import torch
+
+from fuyao.roads.lanegraph import RoadMap
+
+
+def lane_index(road: RoadMap, map_id: torch.Tensor, lane: torch.Tensor) -> torch.Tensor:
+    """Flat index of `(map_id [W], lane [W, ...])` into `[M * L]` tables. Lanes < 0 map to lane 0."""
+    view = map_id.view(-1, *([1] * (lane.dim() - 1)))
+    return view * road.max_lanes + lane.clamp(min=0)
+
+
+def lane_attr(table: torch.Tensor, road: RoadMap, map_id: torch.Tensor, lane: torch.Tensor) -> torch.Tensor:
+    """Gather a per-lane table `[M, L]` at `lane [W, ...]`."""
+    return table.reshape(-1)[lane_index(road, map_id, lane)]
+
+
+def route_attr(table: torch.Tensor, road: RoadMap, map_id: torch.Tensor, lane: torch.Tensor, dest: torch.Tensor):
+    """Gather a routing table `[M, L, D]` at `(lane, dest)`, both `[W, ...]`."""
+    num_dest = table.shape[2]
+    return table.reshape(-1)[lane_index(road, map_id, lane) * num_dest + dest.clamp(min=0)]
+
+
+def lane_point(road: RoadMap, map_id: torch.Tensor, lane: torch.Tensor, s: torch.Tensor):
+    """Centre-line point at arc length `s` of `lane`, both `[W, ...]`.
+
+    Returns `(xy [W, ..., 2] m, yaw [W, ...] rad, kappa [W, ...] 1/m)`; `s` outside the lane extrapolates along
+    its first or last segment.
+    """
+    num_points = road.lane_xy.shape[2]
+    flat = lane_index(road, map_id, lane)
+    ds = road.lane_ds.reshape(-1)[flat]
+    last = (road.lane_length.reshape(-1)[flat] / ds).round().long()
+    pos = s / ds
+    i0 = pos.floor().long().clamp(min=0)
+    i0 = torch.minimum(i0, (last - 1).clamp(min=0))
+    frac = pos - i0.to(pos.dtype)
+    point = flat * num_points + i0
+    xy_table = road.lane_xy.reshape(-1, 2)
+    p0 = xy_table[point]
+    p1 = xy_table[point + 1]
+    xy = p0 + (p1 - p0) * frac.unsqueeze(-1)
+    yaw = road.lane_yaw.reshape(-1)[point]
+    kappa = road.lane_kappa.reshape(-1)[point]
+    return xy, yaw, kappa
+
+
+def vehicle_pose(road: RoadMap, map_id: torch.Tensor, lane, s, d, psi):
+    """World pose of vehicles in lane coordinates. Returns `(xy [W, N, 2] m, yaw [W, N] rad)`."""
+    xy, yaw, _ = lane_point(road, map_id, lane, s)
+    normal = torch.stack([-torch.sin(yaw), torch.cos(yaw)], dim=-1)
+    return xy + d.unsqueeze(-1) * normal, wrap_angle(yaw + psi)
+
+
+def wrap_angle(a: torch.Tensor) -> torch.Tensor:
+    """Wrap radians to [-pi, pi)."""
+    return torch.remainder(a + torch.pi, 2 * torch.pi) - torch.pi
+
+
+def box_corners(xy: torch.Tensor, yaw: torch.Tensor, length: torch.Tensor, width: torch.Tensor) -> torch.Tensor:
+    """Corners `[..., 4, 2]` of oriented boxes centred at `xy [..., 2]`."""
+    c, s = torch.cos(yaw), torch.sin(yaw)
+    hl, hw = 0.5 * length, 0.5 * width
+    local = torch.tensor([[1.0, 1.0], [1.0, -1.0], [-1.0, -1.0], [-1.0, 1.0]], device=xy.device, dtype=xy.dtype)
+    lx = local[:, 0] * hl.unsqueeze(-1)
+    ly = local[:, 1] * hw.unsqueeze(-1)
+    x = xy[..., 0:1] + lx * c.unsqueeze(-1) - ly * s.unsqueeze(-1)
+    y = xy[..., 1:2] + lx * s.unsqueeze(-1) + ly * c.unsqueeze(-1)
+    return torch.stack([x, y], dim=-1)

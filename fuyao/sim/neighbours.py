@@ -1,0 +1,163 @@
+"""Neighbour queries from one sort per tick: vehicles sorted by (lane, s) in each world, then every question
+("who is ahead of me in my lane, in the lane to my left at my position, on the lane after mine") is a binary
+search into that order. O(N log N) per world, no pairwise loops."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+from fuyao.roads.lanegraph import RoadMap
+from fuyao.sim.geometry import lane_attr, route_attr
+
+LANE_KEY = 1.0e6  # m; sort key = lane * LANE_KEY + s (float64), and |s| stays far below LANE_KEY / 2
+FAR = 1.0e4  # m, the gap reported when there is no vehicle
+
+
+@dataclass(frozen=True)
+class Neighbour:
+    """The nearest vehicle ahead or behind in one lane, per vehicle `[W, N]`."""
+
+    slot: torch.Tensor  # [W, N] int64, -1 none
+    gap: torch.Tensor  # [W, N] float32 m, bumper to bumper (FAR if none)
+    speed: torch.Tensor  # [W, N] float32 m/s (of the neighbour; the asker's own speed if none)
+
+    @property
+    def exists(self) -> torch.Tensor:
+        return self.slot >= 0
+
+
+@dataclass(frozen=True)
+class Surroundings:
+    """Leaders and followers in the vehicle's own lane and in its left and right neighbour lanes."""
+
+    lead: Neighbour
+    follow: Neighbour
+    left_lead: Neighbour
+    left_follow: Neighbour
+    right_lead: Neighbour
+    right_follow: Neighbour
+    left_lane: torch.Tensor  # [W, N] int64, -1 none
+    right_lane: torch.Tensor  # [W, N] int64
+    left_s: torch.Tensor  # [W, N] float32 m, the asker's position mapped onto its left lane
+    right_s: torch.Tensor  # [W, N] float32 m
+
+
+def _search(keys: torch.Tensor, order: torch.Tensor, lane_q: torch.Tensor, key_q: torch.Tensor):
+    """First vehicle with key > key_q and last with key <= key_q, if they are on lane_q. `[W, Q]` each."""
+    n = keys.shape[1]
+    pos = torch.searchsorted(keys, key_q, right=True)
+    ahead_pos = pos.clamp(max=n - 1)
+    behind_pos = (pos - 1).clamp(min=0)
+    ahead_key = keys.gather(1, ahead_pos)
+    behind_key = keys.gather(1, behind_pos)
+    lane_q64 = lane_q.to(keys.dtype)
+    ahead_ok = (pos < n) & (torch.round(ahead_key / LANE_KEY) == lane_q64) & (lane_q >= 0)
+    behind_ok = (pos > 0) & (torch.round(behind_key / LANE_KEY) == lane_q64) & (lane_q >= 0)
+    ahead = torch.where(ahead_ok, order.gather(1, ahead_pos), -1)
+    behind = torch.where(behind_ok, order.gather(1, behind_pos), -1)
+    return ahead, behind
+
+
+def _neighbour(slot, dist_centre, length, own_length, speed, own_speed) -> Neighbour:
+    ok = slot >= 0
+    safe = slot.clamp(min=0)
+    gap = dist_centre - 0.5 * (length.gather(1, safe) + own_length)
+    return Neighbour(
+        slot=slot,
+        gap=torch.where(ok, gap, FAR),
+        speed=torch.where(ok, speed.gather(1, safe), own_speed),
+    )
+
+
+def surroundings(road: RoadMap, map_id, lane, s, length, speed, present, dest) -> Surroundings:
+    """Leaders and followers of every vehicle. Inputs `[W, N]`; absent vehicles are never anyone's neighbour."""
+    big_lane = road.max_lanes + 1
+    key = torch.where(present, lane.double() * LANE_KEY + s.double(), big_lane * LANE_KEY)
+    keys, order = torch.sort(key, dim=1, stable=True)
+    rank = torch.empty_like(order).scatter_(1, order, torch.arange(order.shape[1], device=order.device).expand_as(order))
+    n = order.shape[1]
+    lane_len = lane_attr(road.lane_length, road, map_id, lane)
+
+    # Own lane: the next and previous in sorted order, if they share the lane.
+    nxt = order.gather(1, (rank + 1).clamp(max=n - 1))
+    prv = order.gather(1, (rank - 1).clamp(min=0))
+    own_lead = torch.where((rank + 1 < n) & (lane.gather(1, nxt) == lane) & present.gather(1, nxt), nxt, -1)
+    own_follow = torch.where((rank > 0) & (lane.gather(1, prv) == lane) & present.gather(1, prv), prv, -1)
+
+    left = torch.where(present, lane_attr(road.lane_left, road, map_id, lane), -1)
+    right = torch.where(present, lane_attr(road.lane_right, road, map_id, lane), -1)
+    left_len = lane_attr(road.lane_length, road, map_id, left)
+    right_len = lane_attr(road.lane_length, road, map_id, right)
+    left_s = s * left_len / lane_len
+    right_s = s * right_len / lane_len
+
+    def next_lane(lq):
+        nl = route_attr(road.route.best_succ, road, map_id, lq, dest)
+        first = lane_attr(road.lane_succ[..., 0], road, map_id, lq)
+        return torch.where(lq < 0, -1, torch.where(nl >= 0, nl, first))
+
+    def prev_lane(lq):
+        return torch.where(lq < 0, -1, lane_attr(road.lane_pred, road, map_id, lq))
+
+    query_lanes = [next_lane(lane), prev_lane(lane), left, next_lane(left), prev_lane(left), right, next_lane(right), prev_lane(right)]
+    query_keys = []
+    for ql, base in zip(query_lanes, ["first", "last", left_s, "first", "last", right_s, "first", "last"], strict=True):
+        if isinstance(base, str):
+            offset = -0.4 * LANE_KEY if base == "first" else 0.4 * LANE_KEY
+            query_keys.append(ql.double() * LANE_KEY + offset)
+        else:
+            query_keys.append(ql.double() * LANE_KEY + base.double())
+    ahead, behind = _search(keys, order, torch.cat(query_lanes, 1), torch.cat(query_keys, 1))
+    ahead = ahead.chunk(8, dim=1)
+    behind = behind.chunk(8, dim=1)
+
+    def s_of(slot):
+        return s.gather(1, slot.clamp(min=0))
+
+    def len_of(lq):
+        return lane_attr(road.lane_length, road, map_id, lq)
+
+    # Own lane leader, else the first vehicle on the lane the route continues on.
+    succ_lead = ahead[0]
+    lead = torch.where(own_lead >= 0, own_lead, succ_lead)
+    lead_dist = torch.where(own_lead >= 0, s_of(own_lead) - s, lane_len - s + s_of(succ_lead))
+    pred_follow = behind[1]
+    follow = torch.where(own_follow >= 0, own_follow, pred_follow)
+    pred_len = len_of(query_lanes[1])
+    follow_dist = torch.where(own_follow >= 0, s - s_of(own_follow), s + pred_len - s_of(pred_follow))
+
+    def side(at, nxt_first, prv_last, lq, sq, lq_next, lq_prev):
+        lq_len = len_of(lq)
+        lead_ = torch.where(at[0] >= 0, at[0], nxt_first)
+        lead_d = torch.where(at[0] >= 0, s_of(at[0]) - sq, lq_len - sq + s_of(nxt_first))
+        foll_ = torch.where(at[1] >= 0, at[1], prv_last)
+        foll_d = torch.where(at[1] >= 0, sq - s_of(at[1]), sq + len_of(lq_prev) - s_of(prv_last))
+        lead_ = torch.where(lq >= 0, lead_, -1)
+        foll_ = torch.where(lq >= 0, foll_, -1)
+        return lead_, lead_d, foll_, foll_d
+
+    l_lead, l_lead_d, l_foll, l_foll_d = side(
+        (ahead[2], behind[2]), ahead[3], behind[4], left, left_s, query_lanes[3], query_lanes[4]
+    )
+    r_lead, r_lead_d, r_foll, r_foll_d = side(
+        (ahead[5], behind[5]), ahead[6], behind[7], right, right_s, query_lanes[6], query_lanes[7]
+    )
+
+    def nb(slot, dist):
+        slot = torch.where(present, slot, -1)
+        return _neighbour(slot, dist, length, length, speed, speed)
+
+    return Surroundings(
+        lead=nb(lead, lead_dist),
+        follow=nb(follow, follow_dist),
+        left_lead=nb(l_lead, l_lead_d),
+        left_follow=nb(l_foll, l_foll_d),
+        right_lead=nb(r_lead, r_lead_d),
+        right_follow=nb(r_foll, r_foll_d),
+        left_lane=left,
+        right_lane=right,
+        left_s=left_s,
+        right_s=right_s,
+    )

@@ -1,0 +1,230 @@
+"""Observations of the controlled vehicles: pure functions of (state, map).
+
+native `[W, C, F]` (flat, fixed size):
+    ego (10)            speed/30, accel/5, heading to lane, lateral offset/width, length/10, width/3,
+                        speed limit/30, target speed/30, lane change under way, steering
+    K neighbours (13 each, nearest first)
+                        present, dx/50, dy/10 (ego frame), cos and sin of relative yaw, dvx/30, dvy/30 (ego
+                        frame), length/10, width/3, lane relation one-hot (same, left, right, other)
+    3 lanes (own, left, right) x (exists + len(lookahead) points x (x/100, y/10, relative yaw)), ego frame,
+                        continuing on the route's successor past a lane's end
+    route (8)           lane changes needed/3 (signed), metres left to do them/1000, own/left/right lane on
+                        route, cost-to-go/2000, lanes here/6, episode time fraction
+
+highway-kinematics `[W, C, V, 5]`: highway-env's Kinematics observation with its defaults: rows (presence, x,
+y, vx, vy), ego first in absolute coordinates, then up to V - 1 vehicles within 200 m that are not more than
+two car lengths behind (along the ego's lane), nearest along the lane first, relative to the ego; x in
+[-200, 200] m, y in [-4 n_lanes, 4 n_lanes] m, vx and vy in [-80, 80] m/s mapped to [-1, 1] and clipped;
+missing rows zero. highway-env's y axis points to the right of the road (screen coordinates), so y here is
+the negated world y.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from fuyao.roads.lanegraph import RoadMap
+from fuyao.sim.config import ObservationType, SimConfig
+from fuyao.sim.geometry import lane_attr, lane_point, route_attr, vehicle_pose, wrap_angle
+from fuyao.sim.state import WorldState
+
+EGO_FEATURES = 10
+NEIGHBOUR_FEATURES = 13
+ROUTE_FEATURES = 8
+KINEMATICS_FEATURES = ("presence", "x", "y", "vx", "vy")
+HIGHWAY_ENV_MAX_SPEED = 40.0  # m/s, highway-env Vehicle.MAX_SPEED
+HIGHWAY_ENV_LANE_WIDTH = 4.0  # m, AbstractLane.DEFAULT_WIDTH
+
+
+def observation_shape(cfg: SimConfig) -> tuple[int, ...]:
+    if cfg.observation is ObservationType.HIGHWAY_KINEMATICS:
+        return (cfg.kinematics_vehicles, len(KINEMATICS_FEATURES))
+    lane_features = 3 * (1 + 3 * len(cfg.lookahead_m))
+    return (EGO_FEATURES + cfg.neighbours * NEIGHBOUR_FEATURES + lane_features + ROUTE_FEATURES,)
+
+
+def observe(state: WorldState, road: RoadMap, cfg: SimConfig) -> torch.Tensor:
+    if cfg.observation is ObservationType.HIGHWAY_KINEMATICS:
+        return highway_kinematics(state, road, cfg)
+    return native(state, road, cfg)
+
+
+def _to_frame(dx, dy, yaw):
+    c, s = torch.cos(yaw), torch.sin(yaw)
+    return c * dx + s * dy, -s * dx + c * dy
+
+
+def native(state: WorldState, road: RoadMap, cfg: SimConfig) -> torch.Tensor:
+    v = state.vehicles
+    m = state.map_id
+    c, k = cfg.controlled, min(cfg.neighbours, v.s.shape[1] - 1)
+    xy, yaw = vehicle_pose(road, m, v.lane, v.s, v.d, v.psi)  # [W, N, 2], [W, N]
+    ego_xy, ego_yaw = xy[:, :c], yaw[:, :c]
+    lane = v.lane[:, :c]
+    width = lane_attr(road.lane_width, road, m, lane)
+    limit = lane_attr(road.lane_speed_limit, road, m, lane)
+    ego = torch.stack(
+        [
+            v.speed[:, :c] / 30.0,
+            v.accel[:, :c] / 5.0,
+            v.psi[:, :c],
+            v.d[:, :c] / width,
+            v.length[:, :c] / 10.0,
+            v.width[:, :c] / 3.0,
+            limit / 30.0,
+            v.target_speed[:, :c] / 30.0,
+            v.lc_dir[:, :c].float(),
+            v.steer[:, :c],
+        ],
+        dim=-1,
+    )
+
+    # K nearest present vehicles by centre distance (never the vehicle itself).
+    dx = xy[:, None, :, 0] - ego_xy[:, :, None, 0]  # [W, C, N]
+    dy = xy[:, None, :, 1] - ego_xy[:, :, None, 1]
+    dist = torch.sqrt(dx * dx + dy * dy)
+    self_mask = torch.eye(c, v.s.shape[1], dtype=torch.bool, device=v.s.device).unsqueeze(0)
+    valid = v.present.unsqueeze(1) & ~self_mask
+    dist = torch.where(valid, dist, 1.0e9)
+    near_d, near = torch.topk(dist, k, dim=-1, largest=False)  # [W, C, K]
+    present = near_d < 1.0e8
+
+    def pick(x):  # [W, N] -> [W, C, K]
+        return x.unsqueeze(1).expand(-1, c, -1).gather(2, near)
+
+    rx, ry = _to_frame(dx.gather(2, near), dy.gather(2, near), ego_yaw.unsqueeze(-1))
+    ryaw = pick(yaw) - ego_yaw.unsqueeze(-1)
+    vx_w, vy_w = v.speed * torch.cos(yaw), v.speed * torch.sin(yaw)
+    ego_vx, ego_vy = vx_w[:, :c].unsqueeze(-1), vy_w[:, :c].unsqueeze(-1)
+    rvx, rvy = _to_frame(pick(vx_w) - ego_vx, pick(vy_w) - ego_vy, ego_yaw.unsqueeze(-1))
+    other_lane = pick(v.lane)
+    left = lane_attr(road.lane_left, road, m, lane).unsqueeze(-1)
+    right = lane_attr(road.lane_right, road, m, lane).unsqueeze(-1)
+    same = other_lane == lane.unsqueeze(-1)
+    is_left = (other_lane == left) & (left >= 0)
+    is_right = (other_lane == right) & (right >= 0)
+    relation = torch.stack([same, is_left, is_right, ~(same | is_left | is_right)], dim=-1).float()
+    neighbours = torch.cat(
+        [
+            torch.stack(
+                [
+                    present.float(),
+                    rx / 50.0,
+                    ry / 10.0,
+                    torch.cos(ryaw),
+                    torch.sin(ryaw),
+                    rvx / 30.0,
+                    rvy / 30.0,
+                    pick(v.length) / 10.0,
+                    pick(v.width) / 3.0,
+                ],
+                dim=-1,
+            ),
+            relation,
+        ],
+        dim=-1,
+    ) * present.unsqueeze(-1)
+    if k < cfg.neighbours:
+        neighbours = torch.nn.functional.pad(neighbours, (0, 0, 0, cfg.neighbours - k))
+    neighbours = neighbours.flatten(2)
+
+    # Lane geometry ahead for own, left and right lanes, following the route past lane ends.
+    ahead = torch.tensor(cfg.lookahead_m, device=v.s.device)
+    dest = v.dest[:, :c]
+    lane_len = lane_attr(road.lane_length, road, m, lane)
+    lanes = []
+    for which in (lane, left.squeeze(-1), right.squeeze(-1)):
+        exists = which >= 0
+        w_len = lane_attr(road.lane_length, road, m, which)
+        s0 = v.s[:, :c] * w_len / lane_len
+        s = s0.unsqueeze(-1) + ahead  # [W, C, A]
+        nxt = route_attr(road.route.best_succ, road, m, which, dest)
+        nxt = torch.where(nxt >= 0, nxt, lane_attr(road.lane_succ[..., 0], road, m, which))
+        beyond = (s > w_len.unsqueeze(-1)) & (nxt.unsqueeze(-1) >= 0)
+        q_lane = torch.where(beyond, nxt.unsqueeze(-1), which.unsqueeze(-1))
+        q_s = torch.where(beyond, s - w_len.unsqueeze(-1), s)
+        p, p_yaw, _ = lane_point(road, m, q_lane, q_s)
+        px, py = _to_frame(p[..., 0] - ego_xy[..., 0:1], p[..., 1] - ego_xy[..., 1:2], ego_yaw.unsqueeze(-1))
+        pts = torch.stack([px / 100.0, py / 10.0, wrap_angle(p_yaw - ego_yaw.unsqueeze(-1))], dim=-1)
+        pts = pts * exists[..., None, None]
+        lanes.append(torch.cat([exists.float().unsqueeze(-1), pts.flatten(2)], dim=-1))
+    lanes = torch.cat(lanes, dim=-1)
+
+    changes = route_attr(road.route.changes, road, m, lane, dest)
+    remaining = route_attr(road.route.deadline, road, m, lane, dest) - v.s[:, :c]
+    cost = route_attr(road.route.cost, road, m, lane, dest) - v.s[:, :c]
+
+    def on_route(which):
+        ch = route_attr(road.route.changes, road, m, which, dest)
+        reach = route_attr(road.route.cost, road, m, which, dest) < 5.0e8
+        return ((ch == 0) & reach & (which >= 0)).float()
+
+    route = torch.stack(
+        [
+            changes.float() / 3.0,
+            (remaining / 1000.0).clamp(-1.0, 2.0),
+            on_route(lane),
+            on_route(left.squeeze(-1)),
+            on_route(right.squeeze(-1)),
+            (cost / 2000.0).clamp(0.0, 2.0),
+            lane_attr(road.lane_section_lanes, road, m, lane).float() / 6.0,
+            (state.decisions.float() / cfg.decisions_per_episode).unsqueeze(-1).expand(-1, c),
+        ],
+        dim=-1,
+    )
+    obs = torch.cat([ego, neighbours, lanes, route], dim=-1)
+    return obs * state.active.unsqueeze(-1)
+
+
+def highway_kinematics(state: WorldState, road: RoadMap, cfg: SimConfig) -> torch.Tensor:
+    v = state.vehicles
+    m = state.map_id
+    c, rows = cfg.controlled, cfg.kinematics_vehicles
+    n = v.s.shape[1]
+    xy, yaw = vehicle_pose(road, m, v.lane, v.s, v.d, v.psi)
+    # highway-env frame: x along the road, y to its right.
+    hx, hy = xy[..., 0], -xy[..., 1]
+    hvx, hvy = v.speed * torch.cos(yaw), -v.speed * torch.sin(yaw)
+    ex, ey, evx, evy = (t[:, :c].unsqueeze(-1) for t in (hx, hy, hvx, hvy))
+    dx, dy = hx.unsqueeze(1) - ex, hy.unsqueeze(1) - ey  # [W, C, N]
+    dist = torch.sqrt(dx * dx + dy * dy)
+    _, lane_yaw, _ = lane_point(road, m, v.lane[:, :c], v.s[:, :c])
+    # Longitudinal distance along the ego's lane (highway-env's lane_distance_to); world frame direction.
+    along = dx * torch.cos(lane_yaw).unsqueeze(-1) - dy * torch.sin(lane_yaw).unsqueeze(-1)
+    self_mask = torch.eye(c, n, dtype=torch.bool, device=v.s.device).unsqueeze(0)
+    ego_length = v.length[:, :c].unsqueeze(-1)
+    valid = v.present.unsqueeze(1) & ~self_mask & (dist < 5.0 * HIGHWAY_ENV_MAX_SPEED) & (along > -2.0 * ego_length)
+    k = min(rows - 1, n - 1)
+    key = torch.where(valid, along.abs(), 1.0e9)
+    # Stable ascending sort, as Python's sorted() in highway-env.
+    sorted_key, order = torch.sort(key, dim=-1, stable=True)
+    near, near_ok = order[..., :k], sorted_key[..., :k] < 1.0e8
+
+    def pick(x):
+        return x.gather(2, near)
+
+    others = torch.stack(
+        [near_ok.float(), pick(dx), pick(dy), pick(hvx.unsqueeze(1).expand_as(dx)) - evx, pick(hvy.unsqueeze(1).expand_as(dx)) - evy],
+        dim=-1,
+    )
+    ego = torch.stack([torch.ones_like(ex), ex, ey, evx, evy], dim=-1)
+    table = torch.cat([ego, others], dim=2)  # [W, C, 1 + k, 5]
+    lanes = lane_attr(road.lane_section_lanes, road, m, v.lane[:, :c]).float()
+    y_range = (HIGHWAY_ENV_LANE_WIDTH * lanes).unsqueeze(-1)
+    x_range = 5.0 * HIGHWAY_ENV_MAX_SPEED
+    v_range = 2.0 * HIGHWAY_ENV_MAX_SPEED
+    scaled = torch.stack(
+        [
+            table[..., 0],
+            table[..., 1] / x_range,
+            table[..., 2] / y_range,
+            table[..., 3] / v_range,
+            table[..., 4] / v_range,
+        ],
+        dim=-1,
+    ).clamp(-1.0, 1.0)
+    present = torch.cat([torch.ones_like(near_ok[..., :1]), near_ok], dim=-1)
+    scaled = scaled * present.unsqueeze(-1)
+    if 1 + k < rows:
+        scaled = torch.nn.functional.pad(scaled, (0, 0, 0, rows - 1 - k))
+    return scaled * state.active[..., None, None]

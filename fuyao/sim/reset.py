@@ -1,0 +1,172 @@
+"""Sampling initial worlds: maps, vehicles placed along lanes with a minimum gap, drivers drawn per vehicle.
+
+Placement is vectorised: each vehicle draws a lane (weighted by the lane's free length in the spawn window),
+vehicles are sorted by (lane, uniform draw), and the k-th of n vehicles in a lane of free length A sits at
+`lo + u_k (A - n g) + k g`: uniformly random positions with every gap at least `g`. Vehicles that do not fit
+stay absent. The controlled slots go to the vehicles nearest the ego start point.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from fuyao.roads.lanegraph import RoadMap
+from fuyao.sim.config import DriverProfile, SimConfig
+from fuyao.sim.geometry import lane_attr, route_attr
+from fuyao.sim.rng import uniform
+from fuyao.sim.state import Vehicles, WorldState, permute_vehicles
+
+# Random streams (any distinct integers; changing one changes the rollouts, so the golden numbers too).
+S_MAP, S_LANE, S_POS, S_DRIVER, S_DEST, S_EGO_DEST, S_INFLOW = range(1, 8)
+UNREACHABLE_HALF = 5.0e8
+
+
+def sample_drivers(cfg: SimConfig, key, counter, shape: tuple[int, int], device) -> dict[str, torch.Tensor]:
+    """Driver and vehicle parameters `[W, N]` each: timid to aggressive cars and trucks (or highway-env's)."""
+    u = uniform(key, counter, (shape[1], 8), S_DRIVER)  # [W, N, 8]
+    z = u[..., 0]  # aggressiveness in [0, 1)
+    if cfg.drivers.profile is DriverProfile.HIGHWAY_ENV:
+        ones = torch.ones(shape, device=device)
+        init_speed = 23.0 + 2.0 * u[..., 1]  # m/s, highway-env's DEFAULT_INITIAL_SPEEDS
+        return dict(
+            length=5.0 * ones,
+            width=2.0 * ones,
+            desire=init_speed / cfg.road.speed_limit,
+            max_speed=40.0 * ones,
+            idm_headway=1.5 * ones,
+            idm_gap=5.0 * ones,
+            idm_accel=3.0 * ones,
+            idm_decel=5.0 * ones,
+            idm_delta=3.5 + u[..., 2],
+            politeness=0.0 * ones,
+            init_fraction=ones,
+        )
+    truck = u[..., 1] < cfg.drivers.truck_fraction
+    lo, hi = cfg.drivers.initial_speed_range
+
+    def pick(car, trk):
+        return torch.where(truck, trk, car)
+
+    return dict(
+        length=pick(4.2 + 1.0 * u[..., 2], 10.0 + 6.0 * u[..., 2]),
+        width=pick(1.75 + 0.3 * u[..., 3], torch.full(shape, 2.5, device=device)),
+        desire=pick(0.85 + 0.3 * z, 0.75 + 0.1 * z),
+        max_speed=pick(torch.full(shape, 45.0, device=device), torch.full(shape, 25.0, device=device)),
+        idm_headway=pick(1.8 - 0.9 * z, 1.8 + 0.4 * u[..., 4]),
+        idm_gap=pick(3.0 - 1.5 * z, torch.full(shape, 4.0, device=device)),
+        idm_accel=pick(1.0 + 1.5 * z, torch.full(shape, 0.8, device=device)),
+        idm_decel=pick(2.0 + 1.0 * z, torch.full(shape, 1.5, device=device)),
+        idm_delta=torch.full(shape, 4.0, device=device),
+        politeness=pick(0.6 - 0.5 * z, torch.full(shape, 0.5, device=device)),
+        init_fraction=lo + (hi - lo) * u[..., 5],
+    )
+
+
+def sample_destination(road: RoadMap, cfg: SimConfig, map_id, lane, u, exit_fraction: float) -> torch.Tensor:
+    """Destination 0 (the main one) with probability 1 - exit_fraction, else one of the others uniformly;
+    unreachable or missing choices fall back to the nearest reachable destination. `[W, N]` int64."""
+    num_dest = road.route.cost.shape[2]
+    # Given u < exit_fraction, u / exit_fraction is uniform again and picks among destinations 1 .. D-1.
+    other = 1 + (u / max(exit_fraction, 1e-9) * (num_dest - 1)).long().clamp(max=max(num_dest - 2, 0))
+    dest = torch.where(u < exit_fraction, other, 0) if num_dest > 1 else torch.zeros_like(u, dtype=torch.int64)
+    valid = road.dest_valid.reshape(-1)[map_id.unsqueeze(1) * num_dest + dest]
+    reach = route_attr(road.route.cost, road, map_id, lane, dest) < UNREACHABLE_HALF
+    fallback = lane_attr(road.route.default_dest, road, map_id, lane)
+    return torch.where(valid & reach, dest, fallback)
+
+
+def reset_state(road: RoadMap, cfg: SimConfig, seed: torch.Tensor, episode: torch.Tensor, ticks: torch.Tensor) -> WorldState:
+    """Fresh worlds for keys `seed [W]` and episode counters `episode [W]` (pure; no hidden state)."""
+    device = seed.device
+    w, n, c = seed.shape[0], cfg.vehicles, cfg.controlled
+    counter = episode
+    u_map = uniform(seed, counter, (1,), S_MAP)[:, 0]
+    map_id = (u_map * road.num_maps).long().clamp(max=road.num_maps - 1)
+
+    # Lanes weighted by their free length in the spawn window.
+    lo = road.lane_spawn_lo[map_id]  # [W, L]
+    hi = road.lane_spawn_hi[map_id]
+    avail = (hi - lo).clamp(min=0) * road.lane_valid[map_id]
+    cdf = torch.cumsum(avail, dim=1)
+    cdf = cdf / cdf[:, -1:].clamp(min=1e-6)
+    u = uniform(seed, counter, (n, 2), S_LANE)
+    lane = torch.searchsorted(cdf, u[..., 0].contiguous(), right=True).clamp(max=road.max_lanes - 1)
+    # Rank of each vehicle among those of its lane, by a second uniform draw.
+    key = lane.double() + u[..., 1].double() * 0.999
+    sorted_key, order = torch.sort(key, dim=1)
+    sorted_lane = lane.gather(1, order)
+    first = torch.searchsorted(sorted_lane.contiguous(), sorted_lane.contiguous(), right=False)
+    rank_sorted = torch.arange(n, device=device).expand(w, n) - first
+    count = torch.zeros(w, road.max_lanes, dtype=torch.int64, device=device).scatter_add_(1, lane, torch.ones_like(lane))
+    gap = cfg.spawn_gap_m
+    lane_avail = avail.gather(1, sorted_lane)
+    capacity = torch.floor(lane_avail / gap).long()
+    n_lane = torch.minimum(count.gather(1, sorted_lane), capacity)
+    u_sorted = (sorted_key - sorted_lane.double()).float() / 0.999
+    s_sorted = lo.gather(1, sorted_lane) + u_sorted * (lane_avail - n_lane * gap).clamp(min=0) + (rank_sorted + 0.5) * gap
+    fits = rank_sorted < capacity
+    inverse = torch.empty_like(order).scatter_(1, order, torch.arange(n, device=device).expand(w, n))
+    s = s_sorted.gather(1, inverse)
+    present = fits.gather(1, inverse)
+
+    # Controlled slots: the present vehicles on road lanes nearest the ego start point.
+    win0, win1 = cfg.road.spawn_window
+    ego_s = win0 + cfg.ego_position * (min(win1, cfg.road.length_m) - win0)
+    road_s = lane_attr(road.lane_road_s0, road, map_id, lane) + s
+    is_road = lane_attr(road.lane_kind, road, map_id, lane) == 0
+    ego_key = torch.where(present & is_road, (road_s - ego_s).abs(), 1.0e7 + torch.arange(n, device=device).float())
+    slot_order = torch.argsort(ego_key, dim=1, stable=True)
+    lane, s, present = lane.gather(1, slot_order), s.gather(1, slot_order), present.gather(1, slot_order)
+
+    drivers = sample_drivers(cfg, seed, counter, (w, n), device)
+    controlled = torch.zeros(w, n, dtype=torch.bool, device=device)
+    controlled[:, :c] = True
+    controlled = controlled & present
+    limit = lane_attr(road.lane_speed_limit, road, map_id, lane)
+    desired = torch.minimum(drivers["desire"] * limit, drivers["max_speed"])
+    speed = torch.where(controlled, torch.full_like(s, cfg.ego_speed), desired * drivers.pop("init_fraction"))
+    if cfg.drivers.profile is DriverProfile.HIGHWAY_ENV:
+        speed = torch.where(controlled, speed, desired)
+    u_dest = uniform(seed, counter, (n,), S_DEST)
+    dest = sample_destination(road, cfg, map_id, lane, u_dest, cfg.drivers.exit_fraction)
+    u_ego = uniform(seed, counter, (1,), S_EGO_DEST).expand(w, n)
+    ego_dest = sample_destination(road, cfg, map_id, lane, u_ego, cfg.ego_exit_fraction)
+    dest = torch.where(controlled, ego_dest, dest)
+    zeros = torch.zeros_like(s)
+    # Controlled cars: an ordinary car, so that the rule-based pilot drives them as a typical driver would.
+    controlled_car = dict(length=5.0, width=2.0, desire=1.0, max_speed=45.0)
+    for name, value in controlled_car.items():
+        drivers[name] = torch.where(controlled, torch.full_like(s, value), drivers[name])
+    speeds = torch.tensor(cfg.target_speeds, device=device)
+    nearest = (speed.unsqueeze(-1) - speeds).abs().argmin(-1)
+    vehicles = Vehicles(
+        lane=lane,
+        s=s,
+        d=zeros,
+        psi=zeros,
+        speed=speed,
+        accel=zeros,
+        steer=zeros,
+        dest=dest,
+        lc_dir=torch.zeros_like(lane),
+        target_speed=torch.where(controlled, speeds[nearest], desired),
+        present=present,
+        controlled=controlled,
+        crashed=torch.zeros_like(present),
+        cmd_accel=zeros,
+        cmd_steer=zeros,
+        **drivers,
+    )
+    return WorldState(
+        vehicles=vehicles,
+        map_id=map_id,
+        time_s=torch.zeros(w, device=device),
+        decisions=torch.zeros(w, dtype=torch.int64, device=device),
+        episode=episode,
+        seed=seed,
+        ticks=ticks,
+        active=controlled[:, :c].clone(),
+    )
+
+
+__all__ = ["reset_state", "sample_drivers", "sample_destination", "permute_vehicles"]

@@ -1,0 +1,400 @@
+"""The step: pure functions of (state, action). One decision = `ticks_per_decision` simulation ticks.
+
+tick:      neighbours (one sort) -> IDM / MOBIL for background traffic, controllers or held commands for
+           controlled vehicles -> kinematic bicycle in lane coordinates -> lane switches (sideways) and lane
+           transitions (at lane ends, by route) -> collisions.
+decision:  apply the policy's action, run the ticks, score the controlled vehicles, refill traffic, auto-reset
+           finished worlds by a masked select.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+from fuyao.roads.lanegraph import RoadMap
+from fuyao.roads.routing import UNREACHABLE
+from fuyao.sim import traffic
+from fuyao.sim.collision import collisions
+from fuyao.sim.config import ActionType, SimConfig
+from fuyao.sim.geometry import lane_attr, lane_point, route_attr, vehicle_pose, wrap_angle
+from fuyao.sim.neighbours import Surroundings, surroundings
+from fuyao.sim.reset import S_INFLOW, reset_state, sample_destination, sample_drivers
+from fuyao.sim.rng import uniform
+from fuyao.sim.state import Vehicles, WorldState, replace, where_world
+
+PHYSICAL_MAX_SPEED = 45.0  # m/s
+REACHABLE = 0.5 * UNREACHABLE
+
+
+@dataclass(frozen=True)
+class TickEvents:
+    """What happened to each vehicle in one tick, `[W, N]`."""
+
+    collided: torch.Tensor  # bool, touching another vehicle (new or ongoing)
+    offroad: torch.Tensor  # bool, centre outside the paved lanes or driven off a dead end
+    arrived: torch.Tensor  # bool, left the map at its destination
+    route_failure: torch.Tensor  # bool, its destination can no longer be reached (missed exit)
+    lane_changed: torch.Tensor  # bool, crossed into a neighbour lane
+    yaw_rate: torch.Tensor  # float32 rad/s
+    lat_accel: torch.Tensor  # float32 m/s^2 (speed x yaw rate)
+
+
+def driver_params(v: Vehicles, limit: torch.Tensor) -> traffic.DriverParams:
+    return traffic.DriverParams(
+        desired_speed=torch.minimum(v.desire * limit, v.max_speed),
+        headway=v.idm_headway,
+        jam_gap=v.idm_gap,
+        max_accel=v.idm_accel,
+        comfort_decel=v.idm_decel,
+        delta=v.idm_delta,
+        politeness=v.politeness,
+    )
+
+
+def route_view(road: RoadMap, map_id, v: Vehicles, sur: Surroundings) -> traffic.RouteView:
+    def at(lane, s):
+        changes = route_attr(road.route.changes, road, map_id, lane, v.dest)
+        remaining = route_attr(road.route.deadline, road, map_id, lane, v.dest) - s
+        return changes, remaining
+
+    changes, remaining = at(v.lane, v.s)
+    lc, lr = at(sur.left_lane, sur.left_s)
+    rc, rr = at(sur.right_lane, sur.right_s)
+    return traffic.RouteView(changes, remaining, lc, lr, rc, rr)
+
+
+def background_control(road, map_id, v: Vehicles, sur: Surroundings, limit, mobil: bool, left_ok, right_ok):
+    """IDM acceleration `[W, N]` and (on MOBIL ticks) the new lane-change direction of every vehicle."""
+    params = driver_params(v, limit)
+    route = route_view(road, map_id, v, sur)
+    accel = traffic.idm_acceleration(v.speed, sur.lead.gap, sur.lead.speed, sur.lead.exists, params)
+    accel = torch.minimum(accel, traffic.route_stop_accel(v.speed, route.remaining, route.changes != 0, v.length, params))
+    target_lead_gap = torch.where(v.lc_dir < 0, sur.left_lead.gap, sur.right_lead.gap)
+    target_lead_speed = torch.where(v.lc_dir < 0, sur.left_lead.speed, sur.right_lead.speed)
+    target_has_lead = torch.where(v.lc_dir < 0, sur.left_lead.exists, sur.right_lead.exists)
+    accel_target = traffic.idm_acceleration(v.speed, target_lead_gap, target_lead_speed, target_has_lead, params)
+    accel = torch.where(v.lc_dir != 0, torch.minimum(accel, accel_target), accel)
+    lc_dir = v.lc_dir
+    if mobil:
+        direction, safe_l, safe_r = traffic.mobil_decision(
+            sur, v.speed, v.length, params, params, route, left_ok, right_ok
+        )
+        start = (v.lc_dir == 0) & (v.speed > 1.0)
+        lc_dir = torch.where(start, direction, v.lc_dir)
+        # Abort a change whose target lane became unsafe while the car has not yet left its lane.
+        unsafe = ((v.lc_dir < 0) & ~safe_l) | ((v.lc_dir > 0) & ~safe_r)
+        lc_dir = torch.where(unsafe & (v.d.abs() < 0.5), 0, lc_dir)
+    return accel, lc_dir
+
+
+def tick(state: WorldState, road: RoadMap, cfg: SimConfig, mobil: bool) -> tuple[WorldState, TickEvents]:
+    """Advance every world by one simulation tick of `cfg.dt` seconds."""
+    v = state.vehicles
+    m = state.map_id
+    dt = cfg.dt
+    lane_len = lane_attr(road.lane_length, road, m, v.lane)
+    width = lane_attr(road.lane_width, road, m, v.lane)
+    limit = lane_attr(road.lane_speed_limit, road, m, v.lane)
+    left_ok = lane_attr(road.lane_change_left_ok, road, m, v.lane)
+    right_ok = lane_attr(road.lane_change_right_ok, road, m, v.lane)
+    sur = surroundings(road, m, v.lane, v.s, v.length, v.speed, v.present, v.dest)
+    _, _, kappa = lane_point(road, m, v.lane, v.s)
+
+    accel_bg, lc_bg = background_control(road, m, v, sur, limit, mobil, left_ok, right_ok)
+    lc_dir = torch.where(v.controlled, v.lc_dir, lc_bg)
+    width_left = lane_attr(road.lane_width, road, m, sur.left_lane)
+    width_right = lane_attr(road.lane_width, road, m, sur.right_lane)
+    target_d = torch.where(
+        lc_dir < 0, 0.5 * (width + width_left), torch.where(lc_dir > 0, -0.5 * (width + width_right), 0.0)
+    )
+    steer_auto = traffic.steering_control(v.d - target_d, v.psi, v.speed, kappa, v.length)
+    if cfg.action is ActionType.CONTINUOUS:
+        accel_ctrl, steer_ctrl = v.cmd_accel, v.cmd_steer
+    else:
+        accel_ctrl = traffic.speed_control(v.target_speed, v.speed).clamp(-traffic.MAX_BRAKE, traffic.MAX_BRAKE)
+        steer_ctrl = steer_auto
+    accel = torch.where(v.controlled, accel_ctrl, accel_bg.clamp(max=v.idm_accel))
+    steer = torch.where(v.controlled, steer_ctrl, steer_auto)
+    live = v.present & ~v.crashed
+    accel = torch.where(live, accel, 0.0)
+    steer = torch.where(live, steer, 0.0)
+
+    # Kinematic bicycle (reference at the centre, as highway-env) in the lane's Frenet frame; explicit Euler.
+    beta = torch.atan(0.5 * torch.tan(steer))
+    heading = v.psi + beta
+    s_dot = v.speed * torch.cos(heading) / (1.0 - kappa * v.d).clamp(min=0.1)
+    d_dot = v.speed * torch.sin(heading)
+    yaw_rate = v.speed * torch.sin(beta) / (0.5 * v.length)
+    psi_dot = yaw_rate - kappa * s_dot
+    speed = torch.minimum((v.speed + accel * dt).clamp(min=0.0), torch.full_like(v.speed, PHYSICAL_MAX_SPEED))
+    speed = torch.where(live, speed, 0.0)
+    s = torch.where(live, v.s + s_dot * dt, v.s)
+    d = torch.where(live, v.d + d_dot * dt, v.d)
+    psi = torch.where(live, wrap_angle(v.psi + psi_dot * dt), v.psi)
+
+    # Sideways: crossing half the lane width moves the car into the neighbour lane (or off the road).
+    left_lane, right_lane = sur.left_lane, sur.right_lane
+    to_left = live & (d > 0.5 * width) & (left_lane >= 0)
+    to_right = live & (d < -0.5 * width) & (right_lane >= 0)
+    side_lane = torch.where(to_left, left_lane, right_lane)
+    side_len = lane_attr(road.lane_length, road, m, side_lane)
+    switched = to_left | to_right
+    s = torch.where(switched, s * side_len / lane_len, s)
+    d = torch.where(to_left, d - 0.5 * (width + width_left), torch.where(to_right, d + 0.5 * (width + width_right), d))
+    lane = torch.where(switched, side_lane, v.lane)
+    lc_dir = torch.where(switched, 0, lc_dir)
+    width = torch.where(switched, lane_attr(road.lane_width, road, m, lane), width)
+    offroad = live & (d.abs() > 0.5 * width) & ~switched
+    lane_len = torch.where(switched, side_len, lane_len)
+
+    # Lengthwise: past the lane end, continue on the successor the route picks; a destination lane's end is
+    # arrival; any other dead end is driving off the road.
+    past = live & (s >= lane_len)
+    nxt = route_attr(road.route.best_succ, road, m, lane, v.dest)
+    nxt = torch.where(nxt >= 0, nxt, lane_attr(road.lane_succ[..., 0], road, m, lane))
+    arrived = past & (lane_attr(road.lane_exit_group, road, m, lane) == v.dest)
+    dead_end = past & ~arrived & (nxt < 0)
+    transition = past & ~arrived & (nxt >= 0)
+    s = torch.where(transition, s - lane_len, torch.where(dead_end, lane_len, s))
+    lane = torch.where(transition, nxt, lane)
+    offroad = offroad | dead_end
+    # A lane change in progress continues only if the new lane has that neighbour.
+    has_left = lane_attr(road.lane_left, road, m, lane) >= 0
+    has_right = lane_attr(road.lane_right, road, m, lane) >= 0
+    lc_dir = torch.where(((lc_dir < 0) & ~has_left) | ((lc_dir > 0) & ~has_right), 0, lc_dir)
+
+    # Route: a controlled car that can no longer reach its destination has failed its route; background
+    # drivers re-route to the nearest destination they can still reach.
+    reachable = route_attr(road.route.cost, road, m, lane, v.dest) < REACHABLE
+    route_failure = live & ~reachable & v.controlled
+    rerouted = lane_attr(road.route.default_dest, road, m, lane)
+    dest = torch.where(~reachable & ~v.controlled, rerouted, v.dest)
+
+    present = v.present & ~(arrived & ~v.controlled)
+    moved = replace(v, lane=lane, s=s, d=d, psi=psi, speed=speed, accel=accel, steer=steer, lc_dir=lc_dir, dest=dest)
+    moved = replace(moved, present=present)
+    xy, yaw = vehicle_pose(road, m, lane, s, d, psi)
+    candidates = torch.stack(
+        [sur.lead.slot, sur.left_lead.slot, sur.left_follow.slot, sur.right_lead.slot, sur.right_follow.slot], dim=-1
+    )
+    collided = collisions(xy, yaw, v.length, v.width, present, candidates) & present
+    moved = replace(moved, crashed=v.crashed | collided)
+    events = TickEvents(
+        collided=collided,
+        offroad=offroad,
+        arrived=arrived,
+        route_failure=route_failure,
+        lane_changed=switched,
+        yaw_rate=yaw_rate,
+        lat_accel=speed * yaw_rate,
+    )
+    return replace(state, vehicles=moved, ticks=state.ticks + 1), events
+
+
+def speed_index(speed: torch.Tensor, speeds: torch.Tensor) -> torch.Tensor:
+    """highway-env's MDPVehicle.speed_to_index: nearest of uniformly spaced target speeds."""
+    x = (speed - speeds[0]) / (speeds[-1] - speeds[0])
+    return torch.round(x * (speeds.shape[0] - 1)).clamp(0, speeds.shape[0] - 1).long()
+
+
+META_LEFT, META_IDLE, META_RIGHT, META_FASTER, META_SLOWER = range(5)
+
+
+def apply_action(state: WorldState, action: torch.Tensor, road: RoadMap, cfg: SimConfig) -> WorldState:
+    """Write the policy's action for the controlled slots `[:, :C]`. Meta: `[W, C]` int64; continuous:
+    `[W, C, 2]` in [-1, 1] (acceleration, steering), clipped."""
+    v = state.vehicles
+    c = cfg.controlled
+    w, n = v.s.shape
+    pad = (0, n - c)
+    if cfg.action is ActionType.META:
+        a = action.long()
+        speeds = torch.tensor(cfg.target_speeds, device=v.s.device)
+        lane = v.lane[:, :c]
+        left_ok = lane_attr(road.lane_change_left_ok, road, state.map_id, lane)
+        right_ok = lane_attr(road.lane_change_right_ok, road, state.map_id, lane)
+        lc = v.lc_dir[:, :c]
+        lc = torch.where(a == META_LEFT, torch.where(lc > 0, 0, torch.where(left_ok, -1, lc)), lc)
+        lc = torch.where(a == META_RIGHT, torch.where(lc < 0, 0, torch.where(right_ok, 1, lc)), lc)
+        idx = speed_index(v.speed[:, :c], speeds)
+        idx = torch.where(a == META_FASTER, idx + 1, torch.where(a == META_SLOWER, idx - 1, idx))
+        new_target = speeds[idx.clamp(0, speeds.shape[0] - 1)]
+        target = torch.where((a == META_FASTER) | (a == META_SLOWER), new_target, v.target_speed[:, :c])
+        lc_dir = torch.cat([lc, v.lc_dir[:, c:]], dim=1)
+        target_speed = torch.cat([target, v.target_speed[:, c:]], dim=1)
+        return replace(state, vehicles=replace(v, lc_dir=lc_dir, target_speed=target_speed))
+    a = action.float().clamp(-1.0, 1.0)
+    lo, hi = cfg.accel_range
+    acc = lo + (a[..., 0] + 1.0) * 0.5 * (hi - lo)
+    lo, hi = cfg.steer_range
+    steer = lo + (a[..., 1] + 1.0) * 0.5 * (hi - lo)
+    cmd_accel = torch.nn.functional.pad(acc, pad)
+    cmd_steer = torch.nn.functional.pad(steer, pad)
+    return replace(state, vehicles=replace(v, cmd_accel=cmd_accel, cmd_steer=cmd_steer))
+
+
+def action_mask(state: WorldState, road: RoadMap, cfg: SimConfig) -> torch.Tensor:
+    """Meta actions a controlled vehicle can take now, `[W, C, 5]` bool (highway-env's available actions)."""
+    v = state.vehicles
+    c = cfg.controlled
+    lane = v.lane[:, :c]
+    lc = v.lc_dir[:, :c]
+    left = lane_attr(road.lane_change_left_ok, road, state.map_id, lane) | (lc > 0)
+    right = lane_attr(road.lane_change_right_ok, road, state.map_id, lane) | (lc < 0)
+    speeds = torch.tensor(cfg.target_speeds, device=v.s.device)
+    idx = speed_index(v.target_speed[:, :c], speeds)
+    idle = torch.ones_like(left)
+    return torch.stack([left, idle, right, idx < speeds.shape[0] - 1, idx > 0], dim=-1)
+
+
+def cost_to_go(road: RoadMap, state: WorldState) -> torch.Tensor:
+    """Route cost-to-go of every vehicle, `[W, N]` m (lane changes still needed count `LANE_CHANGE_COST_M`)."""
+    v = state.vehicles
+    cost = route_attr(road.route.cost, road, state.map_id, v.lane, v.dest)
+    return (cost - v.s).clamp(min=0.0)
+
+
+def inflow(state: WorldState, road: RoadMap, cfg: SimConfig) -> WorldState:
+    """Refill free background slots at the map's entry lanes, one car per entry lane and decision, where the
+    entry is clear for `spawn_gap_m`."""
+    v = state.vehicles
+    m = state.map_id
+    w, n = v.s.shape
+    num_lanes = road.max_lanes
+    source = road.lane_is_source[m] & road.lane_valid[m] & (road.lane_kind[m] != 2)  # [W, L]
+    u = uniform(state.seed, state.ticks, (n, 2), S_INFLOW)
+    cdf = torch.cumsum(source.float(), dim=1)
+    cdf = cdf / cdf[:, -1:].clamp(min=1.0)
+    lane = torch.searchsorted(cdf, u[..., 0].contiguous(), right=True).clamp(max=num_lanes - 1)
+    free = ~v.present & ~v.controlled & source.any(dim=1, keepdim=True)
+    big = torch.full((w, num_lanes), 1.0e6, device=v.s.device)
+    occupied_s = torch.where(v.present, v.s - 0.5 * v.length, 1.0e6)
+    first_s = big.scatter_reduce(1, v.lane.clamp(min=0), occupied_s, reduce="amin")
+    # The slowest speed on the entry lane bounds the new car's speed (cheap, conservative).
+    lane_speed = torch.full((w, num_lanes), 1.0e6, device=v.s.device).scatter_reduce(
+        1, v.lane.clamp(min=0), torch.where(v.present, v.speed, 1.0e6), reduce="amin"
+    )
+    clear = first_s.gather(1, lane) > cfg.spawn_gap_m
+    slot_ids = torch.arange(n, device=v.s.device).expand(w, n)
+    candidate = free & clear
+    winner_slot = torch.full((w, num_lanes), n, dtype=torch.int64, device=v.s.device).scatter_reduce(
+        1, lane, torch.where(candidate, slot_ids, n), reduce="amin"
+    )
+    spawn = candidate & (winner_slot.gather(1, lane) == slot_ids)
+    drivers = sample_drivers(cfg, state.seed, state.ticks, (w, n), v.s.device)
+    limit = lane_attr(road.lane_speed_limit, road, m, lane)
+    desired = torch.minimum(drivers["desire"] * limit, drivers["max_speed"])
+    speed = torch.minimum(desired * drivers.pop("init_fraction"), lane_speed.gather(1, lane))
+    dest = sample_destination(road, cfg, m, lane, u[..., 1], cfg.drivers.exit_fraction)
+    zeros = torch.zeros_like(v.s)
+    fresh = dict(
+        lane=lane, s=zeros, d=zeros, psi=zeros, speed=speed, accel=zeros, steer=zeros, dest=dest,
+        lc_dir=torch.zeros_like(lane), target_speed=desired, present=torch.ones_like(v.present),
+        crashed=torch.zeros_like(v.present), **drivers,
+    )
+    merged = {k: torch.where(spawn, val, getattr(v, k)) for k, val in fresh.items()}
+    return replace(state, vehicles=replace(v, **merged))
+
+
+@dataclass(frozen=True)
+class StepResult:
+    """One decision's outcome for the controlled vehicles."""
+
+    state: WorldState  # after auto-reset
+    final_state: WorldState  # before auto-reset (what the episode ended in)
+    reward: torch.Tensor  # [W, C] float32
+    terminated: torch.Tensor  # [W, C] bool (crash, off-road, missed route, arrived)
+    truncated: torch.Tensor  # [W, C] bool (time limit)
+    world_done: torch.Tensor  # [W] bool, the world was reset
+    info: dict[str, torch.Tensor]  # per-step metric terms, [W, C] each
+
+
+def step(state: WorldState, action: torch.Tensor, road: RoadMap, cfg: SimConfig) -> StepResult:
+    """One decision: apply `action`, run `cfg.ticks_per_decision` ticks, score, refill, auto-reset."""
+    from fuyao.sim.reward import reward_terms, total_reward
+
+    c = cfg.controlled
+    was_active = state.active
+    state = apply_action(state, action, road, cfg)
+    cost_before = cost_to_go(road, state)[:, :c]
+    ticks = cfg.ticks_per_decision
+    every = min(cfg.mobil_every_ticks, ticks)
+    any_ev: dict[str, torch.Tensor] = {}
+    prev_accel = state.vehicles.accel[:, :c]
+    jerk_max = torch.zeros_like(cost_before)
+    lat_max = torch.zeros_like(cost_before)
+    yaw_max = torch.zeros_like(cost_before)
+    lane_changes = torch.zeros_like(cost_before)
+    for t in range(ticks):
+        state, ev = tick(state, road, cfg, mobil=(t % every == 0))
+        for name in ("collided", "offroad", "arrived", "route_failure"):
+            flag = getattr(ev, name)[:, :c]
+            any_ev[name] = flag if name not in any_ev else any_ev[name] | flag
+        accel = state.vehicles.accel[:, :c]
+        jerk_max = torch.maximum(jerk_max, ((accel - prev_accel) / cfg.dt).abs())
+        prev_accel = accel
+        lat_max = torch.maximum(lat_max, ev.lat_accel[:, :c].abs())
+        yaw_max = torch.maximum(yaw_max, ev.yaw_rate[:, :c].abs())
+        lane_changes = lane_changes + ev.lane_changed[:, :c].float()
+    v = state.vehicles
+    cost_after = torch.where(any_ev["arrived"], 0.0, cost_to_go(road, state)[:, :c])
+    terms = reward_terms(
+        road, state, cfg, cost_before - cost_after, any_ev, jerk_max, lat_max, lane_changes
+    )
+    reward = torch.where(was_active, total_reward(terms, cfg.reward), 0.0)
+
+    offroad_end = any_ev["offroad"] if cfg.offroad_terminal else torch.zeros_like(any_ev["offroad"])
+    terminal = any_ev["collided"] | offroad_end | any_ev["route_failure"] | any_ev["arrived"]
+    terminated = was_active & terminal
+    active = was_active & ~terminal
+    decisions = state.decisions + 1
+    time_up = decisions >= cfg.decisions_per_episode
+    truncated = active & time_up.unsqueeze(1)
+    world_done = ~active.any(dim=1) | time_up
+
+    # Crashed background cars are towed away at the decision's end; controlled cars that left their episode
+    # (arrived, or crashed in self-play) leave the road.
+    ctrl_gone = torch.nn.functional.pad(~active & was_active & ~any_ev["collided"], (0, v.s.shape[1] - c))
+    gone = (v.crashed & ~v.controlled) | ctrl_gone
+    v = replace(v, present=v.present & ~gone)
+    state = replace(state, vehicles=v, active=active, decisions=decisions, time_s=state.time_s + 1.0 / cfg.decision_hz)
+    if cfg.inflow:
+        state = inflow(state, road, cfg)
+
+    limit = lane_attr(road.lane_speed_limit, road, state.map_id, v.lane[:, :c])
+    lead_gap, closing = _leader_gap(road, state)
+    ttc = torch.where(closing > 0.1, lead_gap.clamp(min=0.0) / closing.clamp(min=0.1), torch.full_like(lead_gap, 1.0e3))
+    info = {
+        "collision": any_ev["collided"] & was_active,
+        "offroad": any_ev["offroad"] & was_active,
+        "route_failure": any_ev["route_failure"] & was_active,
+        "arrived": any_ev["arrived"] & was_active,
+        "progress_m": torch.where(was_active, cost_before - cost_after, 0.0),
+        "cost_to_go_m": cost_after,
+        "speed": v.speed[:, :c],
+        "speed_limit": limit,
+        "accel": v.accel[:, :c],
+        "jerk_max": jerk_max,
+        "lat_accel_max": lat_max,
+        "yaw_rate_max": yaw_max,
+        "lane_changes": lane_changes,
+        "ttc_s": ttc,
+        "wrong_way": v.psi[:, :c].abs() > torch.pi / 2,
+        "red_light": torch.zeros_like(was_active),  # no signals on highways; the city fills this term
+        "active": was_active,
+        **{f"reward_{k}": val for k, val in terms.items()},
+    }
+    final_state = state
+    fresh = reset_state(road, cfg, state.seed, state.episode + 1, state.ticks)
+    state = where_world(world_done, fresh, state)
+    return StepResult(state, final_state, reward, terminated, truncated, world_done, info)
+
+
+def _leader_gap(road: RoadMap, state: WorldState) -> tuple[torch.Tensor, torch.Tensor]:
+    """Gap `[W, C]` m to the leader of each controlled vehicle and the closing speed m/s."""
+    v = state.vehicles
+    c = state.active.shape[1]
+    sur = surroundings(road, state.map_id, v.lane, v.s, v.length, v.speed, v.present, v.dest)
+    return sur.lead.gap[:, :c], (v.speed - sur.lead.speed)[:, :c]

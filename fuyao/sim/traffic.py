@@ -1,0 +1,184 @@
+"""Background drivers: IDM car following, route-aware MOBIL lane changes, and the low-level controllers that
+turn a target lane and speed into steering and acceleration (shared with the meta actions).
+
+IDM (Treiber, Hennecke & Helbing 2000):
+    a = a_max * [1 - (v / v0)^delta - (s* / s)^2],   s* = s0 + max(0, v T + v dv / (2 sqrt(a_max b)))
+with `s` the bumper-to-bumper gap and `dv` the approach speed to the leader.
+
+MOBIL (Kesting, Treiber & Helbing 2007): change to lane X when it is safe,
+    a_new_follower_after >= -b_safe
+and it pays, counting the politeness-weighted gain of the followers:
+    (a_self_after - a_self_before) + p [(a_new_follower_after - a_new_follower_before)
+                                        + (a_old_follower_after - a_old_follower_before)] > a_threshold + bias.
+The route adds to this: a change toward the lanes the route needs earns a bonus that grows as the place where
+the change must be done comes near; a change away from the route is not taken; and a car that still needs a
+change brakes for a virtual stopped obstacle at that place rather than drive past its exit or off a lane end.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+
+from fuyao.sim.geometry import wrap_angle
+from fuyao.sim.neighbours import FAR, Neighbour, Surroundings
+
+MAX_BRAKE = 8.0  # m/s^2, physical braking limit of every vehicle
+SAFE_BRAKE = 4.0  # m/s^2, the most braking a lane change may impose on the new follower (MOBIL b_safe)
+MOBIL_THRESHOLD = 0.2  # m/s^2, a_threshold
+KEEP_RIGHT_BIAS = 0.1  # m/s^2, changes to the right need this much less gain (keep-right rule)
+MIN_GAP = 1.0  # m, a lane change needs at least this gap front and back
+ROUTE_BONUS = 1.0  # m/s^2, base incentive toward the route's lanes
+ROUTE_URGENCY = 6.0  # m/s^2, extra incentive as the deadline comes near
+ROUTE_ROOM_PER_CHANGE = 250.0  # m of road a driver wants per lane change still needed
+STOP_MARGIN = 3.0  # m, where drivers who could not change stop before their deadline
+
+# Low-level controllers, as in highway-env's ControlledVehicle.
+TAU_ACC = 0.6  # s
+TAU_HEADING = 0.2  # s
+TAU_LATERAL = 0.6  # s
+TAU_PURSUIT = 0.1  # s
+MAX_STEER = math.pi / 3  # rad
+
+
+@dataclass(frozen=True)
+class DriverParams:
+    """IDM and MOBIL parameters of the asking vehicles, `[W, N]` each."""
+
+    desired_speed: torch.Tensor  # m/s
+    headway: torch.Tensor  # s
+    jam_gap: torch.Tensor  # m
+    max_accel: torch.Tensor  # m/s^2
+    comfort_decel: torch.Tensor  # m/s^2
+    delta: torch.Tensor
+    politeness: torch.Tensor
+
+    def gather(self, slot: torch.Tensor) -> DriverParams:
+        safe = slot.clamp(min=0)
+        return DriverParams(*(getattr(self, f).gather(1, safe) for f in self.__dataclass_fields__))
+
+
+def idm_acceleration(
+    speed: torch.Tensor,
+    gap: torch.Tensor,
+    lead_speed: torch.Tensor,
+    has_lead: torch.Tensor,
+    p: DriverParams,
+) -> torch.Tensor:
+    """IDM acceleration `[...]` m/s^2 for a follower at `speed` behind a leader `gap` m ahead moving at `lead_speed`."""
+    v0 = p.desired_speed.clamp(min=0.1)
+    free = 1.0 - torch.pow((speed / v0).clamp(min=0.0), p.delta)
+    dv = speed - lead_speed
+    s_star = p.jam_gap + (speed * p.headway + speed * dv / (2.0 * torch.sqrt(p.max_accel * p.comfort_decel))).clamp(min=0)
+    interaction = torch.where(has_lead, (s_star / gap.clamp(min=0.1)) ** 2, torch.zeros_like(speed))
+    return (p.max_accel * (free - interaction)).clamp(min=-MAX_BRAKE)
+
+
+def _idm_behind(nb: Neighbour, p: DriverParams, speed) -> torch.Tensor:
+    return idm_acceleration(speed, nb.gap, nb.speed, nb.exists, p)
+
+
+def route_stop_accel(speed, remaining, needs_change, length, p: DriverParams) -> torch.Tensor:
+    """IDM braking for a virtual stopped obstacle where a route's lane changes must be done."""
+    gap = (remaining - 0.5 * length - STOP_MARGIN).clamp(min=0.1)
+    return idm_acceleration(speed, gap, torch.zeros_like(speed), needs_change, p)
+
+
+@dataclass(frozen=True)
+class RouteView:
+    """What a vehicle's route asks of it, `[W, N]` each."""
+
+    changes: torch.Tensor  # int64, signed lane changes still needed (negative: left)
+    remaining: torch.Tensor  # m, until the place where they must be done
+    left_changes: torch.Tensor  # int64, the same if it were in its left lane
+    left_remaining: torch.Tensor  # m
+    right_changes: torch.Tensor
+    right_remaining: torch.Tensor
+
+
+def mobil_decision(
+    sur: Surroundings,
+    speed: torch.Tensor,
+    length: torch.Tensor,
+    params: DriverParams,
+    all_params: DriverParams,
+    route: RouteView,
+    left_ok: torch.Tensor,
+    right_ok: torch.Tensor,
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Route-aware MOBIL for every vehicle. Returns `(direction [W, N] int64 in {-1, 0, 1}, safe_left, safe_right)`.
+
+    `params` are each vehicle's own parameters, `all_params` the same table (gathered for followers).
+    """
+    follow_p = all_params.gather(sur.follow.slot)
+    self_old = _idm_behind(sur.lead, params, speed)
+    of_old = idm_acceleration(sur.follow.speed, sur.follow.gap, speed, sur.follow.exists, follow_p)
+    of_new = idm_acceleration(
+        sur.follow.speed, sur.follow.gap + length + sur.lead.gap, sur.lead.speed, sur.lead.exists, follow_p
+    )
+    need = torch.sign(route.changes)
+
+    def side(lead: Neighbour, follow: Neighbour, ok, direction: int, changes_x, remaining_x):
+        nf_p = all_params.gather(follow.slot)
+        self_new = _idm_behind(lead, params, speed)
+        nf_old = idm_acceleration(follow.speed, follow.gap + length + lead.gap, lead.speed, lead.exists, nf_p)
+        nf_new = idm_acceleration(follow.speed, follow.gap, speed, follow.exists, nf_p)
+        safe = (
+            ok
+            & (nf_new >= -SAFE_BRAKE)
+            & (self_new >= -SAFE_BRAKE)
+            & (lead.gap > MIN_GAP)
+            & (follow.gap > MIN_GAP)
+        )
+        gain = self_new - self_old + params.politeness * ((nf_new - nf_old) + (of_new - of_old))
+        gain = gain + (KEEP_RIGHT_BIAS if direction > 0 else -KEEP_RIGHT_BIAS)
+        needed = route.changes.abs().clamp(min=1).float()
+        urgency = (1.0 - (route.remaining - 100.0) / (ROUTE_ROOM_PER_CHANGE * needed)).clamp(0.0, 1.0)
+        toward = need == direction
+        gain = gain + torch.where(toward, ROUTE_BONUS + ROUTE_URGENCY * urgency, 0.0)
+        room = remaining_x > ROUTE_ROOM_PER_CHANGE * changes_x.abs().float() + 400.0
+        keeps_route = (changes_x.abs() <= route.changes.abs()) | room
+        want = safe & keeps_route & (need != -direction) & (gain > MOBIL_THRESHOLD)
+        return want, gain, safe
+
+    want_l, gain_l, safe_l = side(sur.left_lead, sur.left_follow, left_ok, -1, route.left_changes, route.left_remaining)
+    want_r, gain_r, safe_r = side(
+        sur.right_lead, sur.right_follow, right_ok, 1, route.right_changes, route.right_remaining
+    )
+    go_left = want_l & (~want_r | (gain_l > gain_r))
+    go_right = want_r & ~go_left
+    direction = torch.where(go_left, -1, torch.where(go_right, 1, 0))
+    return direction, safe_l, safe_r
+
+
+def steering_control(d_error, psi, speed, kappa, length) -> torch.Tensor:
+    """Steer toward the target lateral offset (highway-env's cascaded lateral controller, in lane coordinates).
+
+    `d_error` m: lateral offset minus target offset; `psi` rad relative to the lane; returns a wheel angle rad.
+    """
+    v = speed.clamp(min=1.0)
+    lateral_speed_cmd = -d_error / TAU_LATERAL
+    heading_cmd = torch.asin((lateral_speed_cmd / v).clamp(-1.0, 1.0)).clamp(-math.pi / 4, math.pi / 4)
+    heading_ref = heading_cmd + kappa * speed * TAU_PURSUIT
+    heading_rate = wrap_angle(heading_ref - psi) / TAU_HEADING + speed * kappa
+    slip = torch.asin((0.5 * length / v * heading_rate).clamp(-1.0, 1.0))
+    return torch.atan(2.0 * torch.tan(slip)).clamp(-MAX_STEER, MAX_STEER)
+
+
+def speed_control(target_speed, speed) -> torch.Tensor:
+    """Proportional cruise control, m/s^2."""
+    return (target_speed - speed) / TAU_ACC
+
+
+__all__ = [
+    "FAR",
+    "DriverParams",
+    "RouteView",
+    "idm_acceleration",
+    "mobil_decision",
+    "route_stop_accel",
+    "speed_control",
+    "steering_control",
+]
