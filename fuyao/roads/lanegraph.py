@@ -169,6 +169,7 @@ class RoadMap:
     lane_from_left: torch.Tensor  # [M, L] int64, how many lanes lie to the left (0 = leftmost)
     lane_section_lanes: torch.Tensor  # [M, L] int64, lanes side by side here, this one included
     lane_exit_group: torch.Tensor  # [M, L] int64, destination reached by leaving its end, -1 none
+    lane_leads_to_dead_end: torch.Tensor  # [M, L] bool, following successors ends where no road goes on
     dest_valid: torch.Tensor  # [M, D] bool, which destination ids exist in each map
     conflict_lane: torch.Tensor  # [M, L, C] int64, lanes this lane crosses or merges with, -1 padded
     conflict_s: torch.Tensor  # [M, L, C] m, where on this lane
@@ -244,6 +245,9 @@ class RoadMap:
         lo = np.clip(spawn_window[0] - road_s0, 0.0, lengths)
         hi = np.clip(spawn_window[1] - road_s0, 0.0, lengths)
         hi = np.where(kinds == 2, lo, hi)
+        # Dead ends (an acceleration lane): only their first third, so that cars placed there can still merge.
+        dead_end = np.array([not lane.successors and lane.exit_group < 0 for lane in lanes])
+        hi = np.where(dead_end, np.minimum(hi, lo + 0.3 * (lengths - lo)), hi)
         succ_lists = [lane.successors for lane in lanes]
         left = [lane.left for lane in lanes]
         right = [lane.right for lane in lanes]
@@ -266,6 +270,10 @@ class RoadMap:
                 n_right, j = n_right + 1, right[j]
             from_left.append(n_left)
             section.append(n_left + n_right + 1)
+
+        dead = [not lane.successors and lane.exit_group < 0 for lane in lanes]
+        for _ in range(num_lanes):
+            dead = [dead[i] or (bool(lanes[i].successors) and all(dead[j] for j in lanes[i].successors)) for i in range(num_lanes)]
 
         def t(a, dtype=torch.float32):
             return torch.as_tensor(np.asarray(a), dtype=dtype).unsqueeze(0)
@@ -294,6 +302,7 @@ class RoadMap:
             lane_from_left=t(from_left, torch.int64),
             lane_section_lanes=t(section, torch.int64),
             lane_exit_group=t(groups, torch.int64),
+            lane_leads_to_dead_end=t(dead, torch.bool),
             dest_valid=t(np.ones(max(groups) + 1), torch.bool),
             conflict_lane=t(conf_lane, torch.int64),
             conflict_s=t(conf_s),

@@ -8,7 +8,7 @@ hundred lanes, on the host) give, for every (lane, destination), where a destina
 - `cost`      metres from the start of the lane to the end of the destination (UNREACHABLE if it cannot be
               reached: a missed exit);
 - `next_hop`  the lane to move to next (a successor or a neighbour), -1 at the destination or unreachable;
-- `changes`   signed count of lane changes the route still needs (negative: to the left);
+- `changes`   signed count of lane changes the route needs next, all in one direction (negative: left);
 - `deadline`  metres from the lane's start to where those changes must be done: the end of the last lane,
               following successors, from which the destination can still be reached;
 - `best_succ` the successor to take at the lane's end (-1 if none leads to the destination).
@@ -98,7 +98,9 @@ def build_routing_tables(
     cost = np.where(reach, dist, UNREACHABLE)
     next_hop = np.where(reach & (hop < num_lanes), hop, -1)
 
-    # Signed lane changes along the shortest path (it has the fewest changes: each one costs extra).
+    # Signed lane changes the route needs next: along the shortest path (it has the fewest changes, each one
+    # costs extra), the changes in the direction of the first one, up to the first change the other way
+    # (leaving an acceleration lane to the left and later taking an exit to the right is one change left now).
     changes = np.zeros((num_lanes, num_dest), dtype=np.int64)
     for a in range(num_lanes):
         for d in range(num_dest):
@@ -108,7 +110,10 @@ def build_routing_tables(
                 if nxt < 0:
                     break
                 if nxt not in successors[cur]:
-                    count += -1 if nxt == left[cur] else 1
+                    step = -1 if nxt == left[cur] else 1
+                    if count and step != np.sign(count):
+                        break
+                    count += step
                 cur = nxt
             changes[a, d] = count
 

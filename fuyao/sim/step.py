@@ -65,17 +65,26 @@ def route_view(road: RoadMap, map_id, v: Vehicles, sur: Surroundings) -> traffic
     return traffic.RouteView(changes, remaining, lc, lr, rc, rr)
 
 
-def background_control(road, map_id, v: Vehicles, sur: Surroundings, limit, mobil: bool, left_ok, right_ok):
-    """IDM acceleration `[W, N]` and (on MOBIL ticks) the new lane-change direction of every vehicle."""
-    params = driver_params(v, limit)
-    route = route_view(road, map_id, v, sur)
+def following_accel(road: RoadMap, map_id, v: Vehicles, sur: Surroundings, params, route) -> torch.Tensor:
+    """IDM acceleration `[W, N]` m/s^2 that respects every leader a driver must: the own-lane leader, the
+    leader in the target lane during a lane change, cars cutting in from either side, and the end of a lane
+    that ends (when the route still needs a change out of it)."""
     accel = traffic.idm_acceleration(v.speed, sur.lead.gap, sur.lead.speed, sur.lead.exists, params)
-    accel = torch.minimum(accel, traffic.route_stop_accel(v.speed, route.remaining, route.changes != 0, v.length, params))
+    must_leave = (route.changes != 0) & lane_attr(road.lane_leads_to_dead_end, road, map_id, v.lane)
+    accel = torch.minimum(accel, traffic.route_stop_accel(v.speed, route.remaining, must_leave, v.length, params))
     target_lead_gap = torch.where(v.lc_dir < 0, sur.left_lead.gap, sur.right_lead.gap)
     target_lead_speed = torch.where(v.lc_dir < 0, sur.left_lead.speed, sur.right_lead.speed)
     target_has_lead = torch.where(v.lc_dir < 0, sur.left_lead.exists, sur.right_lead.exists)
     accel_target = traffic.idm_acceleration(v.speed, target_lead_gap, target_lead_speed, target_has_lead, params)
     accel = torch.where(v.lc_dir != 0, torch.minimum(accel, accel_target), accel)
+    return torch.minimum(accel, traffic.cut_in_accel(sur, v.lc_dir, v.speed, params))
+
+
+def background_control(road, map_id, v: Vehicles, sur: Surroundings, limit, mobil: bool, left_ok, right_ok):
+    """IDM acceleration `[W, N]` and (on MOBIL ticks) the new lane-change direction of every vehicle."""
+    params = driver_params(v, limit)
+    route = route_view(road, map_id, v, sur)
+    accel = following_accel(road, map_id, v, sur, params, route)
     lc_dir = v.lc_dir
     if mobil:
         direction, safe_l, safe_r = traffic.mobil_decision(
@@ -86,7 +95,11 @@ def background_control(road, map_id, v: Vehicles, sur: Surroundings, limit, mobi
         # Abort a change whose target lane became unsafe while the car has not yet left its lane.
         unsafe = ((v.lc_dir < 0) & ~safe_l) | ((v.lc_dir > 0) & ~safe_r)
         lc_dir = torch.where(unsafe & (v.d.abs() < 0.5), 0, lc_dir)
-    return accel, lc_dir
+    # Every tick: two cars entering one lane from both sides must not meet there.
+    target_lane = torch.where(lc_dir < 0, sur.left_lane, torch.where(lc_dir > 0, sur.right_lane, -1))
+    target_s = torch.where(lc_dir < 0, sur.left_s, sur.right_s)
+    resolved = traffic.resolve_lane_claims(lc_dir, v.d, target_lane, target_s, v.length, v.speed)
+    return accel, torch.where(v.controlled, v.lc_dir, resolved)
 
 
 def tick(state: WorldState, road: RoadMap, cfg: SimConfig, mobil: bool) -> tuple[WorldState, TickEvents]:
@@ -272,9 +285,10 @@ def inflow(state: WorldState, road: RoadMap, cfg: SimConfig) -> WorldState:
     big = torch.full((w, num_lanes), 1.0e6, device=v.s.device)
     occupied_s = torch.where(v.present, v.s - 0.5 * v.length, 1.0e6)
     first_s = big.scatter_reduce(1, v.lane.clamp(min=0), occupied_s, reduce="amin")
-    # The slowest speed on the entry lane bounds the new car's speed (cheap, conservative).
+    # The new car is no faster than the first car on its entry lane.
+    is_first = v.present & (occupied_s <= first_s.gather(1, v.lane.clamp(min=0)))
     lane_speed = torch.full((w, num_lanes), 1.0e6, device=v.s.device).scatter_reduce(
-        1, v.lane.clamp(min=0), torch.where(v.present, v.speed, 1.0e6), reduce="amin"
+        1, v.lane.clamp(min=0), torch.where(is_first, v.speed, 1.0e6), reduce="amin"
     )
     clear = first_s.gather(1, lane) > cfg.spawn_gap_m
     slot_ids = torch.arange(n, device=v.s.device).expand(w, n)

@@ -11,8 +11,9 @@ and it pays, counting the politeness-weighted gain of the followers:
     (a_self_after - a_self_before) + p [(a_new_follower_after - a_new_follower_before)
                                         + (a_old_follower_after - a_old_follower_before)] > a_threshold + bias.
 The route adds to this: a change toward the lanes the route needs earns a bonus that grows as the place where
-the change must be done comes near; a change away from the route is not taken; and a car that still needs a
-change brakes for a virtual stopped obstacle at that place rather than drive past its exit or off a lane end.
+the change must be done comes near; a change away from the route is not taken; and a car in a lane that ends
+(an acceleration lane) brakes for a virtual stopped obstacle at its end rather than drive off it. A car that
+cannot reach its exit in time drives on and re-routes, as people do, rather than stop on a through lane.
 """
 
 from __future__ import annotations
@@ -153,6 +154,51 @@ def mobil_decision(
     return direction, safe_l, safe_r
 
 
+def cut_in_accel(sur: Surroundings, lc_dir: torch.Tensor, speed, params: DriverParams) -> torch.Tensor:
+    """IDM response to the nearest car ahead in a neighbour lane that is changing into this lane.
+
+    `lc_dir [W, N]` is every vehicle's lane-change direction; a left-lane leader moving right (+1) or a
+    right-lane leader moving left (-1) is treated as a leader already."""
+
+    def from_side(lead: Neighbour, toward: int):
+        cutting = lead.exists & (lc_dir.gather(1, lead.slot.clamp(min=0)) == toward)
+        return idm_acceleration(speed, lead.gap, lead.speed, cutting, params)
+
+    return torch.minimum(from_side(sur.left_lead, 1), from_side(sur.right_lead, -1))
+
+
+def resolve_lane_claims(
+    lc_dir: torch.Tensor, lateral_d: torch.Tensor, target_lane: torch.Tensor, target_s: torch.Tensor,
+    length: torch.Tensor, speed: torch.Tensor,
+) -> torch.Tensor:
+    """Cancel lane changes that would meet another car entering the same lane from the other side.
+
+    Claims are sorted by (target lane, position); neighbours in that order closer than their half-lengths
+    plus one second of travel conflict. The car further along its change keeps the claim (ties: the car moving
+    right, which is leaving the faster lane). Returns the lane-change direction `[W, N]`.
+    """
+    claiming = lc_dir != 0
+    key = torch.where(claiming, target_lane.double() * 1.0e6 + target_s.double(), 1.0e12)
+    _, order = torch.sort(key, dim=1)
+    n = lc_dir.shape[1]
+    ranks = torch.empty_like(order).scatter_(1, order, torch.arange(n, device=order.device).expand_as(order))
+    progress = lateral_d * -lc_dir.float()  # metres moved toward the target lane
+
+    def conflict_with(offset: int) -> torch.Tensor:
+        other = order.gather(1, (ranks + offset).clamp(0, n - 1))
+        in_range = (ranks + offset >= 0) & (ranks + offset < n)
+        same_lane = target_lane.gather(1, other) == target_lane
+        reach = 0.5 * (length + length.gather(1, other)) + torch.maximum(speed, speed.gather(1, other)) * 1.0
+        close = (target_s.gather(1, other) - target_s).abs() < reach
+        opposite = lc_dir.gather(1, other) == -lc_dir
+        other_progress = progress.gather(1, other)
+        loses = (other_progress > progress) | ((other_progress == progress) & (lc_dir < 0))
+        return in_range & same_lane & close & opposite & claiming & loses
+
+    cancel = conflict_with(1) | conflict_with(-1)
+    return torch.where(cancel, 0, lc_dir)
+
+
 def steering_control(d_error, psi, speed, kappa, length) -> torch.Tensor:
     """Steer toward the target lateral offset (highway-env's cascaded lateral controller, in lane coordinates).
 
@@ -163,8 +209,10 @@ def steering_control(d_error, psi, speed, kappa, length) -> torch.Tensor:
     heading_cmd = torch.asin((lateral_speed_cmd / v).clamp(-1.0, 1.0)).clamp(-math.pi / 4, math.pi / 4)
     heading_ref = heading_cmd + kappa * speed * TAU_PURSUIT
     heading_rate = wrap_angle(heading_ref - psi) / TAU_HEADING + speed * kappa
-    slip = torch.asin((0.5 * length / v * heading_rate).clamp(-1.0, 1.0))
-    return torch.atan(2.0 * torch.tan(slip)).clamp(-MAX_STEER, MAX_STEER)
+    # slip = asin(x), steer = atan(2 tan(slip)); tan(asin(x)) = x / sqrt(1 - x^2), kept finite (float32 asin(1)
+    # rounds past pi/2, where tan flips sign).
+    x = (0.5 * length / v * heading_rate).clamp(-0.999, 0.999)
+    return torch.atan(2.0 * x / torch.sqrt(1.0 - x * x)).clamp(-MAX_STEER, MAX_STEER)
 
 
 def speed_control(target_speed, speed) -> torch.Tensor:

@@ -1,0 +1,6 @@
+"""Things that drive: the rule-based pilot, learned policies, checkpoints loaded as pilots."""
+
+from fuyao.pilots.base import Pilot
+from fuyao.pilots.rule_based import RuleBasedPilot
+
+__all__ = ["Pilot", "RuleBasedPilot"]
