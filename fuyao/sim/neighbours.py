@@ -44,17 +44,14 @@ class Surroundings:
     right_s: torch.Tensor  # [W, N] float32 m
 
 
-def _search(keys: torch.Tensor, order: torch.Tensor, lane_q: torch.Tensor, key_q: torch.Tensor):
+def _search(keys: torch.Tensor, order: torch.Tensor, sorted_lane: torch.Tensor, lane_q: torch.Tensor, key_q: torch.Tensor):
     """First vehicle with key > key_q and last with key <= key_q, if they are on lane_q. `[W, Q]` each."""
     n = keys.shape[1]
     pos = torch.searchsorted(keys, key_q, right=True)
     ahead_pos = pos.clamp(max=n - 1)
     behind_pos = (pos - 1).clamp(min=0)
-    ahead_key = keys.gather(1, ahead_pos)
-    behind_key = keys.gather(1, behind_pos)
-    lane_q64 = lane_q.to(keys.dtype)
-    ahead_ok = (pos < n) & (torch.round(ahead_key / LANE_KEY) == lane_q64) & (lane_q >= 0)
-    behind_ok = (pos > 0) & (torch.round(behind_key / LANE_KEY) == lane_q64) & (lane_q >= 0)
+    ahead_ok = (pos < n) & (sorted_lane.gather(1, ahead_pos) == lane_q) & (lane_q >= 0)
+    behind_ok = (pos > 0) & (sorted_lane.gather(1, behind_pos) == lane_q) & (lane_q >= 0)
     ahead = torch.where(ahead_ok, order.gather(1, ahead_pos), -1)
     behind = torch.where(behind_ok, order.gather(1, behind_pos), -1)
     return ahead, behind
@@ -76,6 +73,7 @@ def surroundings(road: RoadMap, map_id, lane, s, length, speed, present, dest) -
     big_lane = road.max_lanes + 1
     key = torch.where(present, lane.double() * LANE_KEY + s.double(), big_lane * LANE_KEY)
     keys, order = torch.sort(key, dim=1, stable=True)
+    sorted_lane = torch.where(present, lane, big_lane).gather(1, order)
     rank = torch.empty_like(order).scatter_(1, order, torch.arange(order.shape[1], device=order.device).expand_as(order))
     n = order.shape[1]
     lane_len = lane_attr(road.lane_length, road, map_id, lane)
@@ -109,7 +107,7 @@ def surroundings(road: RoadMap, map_id, lane, s, length, speed, present, dest) -
             query_keys.append(ql.double() * LANE_KEY + offset)
         else:
             query_keys.append(ql.double() * LANE_KEY + base.double())
-    ahead, behind = _search(keys, order, torch.cat(query_lanes, 1), torch.cat(query_keys, 1))
+    ahead, behind = _search(keys, order, sorted_lane, torch.cat(query_lanes, 1), torch.cat(query_keys, 1))
     ahead = ahead.chunk(8, dim=1)
     behind = behind.chunk(8, dim=1)
 

@@ -132,7 +132,9 @@ def reset_state(road: RoadMap, cfg: SimConfig, seed: torch.Tensor, episode: torc
     u_ego = uniform(seed, counter, (1,), S_EGO_DEST).expand(w, n)
     ego_dest = sample_destination(road, cfg, map_id, lane, u_ego, cfg.ego_exit_fraction)
     dest = torch.where(controlled, ego_dest, dest)
-    zeros = torch.zeros_like(s)
+    def zeros():  # a fresh tensor per field: aliased fields would make compiled steps guard on identity
+        return torch.zeros_like(s)
+
     # Controlled cars: an ordinary car, so that the rule-based pilot drives them as a typical driver would.
     controlled_car = dict(length=5.0, width=2.0, desire=1.0, max_speed=45.0)
     for name, value in controlled_car.items():
@@ -142,19 +144,19 @@ def reset_state(road: RoadMap, cfg: SimConfig, seed: torch.Tensor, episode: torc
     vehicles = Vehicles(
         lane=lane,
         s=s,
-        d=zeros,
-        psi=zeros,
+        d=zeros(),
+        psi=zeros(),
         speed=speed,
-        accel=zeros,
-        steer=zeros,
+        accel=zeros(),
+        steer=zeros(),
         dest=dest,
         lc_dir=torch.zeros_like(lane),
         target_speed=torch.where(controlled, speeds[nearest], desired),
         present=present,
         controlled=controlled,
         crashed=torch.zeros_like(present),
-        cmd_accel=zeros,
-        cmd_steer=zeros,
+        cmd_accel=zeros(),
+        cmd_steer=zeros(),
         **drivers,
     )
     return WorldState(

@@ -322,45 +322,77 @@ class StepResult:
     terminated: torch.Tensor  # [W, C] bool (crash, off-road, missed route, arrived)
     truncated: torch.Tensor  # [W, C] bool (time limit)
     world_done: torch.Tensor  # [W] bool, the world was reset
-    info: dict[str, torch.Tensor]  # per-step metric terms, [W, C] each
+    info: dict[str, torch.Tensor]  # per-step metric terms, [W, C] each ("world_*": [W])
 
 
-def step(state: WorldState, action: torch.Tensor, road: RoadMap, cfg: SimConfig) -> StepResult:
-    """One decision: apply `action`, run `cfg.ticks_per_decision` ticks, score, refill, auto-reset."""
+@dataclass(frozen=True)
+class DecisionAccumulator:
+    """What the controlled vehicles did during one decision's ticks, `[W, C]` each."""
+
+    collided: torch.Tensor  # bool
+    offroad: torch.Tensor  # bool
+    arrived: torch.Tensor  # bool
+    route_failure: torch.Tensor  # bool
+    prev_accel: torch.Tensor  # m/s^2, at the previous tick (jerk)
+    jerk_max: torch.Tensor  # m/s^3
+    lat_accel_max: torch.Tensor  # m/s^2
+    yaw_rate_max: torch.Tensor  # rad/s
+    lane_changes: torch.Tensor  # count
+
+
+def begin_decision(state: WorldState, action: torch.Tensor, road: RoadMap, cfg: SimConfig):
+    """Apply the action; return the state, the route cost-to-go before the decision and empty accumulators."""
+    c = cfg.controlled
+    state = apply_action(state, action, road, cfg)
+    cost_before = cost_to_go(road, state)[:, :c]
+    def no():
+        return torch.zeros_like(state.active)
+
+    def zero():
+        return torch.zeros_like(cost_before)
+
+    # Distinct tensors per field (aliasing would make compiled ticks guard on identity and recompile).
+    acc = DecisionAccumulator(no(), no(), no(), no(), state.vehicles.accel[:, :c].contiguous(), zero(), zero(), zero(), zero())
+    return state, cost_before, acc
+
+
+def tick_and_accumulate(
+    state: WorldState, acc: DecisionAccumulator, road: RoadMap, cfg: SimConfig, mobil: bool
+) -> tuple[WorldState, DecisionAccumulator]:
+    """One tick, folding the controlled vehicles' events into the decision's accumulators."""
+    c = cfg.controlled
+    state, ev = tick(state, road, cfg, mobil)
+    accel = state.vehicles.accel[:, :c]
+    acc = DecisionAccumulator(
+        collided=acc.collided | ev.collided[:, :c],
+        offroad=acc.offroad | ev.offroad[:, :c],
+        arrived=acc.arrived | ev.arrived[:, :c],
+        route_failure=acc.route_failure | ev.route_failure[:, :c],
+        prev_accel=accel.contiguous(),
+        jerk_max=torch.maximum(acc.jerk_max, ((accel - acc.prev_accel) / cfg.dt).abs()),
+        lat_accel_max=torch.maximum(acc.lat_accel_max, ev.lat_accel[:, :c].abs()),
+        yaw_rate_max=torch.maximum(acc.yaw_rate_max, ev.yaw_rate[:, :c].abs()),
+        lane_changes=acc.lane_changes + ev.lane_changed[:, :c].float(),
+    )
+    return state, acc
+
+
+def end_decision(
+    state: WorldState, was_active: torch.Tensor, cost_before: torch.Tensor, acc: DecisionAccumulator,
+    road: RoadMap, cfg: SimConfig,
+) -> StepResult:
+    """Score the decision, tow crashed cars away, refill traffic, auto-reset finished worlds."""
     from fuyao.sim.reward import reward_terms, total_reward
 
     c = cfg.controlled
-    was_active = state.active
-    state = apply_action(state, action, road, cfg)
-    cost_before = cost_to_go(road, state)[:, :c]
-    ticks = cfg.ticks_per_decision
-    every = min(cfg.mobil_every_ticks, ticks)
-    any_ev: dict[str, torch.Tensor] = {}
-    prev_accel = state.vehicles.accel[:, :c]
-    jerk_max = torch.zeros_like(cost_before)
-    lat_max = torch.zeros_like(cost_before)
-    yaw_max = torch.zeros_like(cost_before)
-    lane_changes = torch.zeros_like(cost_before)
-    for t in range(ticks):
-        state, ev = tick(state, road, cfg, mobil=(t % every == 0))
-        for name in ("collided", "offroad", "arrived", "route_failure"):
-            flag = getattr(ev, name)[:, :c]
-            any_ev[name] = flag if name not in any_ev else any_ev[name] | flag
-        accel = state.vehicles.accel[:, :c]
-        jerk_max = torch.maximum(jerk_max, ((accel - prev_accel) / cfg.dt).abs())
-        prev_accel = accel
-        lat_max = torch.maximum(lat_max, ev.lat_accel[:, :c].abs())
-        yaw_max = torch.maximum(yaw_max, ev.yaw_rate[:, :c].abs())
-        lane_changes = lane_changes + ev.lane_changed[:, :c].float()
+    any_ev = {"collided": acc.collided, "offroad": acc.offroad, "arrived": acc.arrived, "route_failure": acc.route_failure}
     v = state.vehicles
-    cost_after = torch.where(any_ev["arrived"], 0.0, cost_to_go(road, state)[:, :c])
-    terms = reward_terms(
-        road, state, cfg, cost_before - cost_after, any_ev, jerk_max, lat_max, lane_changes
-    )
+    cost_after = torch.where(acc.arrived, 0.0, cost_to_go(road, state)[:, :c])
+    terms = reward_terms(road, state, cfg, cost_before - cost_after, any_ev, acc.jerk_max, acc.lat_accel_max, acc.lane_changes)
     reward = torch.where(was_active, total_reward(terms, cfg.reward), 0.0)
 
-    offroad_end = any_ev["offroad"] if cfg.offroad_terminal else torch.zeros_like(any_ev["offroad"])
-    terminal = any_ev["collided"] | offroad_end | any_ev["route_failure"] | any_ev["arrived"]
+    offroad_end = acc.offroad if cfg.offroad_terminal else torch.zeros_like(acc.offroad)
+    terminal = acc.collided | offroad_end | acc.route_failure | acc.arrived
     terminated = was_active & terminal
     active = was_active & ~terminal
     decisions = state.decisions + 1
@@ -370,8 +402,10 @@ def step(state: WorldState, action: torch.Tensor, road: RoadMap, cfg: SimConfig)
 
     # Crashed background cars are towed away at the decision's end; controlled cars that left their episode
     # (arrived, or crashed in self-play) leave the road.
-    ctrl_gone = torch.nn.functional.pad(~active & was_active & ~any_ev["collided"], (0, v.s.shape[1] - c))
-    gone = (v.crashed & ~v.controlled) | ctrl_gone
+    ctrl_gone = torch.nn.functional.pad(~active & was_active & ~acc.collided, (0, v.s.shape[1] - c))
+    background_crashed = v.crashed & ~v.controlled & v.present
+    background_present = (v.present & ~v.controlled).sum(dim=1)
+    gone = background_crashed | ctrl_gone
     v = replace(v, present=v.present & ~gone)
     state = replace(state, vehicles=v, active=active, decisions=decisions, time_s=state.time_s + 1.0 / cfg.decision_hz)
     if cfg.inflow:
@@ -381,29 +415,54 @@ def step(state: WorldState, action: torch.Tensor, road: RoadMap, cfg: SimConfig)
     lead_gap, closing = _leader_gap(road, state)
     ttc = torch.where(closing > 0.1, lead_gap.clamp(min=0.0) / closing.clamp(min=0.1), torch.full_like(lead_gap, 1.0e3))
     info = {
-        "collision": any_ev["collided"] & was_active,
-        "offroad": any_ev["offroad"] & was_active,
-        "route_failure": any_ev["route_failure"] & was_active,
-        "arrived": any_ev["arrived"] & was_active,
+        "collision": acc.collided & was_active,
+        "offroad": acc.offroad & was_active,
+        "route_failure": acc.route_failure & was_active,
+        "arrived": acc.arrived & was_active,
         "progress_m": torch.where(was_active, cost_before - cost_after, 0.0),
         "cost_to_go_m": cost_after,
         "speed": v.speed[:, :c],
         "speed_limit": limit,
         "accel": v.accel[:, :c],
-        "jerk_max": jerk_max,
-        "lat_accel_max": lat_max,
-        "yaw_rate_max": yaw_max,
-        "lane_changes": lane_changes,
+        "jerk_max": acc.jerk_max,
+        "lat_accel_max": acc.lat_accel_max,
+        "yaw_rate_max": acc.yaw_rate_max,
+        "lane_changes": acc.lane_changes,
         "ttc_s": ttc,
         "wrong_way": v.psi[:, :c].abs() > torch.pi / 2,
         "red_light": torch.zeros_like(was_active),  # no signals on highways; the city fills this term
         "active": was_active,
         **{f"reward_{k}": val for k, val in terms.items()},
+        # Per world [W]: background traffic safety (towed crashed cars, and the driving time they had).
+        "world_background_crashes": background_crashed.sum(dim=1),
+        "world_background_vehicle_s": background_present.float() / cfg.decision_hz,
     }
     final_state = state
     fresh = reset_state(road, cfg, state.seed, state.episode + 1, state.ticks)
     state = where_world(world_done, fresh, state)
     return StepResult(state, final_state, reward, terminated, truncated, world_done, info)
+
+
+def step(
+    state: WorldState,
+    action: torch.Tensor,
+    road: RoadMap,
+    cfg: SimConfig,
+    parts: tuple | None = None,
+) -> StepResult:
+    """One decision: apply `action`, run `cfg.ticks_per_decision` ticks, score, refill, auto-reset.
+
+    `parts` optionally replaces `(begin_decision, tick_and_accumulate, end_decision)` with compiled versions
+    of themselves (`World(compile=True)`); the Python loop over ticks stays outside the compiled graphs so
+    each graph is small and compiles once.
+    """
+    begin, advance, end = parts if parts is not None else (begin_decision, tick_and_accumulate, end_decision)
+    was_active = state.active
+    state, cost_before, acc = begin(state, action, road, cfg)
+    every = min(cfg.mobil_every_ticks, cfg.ticks_per_decision)
+    for t in range(cfg.ticks_per_decision):
+        state, acc = advance(state, acc, road, cfg, t % every == 0)
+    return end(state, was_active, cost_before, acc, road, cfg)
 
 
 def _leader_gap(road: RoadMap, state: WorldState) -> tuple[torch.Tensor, torch.Tensor]:

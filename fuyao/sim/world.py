@@ -3,8 +3,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
-
 import torch
 
 from fuyao.roads.highway import build_highway_bank
@@ -13,7 +11,7 @@ from fuyao.sim.config import ConfigError, SimConfig
 from fuyao.sim.observe import observation_shape, observe
 from fuyao.sim.reset import reset_state
 from fuyao.sim.state import WorldState
-from fuyao.sim.step import StepResult, action_mask, step
+from fuyao.sim.step import StepResult, action_mask, begin_decision, end_decision, step, tick_and_accumulate
 
 
 class World:
@@ -32,9 +30,10 @@ class World:
             self.device
         )
         self._check_capacity()
-        self._step: Callable[..., StepResult] = step
+        self._parts = None
         if compile:
-            self._step = torch.compile(step, dynamic=False)
+            # Three graphs (begin, one tick, end), each compiled once; the tick loop stays in Python.
+            self._parts = tuple(torch.compile(f, dynamic=False) for f in (begin_decision, tick_and_accumulate, end_decision))
 
     def _check_capacity(self) -> None:
         gap = self.cfg.spawn_gap_m
@@ -55,10 +54,10 @@ class World:
         w = self.cfg.worlds
         keys = seed * 1_000_003 + torch.arange(w, dtype=torch.int64, device=self.device)
         zeros = torch.zeros(w, dtype=torch.int64, device=self.device)
-        return reset_state(self.road, self.cfg, keys, zeros, zeros)
+        return reset_state(self.road, self.cfg, keys, zeros, zeros.clone())  # distinct tensors: no aliasing
 
     def step(self, state: WorldState, action: torch.Tensor) -> StepResult:
-        return self._step(state, action, self.road, self.cfg)
+        return step(state, action, self.road, self.cfg, self._parts)
 
     def observe(self, state: WorldState) -> torch.Tensor:
         """`[W, C, *obs_shape]` float32."""

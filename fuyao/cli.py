@@ -1,0 +1,255 @@
+"""The `fuyao` command.
+
+    fuyao run                 the main job (today: simulate + render a highway episode, measure throughput)
+    fuyao render              write a top-down GIF/MP4 of an episode
+    fuyao bench sim           vehicle-ticks/s and decisions/s over batch sizes
+    fuyao bench traffic       background crashes per vehicle-hour
+    fuyao maps                draw a preset's maps to a PNG
+
+Every command takes `--preset NAME` and any simulation field as `--sim.FIELD VALUE` (`--sim.worlds 4096`,
+`--sim.road.lanes 4`).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal
+
+import torch
+import tyro
+from rich.console import Console
+from rich.table import Table
+
+from fuyao.presets import PRESETS
+from fuyao.roads.lanegraph import MapError
+from fuyao.sim.config import ConfigError, SimConfig
+
+console = Console(stderr=True)
+
+Device = Literal["auto", "cpu", "cuda"]
+
+
+def resolve_device(name: str) -> torch.device:
+    """The one place that names CUDA: library code takes its device from its inputs."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name == "cuda" and not torch.cuda.is_available():
+        raise ConfigError("--device: got 'cuda' but no CUDA device is available; allowed here: auto, cpu")
+    return torch.device(name)
+
+
+@dataclass
+class RenderArgs:
+    """Write a top-down video of one episode driven by the rule-based pilot."""
+
+    preset: str = "highway"
+    out: Path = Path("runs/episode.gif")
+    seed: int = 0
+    world_index: int = 0
+    max_decisions: int | None = None
+    fps: int = 4
+    device: Device = "cpu"
+    sim: SimConfig = field(default_factory=SimConfig)
+
+
+@dataclass
+class BenchSimArgs:
+    """Simulation throughput over batch sizes."""
+
+    preset: str = "highway-v0"
+    worlds: tuple[int, ...] = (64, 256, 1024, 4096)
+    decisions: int = 3
+    repeats: int = 5
+    device: Device = "cpu"
+    compile: bool = False
+    json: bool = False
+    threads: int | None = None
+    """torch CPU threads (default: torch's choice)."""
+    sim: SimConfig = field(default_factory=SimConfig)
+
+
+@dataclass
+class BenchTrafficArgs:
+    """Background traffic safety: crashes per vehicle-hour with the rule-based pilot driving the egos."""
+
+    preset: str = "highway"
+    worlds: int = 256
+    decisions: int = 120
+    seed: int = 0
+    device: Device = "cpu"
+    json: bool = False
+    sim: SimConfig = field(default_factory=SimConfig)
+
+
+@dataclass
+class RunArgs:
+    """The main job: render a rule-based episode and measure simulation throughput."""
+
+    preset: str = "highway"
+    out: Path = Path("runs/main")
+    worlds: int = 1024
+    device: Device = "auto"
+    sim: SimConfig = field(default_factory=SimConfig)
+
+
+@dataclass
+class MapsArgs:
+    """Draw every map of a preset's map bank into one PNG."""
+
+    preset: str = "highway"
+    out: Path = Path("runs/maps.png")
+    sim: SimConfig = field(default_factory=SimConfig)
+
+
+def _parse(cls, argv: list[str], prog: str):
+    """Pick the preset first, then let tyro apply the flags on top of it."""
+    name = cls.preset if isinstance(getattr(cls, "preset", None), str) else "highway"
+    for i, arg in enumerate(argv):
+        if arg == "--preset" and i + 1 < len(argv):
+            name = argv[i + 1]
+        elif arg.startswith("--preset="):
+            name = arg.split("=", 1)[1]
+    if name not in PRESETS:
+        raise ConfigError(f"--preset: got {name!r}; allowed: {', '.join(sorted(PRESETS))}")
+    default = cls(preset=name, sim=PRESETS[name])
+    return tyro.cli(cls, args=argv, default=default, prog=prog)
+
+
+def _sim_with(args, **overrides) -> SimConfig:
+    return dataclasses.replace(args.sim, **overrides)
+
+
+def cmd_render(args: RenderArgs) -> dict:
+    from fuyao.pilots import RuleBasedPilot
+    from fuyao.sim.world import World
+    from fuyao.viz.render import render_episode
+
+    if not 0 <= args.world_index < args.sim.worlds:
+        raise ConfigError(f"--world-index: got {args.world_index}; allowed: 0 to {args.sim.worlds - 1} (--sim.worlds)")
+    world = World(args.sim, device=resolve_device(args.device))
+    pilot = RuleBasedPilot(world)
+    summary = render_episode(
+        world, pilot, args.out, seed=args.seed, world_index=args.world_index, max_decisions=args.max_decisions,
+        fps=args.fps,
+    )
+    console.print(f"[green]wrote[/green] {args.out}  {summary}")
+    return summary
+
+
+def _print_sim_table(rows: list[dict]) -> None:
+    table = Table(title="fuyao bench sim")
+    for col in ("device", "worlds", "vehicles", "vehicle-ticks/s", "decisions/s", "ms/decision"):
+        table.add_column(col, justify="right")
+    for r in rows:
+        table.add_row(
+            r["device"], str(r["worlds"]), str(r["vehicles"]), f"{r['vehicle_ticks_per_s']:,.0f}",
+            f"{r['decisions_per_s']:,.0f}", f"{1000 * r['decision_s_median']:.1f}",
+        )
+    console.print(table)
+
+
+def cmd_bench_sim(args: BenchSimArgs) -> dict:
+    from fuyao.perf.bench_sim import sweep
+
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    device = resolve_device(args.device)
+    rows = sweep(args.sim, args.worlds, device, decisions=args.decisions, repeats=args.repeats, compile=args.compile)
+    best = max(rows, key=lambda r: r["vehicle_ticks_per_s"])
+    out = dict(best, preset=args.preset)
+    if len(rows) > 1:
+        out["sweep"] = rows
+    if args.json:
+        print(json.dumps(out))
+    else:
+        _print_sim_table(rows)
+    return out
+
+
+def cmd_bench_traffic(args: BenchTrafficArgs) -> dict:
+    from fuyao.perf.bench_sim import measure_traffic_safety
+
+    cfg = _sim_with(args, worlds=args.worlds)
+    out = dict(measure_traffic_safety(cfg, resolve_device(args.device), args.decisions, args.seed), preset=args.preset)
+    if args.json:
+        print(json.dumps(out))
+    else:
+        console.print_json(json.dumps(out))
+    return out
+
+
+def cmd_maps(args: MapsArgs) -> Path:
+    from fuyao.roads.highway import build_highway_bank
+    from fuyao.viz.maps import draw_map_bank
+
+    road = build_highway_bank(args.sim.road, args.sim.num_maps, args.sim.map_seed)
+    draw_map_bank(road, args.out)
+    console.print(f"[green]wrote[/green] {args.out}")
+    return args.out
+
+
+def cmd_run(args: RunArgs) -> dict:
+    """Today's main job: one rendered rule-based episode and a throughput measurement."""
+    from fuyao.perf.bench_sim import measure_sim
+
+    args.out.mkdir(parents=True, exist_ok=True)
+    device = resolve_device(args.device)
+    render = cmd_render(
+        RenderArgs(preset=args.preset, out=args.out / "episode.gif", device="cpu", sim=_sim_with(args, worlds=1))
+    )
+    bench = measure_sim(_sim_with(args, worlds=args.worlds), device, decisions=3, repeats=3)
+    _print_sim_table([bench])
+    summary = {"episode": {k: str(v) for k, v in render.items()}, "throughput": bench}
+    (args.out / "summary.json").write_text(json.dumps(summary, indent=2))
+    console.print(f"[green]wrote[/green] {args.out / 'summary.json'}")
+    return summary
+
+
+COMMANDS = {
+    "run": (RunArgs, cmd_run),
+    "render": (RenderArgs, cmd_render),
+    "maps": (MapsArgs, cmd_maps),
+    "bench sim": (BenchSimArgs, cmd_bench_sim),
+    "bench traffic": (BenchTrafficArgs, cmd_bench_traffic),
+}
+
+
+def _usage() -> str:
+    lines = ["usage: fuyao COMMAND [--help] [flags]", "", "commands:"]
+    for name, (cls, _) in COMMANDS.items():
+        doc = (cls.__doc__ or "").strip().splitlines()[0]
+        lines.append(f"  {name:<16}{doc}")
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if not argv or argv[0] in ("-h", "--help"):
+        print(_usage())
+        return 0
+    name = argv[0]
+    rest = argv[1:]
+    if name == "bench":
+        if not rest or rest[0] not in ("sim", "traffic"):
+            print("usage: fuyao bench {sim,traffic} [--help]", file=sys.stderr)
+            return 2
+        name, rest = f"bench {rest[0]}", rest[1:]
+    if name not in COMMANDS:
+        print(f"fuyao: unknown command {name!r}\n\n{_usage()}", file=sys.stderr)
+        return 2
+    cls, fn = COMMANDS[name]
+    try:
+        args = _parse(cls, rest, prog=f"fuyao {name}")
+        fn(args)
+    except (ConfigError, MapError) as err:
+        console.print(f"[red]error:[/red] {err}")
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

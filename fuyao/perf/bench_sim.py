@@ -1,0 +1,103 @@
+"""`fuyao bench sim`: vehicle-ticks per second (every vehicle, every simulation tick) and decisions per
+second (controlled vehicles' decisions), over batch sizes, on any device.
+
+Each measurement: one warm-up decision (and compilation, if asked), then `repeats` timed runs of `decisions`
+decisions each; the median run is reported. Actions are drawn once, uniformly from the action space, so the
+controlled vehicles change lanes and speeds as a policy's would; the policy's own cost is not included.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import statistics
+import time
+
+import torch
+
+from fuyao.perf.machine import machine_info
+from fuyao.sim.config import ActionType, SimConfig
+from fuyao.sim.world import World
+
+
+def _sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def random_actions(cfg: SimConfig, device: torch.device, seed: int = 0) -> torch.Tensor:
+    g = torch.Generator().manual_seed(seed)
+    if cfg.action is ActionType.META:
+        return torch.randint(0, 5, (cfg.worlds, cfg.controlled), generator=g).to(device)
+    return (torch.rand(cfg.worlds, cfg.controlled, 2, generator=g) * 2 - 1).to(device)
+
+
+def measure_sim(
+    cfg: SimConfig, device: torch.device, decisions: int = 5, repeats: int = 5, compile: bool = False
+) -> dict:
+    world = World(cfg, device=device, compile=compile)
+    state = world.reset(seed=0)
+    action = random_actions(cfg, device)
+    t0 = time.perf_counter()
+    state = world.step(state, action).state
+    _sync(device)
+    warmup_s = time.perf_counter() - t0
+    runs = []
+    for _ in range(repeats):
+        _sync(device)
+        t0 = time.perf_counter()
+        for _ in range(decisions):
+            state = world.step(state, action).state
+        _sync(device)
+        runs.append((time.perf_counter() - t0) / decisions)
+    per_decision = statistics.median(runs)
+    ticks = cfg.ticks_per_decision
+    return {
+        "worlds": cfg.worlds,
+        "vehicles": cfg.vehicles,
+        "controlled": cfg.controlled,
+        "ticks_per_decision": ticks,
+        "decision_s_median": per_decision,
+        "decision_s_runs": runs,
+        "vehicle_ticks_per_s": cfg.worlds * cfg.vehicles * ticks / per_decision,
+        "decisions_per_s": cfg.worlds * cfg.controlled / per_decision,
+        "warmup_s": warmup_s,
+        "compiled": compile,
+        **machine_info(device),
+    }
+
+
+def sweep(cfg: SimConfig, worlds: tuple[int, ...], device: torch.device, **kwargs) -> list[dict]:
+    return [measure_sim(dataclasses.replace(cfg, worlds=w), device, **kwargs) for w in worlds]
+
+
+def measure_traffic_safety(cfg: SimConfig, device: torch.device, decisions: int = 120, seed: int = 0) -> dict:
+    """Background crashes per vehicle-hour under the rule-based pilot (every crashed background vehicle counts;
+    a crash between two background cars counts two)."""
+    from fuyao.pilots.rule_based import RuleBasedPilot
+
+    world = World(cfg, device=device)
+    pilot = RuleBasedPilot(world)
+    state = world.reset(seed=seed)
+    crashes = torch.zeros((), device=device)
+    vehicle_s = torch.zeros((), device=device)
+    ego_collisions = torch.zeros((), device=device)
+    episodes = torch.zeros((), device=device)
+    for _ in range(decisions):
+        result = world.step(state, pilot.act(None, state))
+        state = result.state
+        crashes += result.info["world_background_crashes"].sum()
+        vehicle_s += result.info["world_background_vehicle_s"].sum()
+        ego_collisions += result.info["collision"].sum()
+        episodes += result.world_done.sum()
+    hours = float(vehicle_s) / 3600.0
+    return {
+        "worlds": cfg.worlds,
+        "vehicles": cfg.vehicles,
+        "decisions": decisions,
+        "background_vehicle_hours": hours,
+        "background_crashed_vehicles": int(crashes),
+        "background_crashes_per_vehicle_hour": float(crashes) / max(hours, 1e-9),
+        "rule_based_ego_collisions": int(ego_collisions),
+        "episodes_ended": int(episodes),
+        **machine_info(device),
+    }
