@@ -133,7 +133,12 @@ def cmd_render(args: RenderArgs) -> dict:
     world = World(args.sim, device=resolve_device(args.device))
     pilot = RuleBasedPilot(world)
     summary = render_episode(
-        world, pilot, args.out, seed=args.seed, world_index=args.world_index, max_decisions=args.max_decisions,
+        world,
+        pilot,
+        args.out,
+        seed=args.seed,
+        world_index=args.world_index,
+        max_decisions=args.max_decisions,
         fps=args.fps,
     )
     console.print(f"[green]wrote[/green] {args.out}  {summary}")
@@ -146,8 +151,12 @@ def _print_sim_table(rows: list[dict]) -> None:
         table.add_column(col, justify="right")
     for r in rows:
         table.add_row(
-            r["device"], str(r["worlds"]), str(r["vehicles"]), f"{r['vehicle_ticks_per_s']:,.0f}",
-            f"{r['decisions_per_s']:,.0f}", f"{1000 * r['decision_s_median']:.1f}",
+            r["device"],
+            str(r["worlds"]),
+            str(r["vehicles"]),
+            f"{r['vehicle_ticks_per_s']:,.0f}",
+            f"{r['decisions_per_s']:,.0f}",
+            f"{1000 * r['decision_s_median']:.1f}",
         )
     console.print(table)
 

@@ -66,8 +66,14 @@ SMOKE = SimConfig(
     vehicles=8,
     num_maps=2,
     road=HighwayConfig(
-        lanes=2, length_m=900.0, on_ramp_s=250.0, off_ramp_s=700.0, accel_lane_m=120.0, decel_lane_m=100.0,
-        ramp_length_m=100.0, spawn_window=(0.0, 500.0),
+        lanes=2,
+        length_m=900.0,
+        on_ramp_s=250.0,
+        off_ramp_s=700.0,
+        accel_lane_m=120.0,
+        decel_lane_m=100.0,
+        ramp_length_m=100.0,
+        spawn_window=(0.0, 500.0),
     ),
     episode_s=10.0,
 )

@@ -60,11 +60,13 @@ class RuleBasedPilot:
                 lane_dir < 0, 0.5 * (width + w_left), torch.where(lane_dir > 0, -0.5 * (width + w_right), 0.0)
             )
             _, _, kappa = lane_point(road, m, v.lane[:, :c], v.s[:, :c])
-            steer = traffic.steering_control(v.d[:, :c] - target_d, v.psi[:, :c], v.speed[:, :c], kappa, v.length[:, :c])
+            steer = traffic.steering_control(
+                v.d[:, :c] - target_d, v.psi[:, :c], v.speed[:, :c], kappa, v.length[:, :c]
+            )
             lo, hi = cfg.accel_range
-            a = (2.0 * (accel.clamp(lo, hi) - lo) / (hi - lo) - 1.0)
+            a = 2.0 * (accel.clamp(lo, hi) - lo) / (hi - lo) - 1.0
             lo, hi = cfg.steer_range
-            st = (2.0 * (steer.clamp(lo, hi) - lo) / (hi - lo) - 1.0)
+            st = 2.0 * (steer.clamp(lo, hi) - lo) / (hi - lo) - 1.0
             return torch.stack([a, st], dim=-1)
 
         speeds = torch.tensor(cfg.target_speeds, device=v.s.device)

@@ -155,7 +155,12 @@ def build_highway(cfg: HighwayConfig, seed: int = 0, name: str | None = None) ->
         if is_accel:
             ramp_s0 = s0 - cfg.ramp_length_m
             ramp = b.add_lane(
-                _along(ref, ramp_s0, s0, lambda s: -cfg.lanes * w - cfg.ramp_offset_m * (1 - _ease((s - ramp_s0) / cfg.ramp_length_m))),
+                _along(
+                    ref,
+                    ramp_s0,
+                    s0,
+                    lambda s, a=ramp_s0: -cfg.lanes * w - cfg.ramp_offset_m * (1 - _ease((s - a) / cfg.ramp_length_m)),
+                ),
                 w,
                 cfg.ramp_speed_limit,
                 kind="ramp",
@@ -165,7 +170,12 @@ def build_highway(cfg: HighwayConfig, seed: int = 0, name: str | None = None) ->
             b.connect(ramp, extra)
         if prev_extra >= 0 and cfg.off_ramp_s is not None and abs(s0 - cfg.off_ramp_s) < 1e-6:
             ramp = b.add_lane(
-                _along(ref, s0, s0 + cfg.ramp_length_m, lambda s: -cfg.lanes * w - cfg.ramp_offset_m * _ease((s - s0) / cfg.ramp_length_m)),
+                _along(
+                    ref,
+                    s0,
+                    s0 + cfg.ramp_length_m,
+                    lambda s, a=s0: -cfg.lanes * w - cfg.ramp_offset_m * _ease((s - a) / cfg.ramp_length_m),
+                ),
                 w,
                 cfg.ramp_speed_limit,
                 kind="ramp",

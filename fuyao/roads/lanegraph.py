@@ -273,7 +273,10 @@ class RoadMap:
 
         dead = [not lane.successors and lane.exit_group < 0 for lane in lanes]
         for _ in range(num_lanes):
-            dead = [dead[i] or (bool(lanes[i].successors) and all(dead[j] for j in lanes[i].successors)) for i in range(num_lanes)]
+            dead = [
+                dead[i] or (bool(lanes[i].successors) and all(dead[j] for j in lanes[i].successors))
+                for i in range(num_lanes)
+            ]
 
         def t(a, dtype=torch.float32):
             return torch.as_tensor(np.asarray(a), dtype=dtype).unsqueeze(0)

@@ -33,7 +33,9 @@ class RoutingTables:
     changes: torch.Tensor  # [M, L, D] int64, signed lane changes the route still needs
     deadline: torch.Tensor  # [M, L, D] float32 m, from lane start to where the changes must be done
     best_succ: torch.Tensor  # [M, L, D] int64 lane
-    default_dest: torch.Tensor  # [M, L] int64, the nearest reachable destination (re-routing after a miss) (re-routing after a missed exit)
+    default_dest: (
+        torch.Tensor
+    )  # [M, L] int64, the nearest reachable destination (re-routing after a miss) (re-routing after a missed exit)
 
     def to(self, device: torch.device | str) -> RoutingTables:
         return RoutingTables(**{f.name: getattr(self, f.name).to(device) for f in dataclasses.fields(self)})

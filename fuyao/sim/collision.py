@@ -33,10 +33,20 @@ def collisions(xy, yaw, length, width, present, candidates: torch.Tensor) -> tor
     other_len = length.gather(1, flat).view(w, n, k)
     other_wid = width.gather(1, flat).view(w, n, k)
     other_present = present.gather(1, flat).view(w, n, k)
-    hit = boxes_overlap(
-        xy.unsqueeze(2), yaw.unsqueeze(2), length.unsqueeze(2), width.unsqueeze(2),
-        other_xy, other_yaw, other_len, other_wid,
-    ) & ok & other_present
+    hit = (
+        boxes_overlap(
+            xy.unsqueeze(2),
+            yaw.unsqueeze(2),
+            length.unsqueeze(2),
+            width.unsqueeze(2),
+            other_xy,
+            other_yaw,
+            other_len,
+            other_wid,
+        )
+        & ok
+        & other_present
+    )
     mine = hit.any(dim=2)
     theirs = torch.zeros(w, n, dtype=torch.int32, device=xy.device).scatter_add_(1, flat, hit.view(w, n * k).int())
     return mine | (theirs > 0)

@@ -44,7 +44,9 @@ class Surroundings:
     right_s: torch.Tensor  # [W, N] float32 m
 
 
-def _search(keys: torch.Tensor, order: torch.Tensor, sorted_lane: torch.Tensor, lane_q: torch.Tensor, key_q: torch.Tensor):
+def _search(
+    keys: torch.Tensor, order: torch.Tensor, sorted_lane: torch.Tensor, lane_q: torch.Tensor, key_q: torch.Tensor
+):
     """First vehicle with key > key_q and last with key <= key_q, if they are on lane_q. `[W, Q]` each."""
     n = keys.shape[1]
     pos = torch.searchsorted(keys, key_q, right=True)
@@ -74,7 +76,9 @@ def surroundings(road: RoadMap, map_id, lane, s, length, speed, present, dest) -
     key = torch.where(present, lane.double() * LANE_KEY + s.double(), big_lane * LANE_KEY)
     keys, order = torch.sort(key, dim=1, stable=True)
     sorted_lane = torch.where(present, lane, big_lane).gather(1, order)
-    rank = torch.empty_like(order).scatter_(1, order, torch.arange(order.shape[1], device=order.device).expand_as(order))
+    rank = torch.empty_like(order).scatter_(
+        1, order, torch.arange(order.shape[1], device=order.device).expand_as(order)
+    )
     n = order.shape[1]
     lane_len = lane_attr(road.lane_length, road, map_id, lane)
 
@@ -99,7 +103,16 @@ def surroundings(road: RoadMap, map_id, lane, s, length, speed, present, dest) -
     def prev_lane(lq):
         return torch.where(lq < 0, -1, lane_attr(road.lane_pred, road, map_id, lq))
 
-    query_lanes = [next_lane(lane), prev_lane(lane), left, next_lane(left), prev_lane(left), right, next_lane(right), prev_lane(right)]
+    query_lanes = [
+        next_lane(lane),
+        prev_lane(lane),
+        left,
+        next_lane(left),
+        prev_lane(left),
+        right,
+        next_lane(right),
+        prev_lane(right),
+    ]
     query_keys = []
     for ql, base in zip(query_lanes, ["first", "last", left_s, "first", "last", right_s, "first", "last"], strict=True):
         if isinstance(base, str):

@@ -204,7 +204,13 @@ def highway_kinematics(state: WorldState, road: RoadMap, cfg: SimConfig) -> torc
         return x.gather(2, near)
 
     others = torch.stack(
-        [near_ok.float(), pick(dx), pick(dy), pick(hvx.unsqueeze(1).expand_as(dx)) - evx, pick(hvy.unsqueeze(1).expand_as(dx)) - evy],
+        [
+            near_ok.float(),
+            pick(dx),
+            pick(dy),
+            pick(hvx.unsqueeze(1).expand_as(dx)) - evx,
+            pick(hvy.unsqueeze(1).expand_as(dx)) - evy,
+        ],
         dim=-1,
     )
     ego = torch.stack([torch.ones_like(ex), ex, ey, evx, evy], dim=-1)

@@ -75,7 +75,9 @@ def sample_destination(road: RoadMap, cfg: SimConfig, map_id, lane, u, exit_frac
     return torch.where(valid & reach, dest, fallback)
 
 
-def reset_state(road: RoadMap, cfg: SimConfig, seed: torch.Tensor, episode: torch.Tensor, ticks: torch.Tensor) -> WorldState:
+def reset_state(
+    road: RoadMap, cfg: SimConfig, seed: torch.Tensor, episode: torch.Tensor, ticks: torch.Tensor
+) -> WorldState:
     """Fresh worlds for keys `seed [W]` and episode counters `episode [W]` (pure; no hidden state)."""
     device = seed.device
     w, n, c = seed.shape[0], cfg.vehicles, cfg.controlled
@@ -97,13 +99,17 @@ def reset_state(road: RoadMap, cfg: SimConfig, seed: torch.Tensor, episode: torc
     sorted_lane = lane.gather(1, order)
     first = torch.searchsorted(sorted_lane.contiguous(), sorted_lane.contiguous(), right=False)
     rank_sorted = torch.arange(n, device=device).expand(w, n) - first
-    count = torch.zeros(w, road.max_lanes, dtype=torch.int64, device=device).scatter_add_(1, lane, torch.ones_like(lane))
+    count = torch.zeros(w, road.max_lanes, dtype=torch.int64, device=device).scatter_add_(
+        1, lane, torch.ones_like(lane)
+    )
     gap = cfg.spawn_gap_m
     lane_avail = avail.gather(1, sorted_lane)
     capacity = torch.floor(lane_avail / gap).long()
     n_lane = torch.minimum(count.gather(1, sorted_lane), capacity)
     u_sorted = (sorted_key - sorted_lane.double()).float() / 0.999
-    s_sorted = lo.gather(1, sorted_lane) + u_sorted * (lane_avail - n_lane * gap).clamp(min=0) + (rank_sorted + 0.5) * gap
+    s_sorted = (
+        lo.gather(1, sorted_lane) + u_sorted * (lane_avail - n_lane * gap).clamp(min=0) + (rank_sorted + 0.5) * gap
+    )
     fits = rank_sorted < capacity
     inverse = torch.empty_like(order).scatter_(1, order, torch.arange(n, device=device).expand(w, n))
     s = s_sorted.gather(1, inverse)
@@ -132,6 +138,7 @@ def reset_state(road: RoadMap, cfg: SimConfig, seed: torch.Tensor, episode: torc
     u_ego = uniform(seed, counter, (1,), S_EGO_DEST).expand(w, n)
     ego_dest = sample_destination(road, cfg, map_id, lane, u_ego, cfg.ego_exit_fraction)
     dest = torch.where(controlled, ego_dest, dest)
+
     def zeros():  # a fresh tensor per field: aliased fields would make compiled steps guard on identity
         return torch.zeros_like(s)
 

@@ -11,10 +11,31 @@ from fuyao.sim.config import SimConfig
 from fuyao.sim.state import Vehicles, WorldState
 
 DEFAULT_VEHICLE = dict(
-    lane=0, s=0.0, d=0.0, psi=0.0, speed=0.0, accel=0.0, steer=0.0, length=5.0, width=2.0, dest=0, lc_dir=0,
-    target_speed=None, desire=1.0, max_speed=45.0, idm_headway=1.5, idm_gap=2.0, idm_accel=1.5,
-    idm_decel=2.0, idm_delta=4.0, politeness=0.3, present=True, controlled=False, crashed=False,
-    cmd_accel=0.0, cmd_steer=0.0,
+    lane=0,
+    s=0.0,
+    d=0.0,
+    psi=0.0,
+    speed=0.0,
+    accel=0.0,
+    steer=0.0,
+    length=5.0,
+    width=2.0,
+    dest=0,
+    lc_dir=0,
+    target_speed=None,
+    desire=1.0,
+    max_speed=45.0,
+    idm_headway=1.5,
+    idm_gap=2.0,
+    idm_accel=1.5,
+    idm_decel=2.0,
+    idm_delta=4.0,
+    politeness=0.3,
+    present=True,
+    controlled=False,
+    crashed=False,
+    cmd_accel=0.0,
+    cmd_steer=0.0,
 )
 
 
@@ -30,7 +51,9 @@ def scene(
     for vehicles in worlds:
         if len(vehicles) > n:
             raise ValueError(f"scene: {len(vehicles)} vehicles in one world; cfg.vehicles = {n}")
-        rows = [{**DEFAULT_VEHICLE, **v} for v in vehicles] + [{**DEFAULT_VEHICLE, "present": False}] * (n - len(vehicles))
+        rows = [{**DEFAULT_VEHICLE, **v} for v in vehicles] + [{**DEFAULT_VEHICLE, "present": False}] * (
+            n - len(vehicles)
+        )
         for k in DEFAULT_VEHICLE:
             col = []
             for r in rows:

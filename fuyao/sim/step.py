@@ -304,9 +304,19 @@ def inflow(state: WorldState, road: RoadMap, cfg: SimConfig) -> WorldState:
     dest = sample_destination(road, cfg, m, lane, u[..., 1], cfg.drivers.exit_fraction)
     zeros = torch.zeros_like(v.s)
     fresh = dict(
-        lane=lane, s=zeros, d=zeros, psi=zeros, speed=speed, accel=zeros, steer=zeros, dest=dest,
-        lc_dir=torch.zeros_like(lane), target_speed=desired, present=torch.ones_like(v.present),
-        crashed=torch.zeros_like(v.present), **drivers,
+        lane=lane,
+        s=zeros,
+        d=zeros,
+        psi=zeros,
+        speed=speed,
+        accel=zeros,
+        steer=zeros,
+        dest=dest,
+        lc_dir=torch.zeros_like(lane),
+        target_speed=desired,
+        present=torch.ones_like(v.present),
+        crashed=torch.zeros_like(v.present),
+        **drivers,
     )
     merged = {k: torch.where(spawn, val, getattr(v, k)) for k, val in fresh.items()}
     return replace(state, vehicles=replace(v, **merged))
@@ -345,6 +355,7 @@ def begin_decision(state: WorldState, action: torch.Tensor, road: RoadMap, cfg: 
     c = cfg.controlled
     state = apply_action(state, action, road, cfg)
     cost_before = cost_to_go(road, state)[:, :c]
+
     def no():
         return torch.zeros_like(state.active)
 
@@ -352,7 +363,9 @@ def begin_decision(state: WorldState, action: torch.Tensor, road: RoadMap, cfg: 
         return torch.zeros_like(cost_before)
 
     # Distinct tensors per field (aliasing would make compiled ticks guard on identity and recompile).
-    acc = DecisionAccumulator(no(), no(), no(), no(), state.vehicles.accel[:, :c].contiguous(), zero(), zero(), zero(), zero())
+    acc = DecisionAccumulator(
+        no(), no(), no(), no(), state.vehicles.accel[:, :c].contiguous(), zero(), zero(), zero(), zero()
+    )
     return state, cost_before, acc
 
 
@@ -378,17 +391,28 @@ def tick_and_accumulate(
 
 
 def end_decision(
-    state: WorldState, was_active: torch.Tensor, cost_before: torch.Tensor, acc: DecisionAccumulator,
-    road: RoadMap, cfg: SimConfig,
+    state: WorldState,
+    was_active: torch.Tensor,
+    cost_before: torch.Tensor,
+    acc: DecisionAccumulator,
+    road: RoadMap,
+    cfg: SimConfig,
 ) -> StepResult:
     """Score the decision, tow crashed cars away, refill traffic, auto-reset finished worlds."""
     from fuyao.sim.reward import reward_terms, total_reward
 
     c = cfg.controlled
-    any_ev = {"collided": acc.collided, "offroad": acc.offroad, "arrived": acc.arrived, "route_failure": acc.route_failure}
+    any_ev = {
+        "collided": acc.collided,
+        "offroad": acc.offroad,
+        "arrived": acc.arrived,
+        "route_failure": acc.route_failure,
+    }
     v = state.vehicles
     cost_after = torch.where(acc.arrived, 0.0, cost_to_go(road, state)[:, :c])
-    terms = reward_terms(road, state, cfg, cost_before - cost_after, any_ev, acc.jerk_max, acc.lat_accel_max, acc.lane_changes)
+    terms = reward_terms(
+        road, state, cfg, cost_before - cost_after, any_ev, acc.jerk_max, acc.lat_accel_max, acc.lane_changes
+    )
     reward = torch.where(was_active, total_reward(terms, cfg.reward), 0.0)
 
     offroad_end = acc.offroad if cfg.offroad_terminal else torch.zeros_like(acc.offroad)

@@ -72,7 +72,9 @@ def idm_acceleration(
     v0 = p.desired_speed.clamp(min=0.1)
     free = 1.0 - torch.pow((speed / v0).clamp(min=0.0), p.delta)
     dv = speed - lead_speed
-    s_star = p.jam_gap + (speed * p.headway + speed * dv / (2.0 * torch.sqrt(p.max_accel * p.comfort_decel))).clamp(min=0)
+    s_star = p.jam_gap + (speed * p.headway + speed * dv / (2.0 * torch.sqrt(p.max_accel * p.comfort_decel))).clamp(
+        min=0
+    )
     interaction = torch.where(has_lead, (s_star / gap.clamp(min=0.1)) ** 2, torch.zeros_like(speed))
     return (p.max_accel * (free - interaction)).clamp(min=-MAX_BRAKE)
 
@@ -126,13 +128,7 @@ def mobil_decision(
         self_new = _idm_behind(lead, params, speed)
         nf_old = idm_acceleration(follow.speed, follow.gap + length + lead.gap, lead.speed, lead.exists, nf_p)
         nf_new = idm_acceleration(follow.speed, follow.gap, speed, follow.exists, nf_p)
-        safe = (
-            ok
-            & (nf_new >= -SAFE_BRAKE)
-            & (self_new >= -SAFE_BRAKE)
-            & (lead.gap > MIN_GAP)
-            & (follow.gap > MIN_GAP)
-        )
+        safe = ok & (nf_new >= -SAFE_BRAKE) & (self_new >= -SAFE_BRAKE) & (lead.gap > MIN_GAP) & (follow.gap > MIN_GAP)
         gain = self_new - self_old + params.politeness * ((nf_new - nf_old) + (of_new - of_old))
         gain = gain + (KEEP_RIGHT_BIAS if direction > 0 else -KEEP_RIGHT_BIAS)
         needed = route.changes.abs().clamp(min=1).float()
@@ -168,8 +164,12 @@ def cut_in_accel(sur: Surroundings, lc_dir: torch.Tensor, speed, params: DriverP
 
 
 def resolve_lane_claims(
-    lc_dir: torch.Tensor, lateral_d: torch.Tensor, target_lane: torch.Tensor, target_s: torch.Tensor,
-    length: torch.Tensor, speed: torch.Tensor,
+    lc_dir: torch.Tensor,
+    lateral_d: torch.Tensor,
+    target_lane: torch.Tensor,
+    target_s: torch.Tensor,
+    length: torch.Tensor,
+    speed: torch.Tensor,
 ) -> torch.Tensor:
     """Cancel lane changes that would meet another car entering the same lane from the other side.
 

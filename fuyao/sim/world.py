@@ -33,7 +33,9 @@ class World:
         self._parts = None
         if compile:
             # Three graphs (begin, one tick, end), each compiled once; the tick loop stays in Python.
-            self._parts = tuple(torch.compile(f, dynamic=False) for f in (begin_decision, tick_and_accumulate, end_decision))
+            self._parts = tuple(
+                torch.compile(f, dynamic=False) for f in (begin_decision, tick_and_accumulate, end_decision)
+            )
 
     def _check_capacity(self) -> None:
         gap = self.cfg.spawn_gap_m
