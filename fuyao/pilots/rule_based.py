@@ -17,6 +17,7 @@ from fuyao.sim.step import (
     META_RIGHT,
     META_SLOWER,
     driver_params,
+    effective_limit,
     following_accel,
     route_view,
     speed_index,
@@ -40,7 +41,7 @@ class RuleBasedPilot:
         v = state.vehicles
         m = state.map_id
         c = cfg.controlled
-        limit = lane_attr(road.lane_speed_limit, road, m, v.lane)
+        limit = effective_limit(road, m, v)
         sur = surroundings(road, m, v.lane, v.s, v.length, v.speed, v.present, v.dest)
         params = driver_params(v, limit)
         route = route_view(road, m, v, sur)

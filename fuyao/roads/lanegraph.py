@@ -116,13 +116,8 @@ class LaneGraphBuilder:
             for b in lanes[i + 1 :]:
                 pa, pb = self.lanes[a].centre, self.lanes[b].centre
                 if set(self.lanes[a].predecessors) & set(self.lanes[b].predecessors):
-                    # Lanes that fork from one lane share their first points; that is not a conflict.
-                    dist = np.linalg.norm(pa[:, None, :] - pb[None, :, :], axis=-1)
-                    start = int(max(4.0 / self.spacing, 1))
-                    dist[:start, :] = np.inf
-                    dist[:, :start] = np.inf
-                else:
-                    dist = np.linalg.norm(pa[:, None, :] - pb[None, :, :], axis=-1)
+                    continue  # a fork: cars on both come from one lane in order, car following keeps them apart
+                dist = np.linalg.norm(pa[:, None, :] - pb[None, :, :], axis=-1)
                 ia, ib = np.unravel_index(np.argmin(dist), dist.shape)
                 if dist[ia, ib] < threshold:
                     sa = ia * self.lanes[a].length / (len(pa) - 1)
@@ -176,6 +171,7 @@ class RoadMap:
     conflict_s_other: torch.Tensor  # [M, L, C] m, where on the other lane
     route: RoutingTables
     names: tuple[str, ...] = ()
+    has_conflicts: bool = False  # any connector lanes that cross or merge (a static flag: no host sync)
 
     @property
     def num_maps(self) -> int:
@@ -312,6 +308,7 @@ class RoadMap:
             conflict_s_other=t(conf_so),
             route=route,
             names=(name,),
+            has_conflicts=bool(conflicts),
         )
 
 
@@ -371,4 +368,4 @@ def stack_maps(maps: list[RoadMap]) -> RoadMap:
         out[f.name] = torch.stack(parts)
     route = RoutingTables.stack([m.route for m in maps], num_lanes)
     names = tuple(n for m in maps for n in m.names)
-    return RoadMap(route=route, names=names, **out)
+    return RoadMap(route=route, names=names, has_conflicts=any(m.has_conflicts for m in maps), **out)

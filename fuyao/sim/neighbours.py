@@ -42,6 +42,12 @@ class Surroundings:
     right_lane: torch.Tensor  # [W, N] int64
     left_s: torch.Tensor  # [W, N] float32 m, the asker's position mapped onto its left lane
     right_s: torch.Tensor  # [W, N] float32 m
+    # Junctions (None on maps without conflicting connectors): for each conflict of the connector the
+    # vehicle is on or about to enter, the nearest vehicle heading for that conflict point on the other lane.
+    conflict_slot: torch.Tensor | None = None  # [W, N, C] int64, -1 none
+    conflict_my_dist: torch.Tensor | None = None  # [W, N, C] m from my centre to the conflict point
+    conflict_their_dist: torch.Tensor | None = None  # [W, N, C] m from theirs
+    conflict_entry_dist: torch.Tensor | None = None  # [W, N] m from my centre to the connector's start (<= 0 on it)
 
 
 def _search(
@@ -156,6 +162,10 @@ def surroundings(road: RoadMap, map_id, lane, s, length, speed, present, dest) -
         (ahead[5], behind[5]), ahead[6], behind[7], right, right_s, query_lanes[6], query_lanes[7]
     )
 
+    conflict = {}
+    if road.has_conflicts:
+        conflict = _conflicts(road, map_id, lane, s, present, dest, keys, order, sorted_lane, lane_len, next_lane)
+
     def nb(slot, dist):
         slot = torch.where(present, slot, -1)
         return _neighbour(slot, dist, length, length, speed, speed)
@@ -171,4 +181,44 @@ def surroundings(road: RoadMap, map_id, lane, s, length, speed, present, dest) -
         right_lane=right,
         left_s=left_s,
         right_s=right_s,
+        **conflict,
+    )
+
+
+def _conflicts(road: RoadMap, map_id, lane, s, present, dest, keys, order, sorted_lane, lane_len, next_lane) -> dict:
+    """Nearest vehicle approaching each conflict point of the connector a vehicle is on or about to enter."""
+    w, n = lane.shape
+    is_conn = lane_attr(road.lane_kind, road, map_id, lane) == 2
+    nxt = next_lane(lane)
+    nxt_conn = lane_attr(road.lane_kind, road, map_id, nxt) == 2
+    upcoming = torch.where(is_conn, lane, torch.where(nxt_conn & (nxt >= 0), nxt, -1))
+    offset = torch.where(is_conn, -s, lane_len - s)  # my distance to the start of `upcoming`
+    num_c = road.conflict_lane.shape[2]
+    flat = (map_id.view(-1, 1) * road.max_lanes + upcoming.clamp(min=0)).unsqueeze(-1) * num_c + torch.arange(
+        num_c, device=lane.device
+    )
+    other_lane = road.conflict_lane.reshape(-1)[flat]  # [W, N, C]
+    other_lane = torch.where((upcoming >= 0).unsqueeze(-1) & present.unsqueeze(-1), other_lane, -1)
+    my_dist = road.conflict_s.reshape(-1)[flat] + offset.unsqueeze(-1)
+    s_other = road.conflict_s_other.reshape(-1)[flat]
+    # On the other connector: the last vehicle at or before its conflict point (a small margin past it).
+    key_q = other_lane.double() * LANE_KEY + (s_other + 3.0).double()
+    _, on_lane = _search(keys, order, sorted_lane, other_lane.view(w, -1), key_q.view(w, -1))
+    on_lane = on_lane.view(w, n, num_c)
+    # Else the last vehicle on the lane feeding it, if its route takes that connector.
+    pred = torch.where(other_lane >= 0, lane_attr(road.lane_pred, road, map_id, other_lane), -1)
+    _, feeding = _search(keys, order, sorted_lane, pred.view(w, -1), (pred.double() * LANE_KEY + 0.4 * LANE_KEY).view(w, -1))
+    feeding = feeding.view(w, n, num_c)
+    f_safe = feeding.clamp(min=0).view(w, -1)
+    f_dest = dest.gather(1, f_safe).view(w, n, num_c)
+    f_route = route_attr(road.route.best_succ, road, map_id, pred, f_dest)
+    feeding = torch.where((feeding >= 0) & (f_route == other_lane), feeding, -1)
+    slot = torch.where(on_lane >= 0, on_lane, feeding)
+    safe = slot.clamp(min=0).view(w, -1)
+    their_s = s.gather(1, safe).view(w, n, num_c)
+    pred_len = lane_attr(road.lane_length, road, map_id, pred)
+    their_dist = torch.where(on_lane >= 0, s_other - their_s, pred_len - their_s + s_other)
+    slot = torch.where(other_lane >= 0, slot, -1)
+    return dict(
+        conflict_slot=slot, conflict_my_dist=my_dist, conflict_their_dist=their_dist, conflict_entry_dist=offset
     )

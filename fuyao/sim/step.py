@@ -41,6 +41,20 @@ class TickEvents:
     lat_accel: torch.Tensor  # float32 m/s^2 (speed x yaw rate)
 
 
+ANTICIPATION_DECEL = 1.5  # m/s^2, how drivers slow down for a lower speed limit on the lane ahead
+
+
+def effective_limit(road: RoadMap, map_id, v: Vehicles) -> torch.Tensor:
+    """The speed a driver may go now: the lane's limit, lowered ahead of a slower next lane (a turn) so that
+    braking at `ANTICIPATION_DECEL` meets the next limit at the lane's end. `[W, N]` m/s."""
+    limit = lane_attr(road.lane_speed_limit, road, map_id, v.lane)
+    nxt = route_attr(road.route.best_succ, road, map_id, v.lane, v.dest)
+    nxt = torch.where(nxt >= 0, nxt, lane_attr(road.lane_succ[..., 0], road, map_id, v.lane))
+    next_limit = torch.where(nxt >= 0, lane_attr(road.lane_speed_limit, road, map_id, nxt), limit)
+    to_end = (lane_attr(road.lane_length, road, map_id, v.lane) - v.s).clamp(min=0.0)
+    return torch.minimum(limit, torch.sqrt(next_limit * next_limit + 2.0 * ANTICIPATION_DECEL * to_end))
+
+
 def driver_params(v: Vehicles, limit: torch.Tensor) -> traffic.DriverParams:
     return traffic.DriverParams(
         desired_speed=torch.minimum(v.desire * limit, v.max_speed),
@@ -77,7 +91,8 @@ def following_accel(road: RoadMap, map_id, v: Vehicles, sur: Surroundings, param
     target_has_lead = torch.where(v.lc_dir < 0, sur.left_lead.exists, sur.right_lead.exists)
     accel_target = traffic.idm_acceleration(v.speed, target_lead_gap, target_lead_speed, target_has_lead, params)
     accel = torch.where(v.lc_dir != 0, torch.minimum(accel, accel_target), accel)
-    return torch.minimum(accel, traffic.cut_in_accel(sur, v.lc_dir, v.speed, params))
+    accel = torch.minimum(accel, traffic.cut_in_accel(sur, v.lc_dir, v.speed, params))
+    return torch.minimum(accel, traffic.conflict_yield_accel(sur, v.speed, v.length, params))
 
 
 def background_control(road, map_id, v: Vehicles, sur: Surroundings, limit, mobil: bool, left_ok, right_ok):
@@ -109,7 +124,7 @@ def tick(state: WorldState, road: RoadMap, cfg: SimConfig, mobil: bool) -> tuple
     dt = cfg.dt
     lane_len = lane_attr(road.lane_length, road, m, v.lane)
     width = lane_attr(road.lane_width, road, m, v.lane)
-    limit = lane_attr(road.lane_speed_limit, road, m, v.lane)
+    limit = effective_limit(road, m, v)
     left_ok = lane_attr(road.lane_change_left_ok, road, m, v.lane)
     right_ok = lane_attr(road.lane_change_right_ok, road, m, v.lane)
     sur = surroundings(road, m, v.lane, v.s, v.length, v.speed, v.present, v.dest)
@@ -192,6 +207,8 @@ def tick(state: WorldState, road: RoadMap, cfg: SimConfig, mobil: bool) -> tuple
     candidates = torch.stack(
         [sur.lead.slot, sur.left_lead.slot, sur.left_follow.slot, sur.right_lead.slot, sur.right_follow.slot], dim=-1
     )
+    if sur.conflict_slot is not None:
+        candidates = torch.cat([candidates, sur.conflict_slot], dim=-1)
     collided = collisions(xy, yaw, v.length, v.width, present, candidates) & present
     moved = replace(moved, crashed=v.crashed | collided)
     events = TickEvents(

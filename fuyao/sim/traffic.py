@@ -163,6 +163,36 @@ def cut_in_accel(sur: Surroundings, lc_dir: torch.Tensor, speed, params: DriverP
     return torch.minimum(from_side(sur.left_lead, 1), from_side(sur.right_lead, -1))
 
 
+YIELD_HORIZON_M = 60.0  # m: cars further from a conflict point than this are not yielded to
+YIELD_CLEARANCE_M = 2.5  # m: where a yielding car stops, before the conflict point (plus half its length)
+
+
+def conflict_yield_accel(sur: Surroundings, speed, length, params: DriverParams) -> torch.Tensor:
+    """At junctions, first come first served: a car yields (brakes for a virtual stopped obstacle before the
+    conflict point) to a car on a crossing or merging connector that will reach the point sooner; ties go
+    to the lower slot. `[W, N]` m/s^2 (free-road acceleration where there is nothing to yield to)."""
+    if sur.conflict_slot is None:
+        return torch.full_like(speed, float("inf"))
+    other = sur.conflict_slot
+    w, n, c = other.shape
+    safe = other.clamp(min=0).view(w, -1)
+    their_speed = speed.gather(1, safe).view(w, n, c)
+    their_len = length.gather(1, safe).view(w, n, c)
+    my_t = sur.conflict_my_dist / speed.clamp(min=1.0).unsqueeze(-1)
+    their_t = sur.conflict_their_dist / their_speed.clamp(min=1.0)
+    slot_ids = torch.arange(n, device=speed.device).view(1, n, 1)
+    first = (their_t < my_t) | ((their_t == my_t) & (other < slot_ids))
+    not_passed = (sur.conflict_my_dist > -0.5 * length.unsqueeze(-1)) & (sur.conflict_their_dist > -0.5 * their_len)
+    yields = (other >= 0) & first & not_passed & (sur.conflict_their_dist < YIELD_HORIZON_M)
+    # Wait at the stop line (the connector's start) if not yet on it, else just short of the conflict point.
+    entry = sur.conflict_entry_dist.unsqueeze(-1)
+    half = 0.5 * length.unsqueeze(-1)
+    gap = torch.where(entry > 0, entry - half - 1.0, sur.conflict_my_dist - half - YIELD_CLEARANCE_M).clamp(min=0.1)
+    p = DriverParams(*(getattr(params, f).unsqueeze(-1) for f in params.__dataclass_fields__))
+    stop = idm_acceleration(speed.unsqueeze(-1), gap, torch.zeros_like(gap), yields, p)
+    return stop.min(dim=-1).values
+
+
 def resolve_lane_claims(
     lc_dir: torch.Tensor,
     lateral_d: torch.Tensor,
