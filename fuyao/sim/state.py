@@ -74,3 +74,10 @@ def where_world(mask: torch.Tensor, a, b):
 def permute_vehicles(v: Vehicles, order: torch.Tensor) -> Vehicles:
     """Reorder vehicle slots per world: `order [W, N]` slot indices."""
     return Vehicles(**{f.name: getattr(v, f.name).gather(1, order) for f in dataclasses.fields(v)})
+
+
+def select_worlds(obj, index: torch.Tensor):
+    """The sub-batch of worlds `index [K]` of a state (or any dataclass of `[W, ...]` tensors)."""
+    if isinstance(obj, torch.Tensor):
+        return obj[index]
+    return type(obj)(**{f.name: select_worlds(getattr(obj, f.name), index) for f in dataclasses.fields(obj)})
