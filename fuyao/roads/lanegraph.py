@@ -217,11 +217,18 @@ class RoadMap:
             yaw[i, : n - 1] = seg_yaw
             yaw[i, n - 1 :] = seg_yaw[-1]
             if n > 2:
-                turn = np.angle(np.exp(1j * np.diff(seg_yaw)))  # wrapped yaw change at interior points
-                k = turn / np.linalg.norm(seg[:-1], axis=1)
-                kappa[i, 1 : n - 1] = k
-                kappa[i, 0] = k[0]
-                kappa[i, n - 1 :] = k[-1]
+                # Curvature from the heading change over a window of up to 2 segments each side: resampled
+                # chords of a finer polyline make single-segment estimates noisy.
+                turn = np.unwrap(seg_yaw)
+                k = min(2, n - 2)
+                idx = np.arange(n)
+                lo = np.clip(idx - k, 0, n - 2)
+                hi = np.clip(idx + k - 1, 0, n - 2)
+                seg_len = np.linalg.norm(seg, axis=1)
+                cum = np.concatenate([[0.0], np.cumsum(seg_len)])
+                span = (cum[hi + 1] + cum[hi]) / 2 - (cum[lo + 1] + cum[lo]) / 2
+                kappa[i, :n] = np.where(span > 1e-9, (turn[hi] - turn[lo]) / np.maximum(span, 1e-9), 0.0)
+                kappa[i, n:] = kappa[i, n - 1]
             succ[i, : len(lane.successors)] = lane.successors
         per_lane_conflicts: list[list[tuple[int, float, float]]] = [[] for _ in lanes]
         for a, b, sa, sb in conflicts:

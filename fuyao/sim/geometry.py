@@ -70,3 +70,22 @@ def box_corners(xy: torch.Tensor, yaw: torch.Tensor, length: torch.Tensor, width
     x = xy[..., 0:1] + lx * c.unsqueeze(-1) - ly * s.unsqueeze(-1)
     y = xy[..., 1:2] + lx * s.unsqueeze(-1) + ly * c.unsqueeze(-1)
     return torch.stack([x, y], dim=-1)
+
+
+def map_to_lane(road: RoadMap, map_id: torch.Tensor, lane_a, s, d, lane_b):
+    """Frenet coordinates on `lane_b` of the point `(s, d)` on `lane_a` (neighbouring lanes, `[W, ...]`).
+
+    Start from the proportional arc length (exact where both lanes curve alike) and take one Newton step
+    along `lane_b`'s tangent, which makes it exact to second order where straights and curves mix.
+    Returns `(s_b, d_b)`.
+    """
+    len_a = lane_attr(road.lane_length, road, map_id, lane_a)
+    len_b = lane_attr(road.lane_length, road, map_id, lane_b)
+    point, _ = vehicle_pose(road, map_id, lane_a, s, d, torch.zeros_like(s))
+    s_est = s * len_b / len_a
+    centre_b, yaw_b, _ = lane_point(road, map_id, lane_b, s_est)
+    delta = point - centre_b
+    cos_b, sin_b = torch.cos(yaw_b), torch.sin(yaw_b)
+    s_b = s_est + delta[..., 0] * cos_b + delta[..., 1] * sin_b
+    d_b = -delta[..., 0] * sin_b + delta[..., 1] * cos_b
+    return s_b, d_b

@@ -18,7 +18,7 @@ from fuyao.roads.routing import UNREACHABLE
 from fuyao.sim import traffic
 from fuyao.sim.collision import collisions
 from fuyao.sim.config import ActionType, SimConfig
-from fuyao.sim.geometry import lane_attr, lane_point, route_attr, vehicle_pose, wrap_angle
+from fuyao.sim.geometry import lane_attr, lane_point, map_to_lane, route_attr, vehicle_pose, wrap_angle
 from fuyao.sim.neighbours import Surroundings, surroundings
 from fuyao.sim.reset import S_INFLOW, reset_state, sample_destination, sample_drivers
 from fuyao.sim.rng import uniform
@@ -169,8 +169,9 @@ def tick(state: WorldState, road: RoadMap, cfg: SimConfig, mobil: bool) -> tuple
     side_lane = torch.where(to_left, left_lane, right_lane)
     side_len = lane_attr(road.lane_length, road, m, side_lane)
     switched = to_left | to_right
-    s = torch.where(switched, s * side_len / lane_len, s)
-    d = torch.where(to_left, d - 0.5 * (width + width_left), torch.where(to_right, d + 0.5 * (width + width_right), d))
+    side_s, side_d = map_to_lane(road, m, v.lane, s, d, torch.where(switched, side_lane, v.lane))
+    s = torch.where(switched, side_s, s)
+    d = torch.where(switched, side_d, d)
     lane = torch.where(switched, side_lane, v.lane)
     lc_dir = torch.where(switched, 0, lc_dir)
     width = torch.where(switched, lane_attr(road.lane_width, road, m, lane), width)
