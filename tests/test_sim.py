@@ -1,0 +1,234 @@
+"""The step on tiny hand-built worlds: collisions, ramps, junctions, actions, termination, bad configs."""
+
+import dataclasses
+import math
+
+import pytest
+import torch
+
+from fuyao.presets import preset
+from fuyao.roads.highway import HighwayConfig, build_highway
+from fuyao.roads.junction import build_t_junction, lane_ids
+from fuyao.sim import step as S
+from fuyao.sim.collision import boxes_overlap
+from fuyao.sim.config import ConfigError, SimConfig
+from fuyao.sim.scene import scene
+from fuyao.sim.world import World
+
+STRAIGHT_RAMPS = HighwayConfig(lanes=2, max_curvature=0.0, length_m=1600.0, on_ramp_s=300.0, off_ramp_s=1100.0)
+
+
+def run_ticks(state, road, cfg, ticks):
+    events = []
+    for t in range(ticks):
+        state, ev = S.tick(state, road, cfg, mobil=(t % cfg.mobil_every_ticks == 0))
+        events.append(ev)
+    return state, events
+
+
+def test_oriented_boxes():
+    def overlap(xy_b, yaw_b):
+        return bool(boxes_overlap(torch.zeros(2), torch.tensor(0.0), torch.tensor(4.0), torch.tensor(2.0),
+                                  torch.tensor(xy_b), torch.tensor(yaw_b), torch.tensor(4.0), torch.tensor(2.0)))
+
+    assert overlap([3.9, 0.0], 0.0)  # bumpers overlap by 0.1 m
+    assert not overlap([4.1, 0.0], 0.0)
+    assert not overlap([0.0, 2.1], 0.0)
+    assert overlap([0.0, 1.9], 0.0)
+    # Rotated 45 degrees: its corner reaches sqrt(5) ~ 2.24 m from its centre along the diagonal.
+    assert overlap([2.0 + 2.0, 0.0], math.pi / 4)
+    assert not overlap([2.0 + 2.4, 0.0], math.pi / 4)
+    # Diagonally off the corner (2, 1): only the rotated box's own length axis separates them (an
+    # axis-aligned bounding-box test would call this a hit); a little closer it is a hit.
+    assert not overlap([3.6, 2.6], math.pi / 4)
+    assert overlap([3.2, 2.2], math.pi / 4)
+
+
+def test_rear_end_collision_happens_at_the_expected_tick():
+    cfg = SimConfig(worlds=1, vehicles=2, controlled=1, inflow=False, action="continuous")
+    road = build_highway(HighwayConfig(max_curvature=0.0, on_ramp_s=None, off_ramp_s=None))
+    # A controlled car at 20 m/s holding zero acceleration hits a stopped car 30 m ahead (bumper gap 25 m):
+    # contact when 20 t >= 25, i.e. after 1.25 s = tick 19 (t = 19/15 s) at 15 Hz.
+    st = scene(road, cfg, [[dict(lane=1, s=100.0, speed=20.0, controlled=True, cmd_accel=0.0),
+                            dict(lane=1, s=130.0, speed=0.0, desire=0.0)]])
+    st, events = run_ticks(st, road, cfg, 25)
+    first = next(i for i, ev in enumerate(events) if bool(ev.collided[0, 0]))
+    assert first + 1 == math.ceil(25.0 / 20.0 * 15)
+    assert bool(events[first].collided[0, 1])  # both parties are flagged
+
+
+def test_idm_follower_stops_behind_obstacle_without_collision():
+    cfg = SimConfig(worlds=1, vehicles=3, controlled=1, inflow=False)
+    road = build_highway(HighwayConfig(lanes=2, max_curvature=0.0, on_ramp_s=None, off_ramp_s=None, length_m=2000.0))
+    # Both lanes blocked, so the follower cannot pass.
+    st = scene(road, cfg, [[dict(lane=1, s=100.0, speed=25.0, desire=1.0, idm_gap=2.0),
+                            dict(lane=1, s=400.0, speed=0.0, desire=0.0),
+                            dict(lane=0, s=400.0, speed=0.0, desire=0.0)]])
+    st, events = run_ticks(st, road, cfg, 15 * 60)
+    assert not any(bool(ev.collided.any()) for ev in events)
+    gap = float(st.vehicles.s[0, 1] - st.vehicles.s[0, 0]) - 5.0
+    assert 1.0 <= gap <= 3.0  # about the jam gap s0 = 2 m
+    assert float(st.vehicles.speed[0, 0]) < 0.1
+
+
+def _highway_lane_ids(road):
+    kinds = road.lane_kind[0].tolist()
+    exits = road.lane_exit_group[0].tolist()
+    sinks = road.lane_is_sink[0].tolist()
+    on_ramp = next(i for i in range(len(kinds)) if kinds[i] == 1 and bool(road.lane_is_source[0, i]))
+    off_ramp = exits.index(1)
+    accel = next(i for i in range(len(kinds)) if sinks[i] and exits[i] < 0)
+    return on_ramp, accel, off_ramp
+
+
+def test_merging_car_merges_and_exiting_car_exits():
+    cfg = SimConfig(worlds=1, vehicles=4, controlled=1, inflow=False, road=STRAIGHT_RAMPS)
+    road = build_highway(STRAIGHT_RAMPS)
+    on_ramp, accel, off_ramp = _highway_lane_ids(road)
+    st = scene(road, cfg, [[
+        dict(lane=on_ramp, s=20.0, speed=18.0, dest=0),  # joins from the on-ramp, bound for the highway's end
+        dict(lane=0, s=10.0, speed=25.0, dest=1),  # in the left lane, bound for the off-ramp
+    ]])
+    lanes_seen = [set(), set()]
+    arrived = [False, False]
+    offroad = False
+    for t in range(15 * 90):
+        st, ev = S.tick(st, road, cfg, mobil=(t % 15 == 0))
+        offroad |= bool(ev.offroad.any())
+        assert not bool(ev.collided.any())
+        for i in range(2):
+            arrived[i] |= bool(ev.arrived[0, i])
+            if bool(st.vehicles.present[0, i]):
+                lanes_seen[i].add(int(st.vehicles.lane[0, i]))
+    assert not offroad
+    assert accel in lanes_seen[0] and arrived[0]  # entered the acceleration lane, merged, reached the end
+    assert off_ramp in lanes_seen[1] and arrived[1]  # moved over two lanes and took the exit
+    ends = road.lane_exit_group[0].tolist()
+    assert ends[off_ramp] == 1
+
+
+def test_controlled_car_that_misses_its_exit_fails_its_route():
+    cfg = SimConfig(worlds=1, vehicles=2, controlled=1, inflow=False, road=STRAIGHT_RAMPS, episode_s=100.0)
+    world = World(cfg, road=build_highway(STRAIGHT_RAMPS))
+    st = scene(world.road, cfg, [[dict(lane=0, s=900.0, speed=25.0, dest=1, controlled=True)]])
+    failed = False
+    for _ in range(20):
+        result = world.step(st, torch.tensor([[S.META_IDLE]]))  # never moves right
+        if bool(result.terminated[0, 0]):
+            failed = bool(result.info["route_failure"][0, 0])
+            assert not bool(result.truncated[0, 0])
+            break
+        st = result.state
+    assert failed
+
+
+def test_meta_actions_follow_highway_env_semantics():
+    cfg = SimConfig(worlds=1, vehicles=1, controlled=1, inflow=False, target_speeds=(20.0, 25.0, 30.0),
+                    road=HighwayConfig(max_curvature=0.0, on_ramp_s=None, off_ramp_s=None))
+    world = World(cfg, road=build_highway(cfg.road))
+    st = scene(world.road, cfg, [[dict(lane=1, s=100.0, speed=25.0, controlled=True)]])
+    mask = world.action_mask(st)[0, 0].tolist()
+    assert mask == [True, True, True, True, True]
+    r = world.step(st, torch.tensor([[S.META_FASTER]]))
+    assert float(r.state.vehicles.target_speed[0, 0]) == 30.0
+    assert float(r.state.vehicles.speed[0, 0]) > 28.0  # proportional speed control, tau 0.6 s, over 1 s
+    assert world.action_mask(r.state)[0, 0].tolist()[3] is False  # already at the top speed
+    r = world.step(r.state, torch.tensor([[S.META_LEFT]]))
+    r = world.step(r.state, torch.tensor([[S.META_IDLE]]))
+    assert int(r.state.vehicles.lane[0, 0]) == 0 and abs(float(r.state.vehicles.d[0, 0])) < 0.5
+    assert world.action_mask(r.state)[0, 0].tolist()[0] is False  # no lane left of the leftmost
+
+
+def test_continuous_steering_off_the_road_terminates():
+    cfg = SimConfig(worlds=1, vehicles=1, controlled=1, inflow=False, action="continuous", decision_hz=5,
+                    road=HighwayConfig(max_curvature=0.0, on_ramp_s=None, off_ramp_s=None))
+    world = World(cfg, road=build_highway(cfg.road))
+    st = scene(world.road, cfg, [[dict(lane=0, s=100.0, speed=20.0, controlled=True)]])
+    for _ in range(20):
+        r = world.step(st, torch.tensor([[[0.5, 0.3]]]))  # steer left, off the leftmost lane
+        if bool(r.terminated[0, 0]):
+            assert bool(r.info["offroad"][0, 0])
+            return
+        st = r.state
+    pytest.fail("steering off the road never terminated the episode")
+
+
+def test_t_junction_vehicles_follow_their_routes():
+    road = build_t_junction()
+    ids = lane_ids(road)
+    cfg = SimConfig(worlds=1, vehicles=6, inflow=False)
+    plan = [("in_w", 1, "w_e"), ("in_e", 2, "e_s"), ("in_s", 0, "s_w"), ("in_w", 2, "w_s"), ("in_s", 1, "s_e"),
+            ("in_e", 0, "e_w")]
+    starts = [80.0, 80.0, 80.0, 50.0, 40.0, 60.0]
+    st = scene(road, cfg, [[dict(lane=ids[a], s=s0, speed=10.0, dest=d) for (a, d, _), s0 in zip(plan, starts)]])
+    seen = [set() for _ in plan]
+    arrived = torch.zeros(len(plan), dtype=torch.bool)
+    for t in range(15 * 40):
+        st, ev = S.tick(st, road, cfg, mobil=(t % 15 == 0))
+        assert not bool(ev.collided.any()), f"collision at tick {t}"
+        assert not bool(ev.offroad.any()), f"off-road at tick {t}"
+        arrived |= ev.arrived[0]
+        for i in range(len(plan)):
+            if bool(st.vehicles.present[0, i]):
+                seen[i].add(int(st.vehicles.lane[0, i]))
+    assert bool(arrived.all())
+    out = {0: "out_w", 1: "out_e", 2: "out_s"}
+    for (src, dest, conn), lanes in zip(plan, seen):
+        assert lanes == {ids[src], ids[conn], ids[out[dest]]}
+
+
+def test_terminated_and_truncated_are_kept_apart():
+    cfg = preset("smoke", worlds=8, episode_s=6.0)
+    world = World(cfg)
+    st = world.reset(seed=1)
+    g = torch.Generator().manual_seed(0)
+    saw_truncation = False
+    for k in range(12):
+        r = world.step(st, torch.randint(0, 5, (8, 1), generator=g))
+        assert not bool((r.terminated & r.truncated).any())
+        ended = (r.terminated | r.truncated).any(dim=1)
+        assert torch.equal(ended | r.world_done, r.world_done)  # C = 1: an ended episode resets its world
+        saw_truncation |= bool(r.truncated.any())
+        st = r.state
+    assert saw_truncation
+    assert int(st.decisions.max()) < 6
+
+
+@pytest.mark.parametrize(
+    "kwargs, field",
+    [
+        (dict(controlled=5, vehicles=4), "controlled"),
+        (dict(action="teleport"), "action"),
+        (dict(observation="lidar"), "observation"),
+        (dict(decision_hz=4), "decision_hz"),
+        (dict(worlds=0), "worlds"),
+        (dict(target_speeds=(30.0, 20.0)), "target_speeds"),
+    ],
+)
+def test_invalid_sim_configs_name_field_value_and_allowed(kwargs, field):
+    with pytest.raises(ConfigError) as err:
+        SimConfig(**kwargs)
+    assert f"SimConfig.{field}" in str(err.value) and "allowed" in str(err.value)
+
+
+def test_more_vehicles_than_fit_is_refused():
+    cfg = dataclasses.replace(preset("smoke"), vehicles=500)
+    with pytest.raises(ConfigError, match=r"SimConfig.vehicles: got 500; allowed: at most \d+"):
+        World(cfg)
+
+
+def test_same_seed_same_rollout_bit_for_bit():
+    def rollout(seed):
+        world = World(preset("smoke", worlds=6))
+        st = world.reset(seed=seed)
+        g = torch.Generator().manual_seed(3)
+        out = []
+        for _ in range(15):
+            r = world.step(st, torch.randint(0, 5, (6, 1), generator=g))
+            st = r.state
+            out += [st.vehicles.s, st.vehicles.d, st.vehicles.speed, r.reward, world.observe(st)]
+        return out
+
+    a, b, c = rollout(0), rollout(0), rollout(1)
+    assert all(torch.equal(x, y) for x, y in zip(a, b))
+    assert not all(torch.equal(x, y) for x, y in zip(a, c))
