@@ -52,9 +52,9 @@ class World:
         return observation_shape(self.cfg)
 
     def reset(self, seed: int = 0) -> WorldState:
-        """Initial state of every world; world `i` uses key `seed * 1_000_003 + i`."""
+        """Initial state of every world; world `i` uses key `(seed mod 2^32) * 1_000_003 + i` (any int seed)."""
         w = self.cfg.worlds
-        keys = seed * 1_000_003 + torch.arange(w, dtype=torch.int64, device=self.device)
+        keys = (seed % 2**32) * 1_000_003 + torch.arange(w, dtype=torch.int64, device=self.device)
         zeros = torch.zeros(w, dtype=torch.int64, device=self.device)
         return reset_state(self.road, self.cfg, keys, zeros, zeros.clone())  # distinct tensors: no aliasing
 
