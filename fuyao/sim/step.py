@@ -141,7 +141,8 @@ def tick(state: WorldState, road: RoadMap, cfg: SimConfig, mobil: bool) -> tuple
     if cfg.action is ActionType.CONTINUOUS:
         accel_ctrl, steer_ctrl = v.cmd_accel, v.cmd_steer
     else:
-        accel_ctrl = traffic.speed_control(v.target_speed, v.speed).clamp(-traffic.MAX_BRAKE, traffic.MAX_BRAKE)
+        # Unclipped, as highway-env's MDPVehicle (5 m/s steps over tau 0.6 s ask 8.3 m/s^2); speed is capped.
+        accel_ctrl = traffic.speed_control(v.target_speed, v.speed)
         steer_ctrl = steer_auto
     accel = torch.where(v.controlled, accel_ctrl, accel_bg.clamp(max=v.idm_accel))
     steer = torch.where(v.controlled, steer_ctrl, steer_auto)
@@ -271,9 +272,9 @@ def action_mask(state: WorldState, road: RoadMap, cfg: SimConfig) -> torch.Tenso
     v = state.vehicles
     c = cfg.controlled
     lane = v.lane[:, :c]
-    lc = v.lc_dir[:, :c]
-    left = lane_attr(road.lane_change_left_ok, road, state.map_id, lane) | (lc > 0)
-    right = lane_attr(road.lane_change_right_ok, road, state.map_id, lane) | (lc < 0)
+    # As highway-env's get_available_actions: a lane change is available where the lane exists.
+    left = lane_attr(road.lane_change_left_ok, road, state.map_id, lane)
+    right = lane_attr(road.lane_change_right_ok, road, state.map_id, lane)
     speeds = torch.tensor(cfg.target_speeds, device=v.s.device)
     idx = speed_index(v.target_speed[:, :c], speeds)
     idle = torch.ones_like(left)
