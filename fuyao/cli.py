@@ -69,6 +69,9 @@ class BenchSimArgs:
     json: bool = False
     threads: int | None = None
     """torch CPU threads (default: torch's choice)."""
+    highway_env_seconds: float = 0.0
+    """Also measure highway-env's highway-v0 for this many seconds in the same run and report the ratio
+    (needs `pip install 'fuyao[compare]'`)."""
     sim: SimConfig = field(default_factory=SimConfig)
 
 
@@ -172,6 +175,17 @@ def cmd_bench_sim(args: BenchSimArgs) -> dict:
     out = dict(best, preset=args.preset)
     if len(rows) > 1:
         out["sweep"] = rows
+    if args.highway_env_seconds > 0:
+        from fuyao.perf.highway_env_ref import measure_highway_env
+
+        ref = measure_highway_env("highway-v0", seconds=args.highway_env_seconds)
+        out["highway_env"] = ref
+        out["speedup_vs_highway_env"] = out["vehicle_ticks_per_s"] / ref["vehicle_ticks_per_s"]
+        if not args.json:
+            console.print(
+                f"highway-env {ref['env_id']}: {ref['vehicle_ticks_per_s']:,.0f} vehicle-ticks/s, "
+                f"{ref['decisions_per_s']:.1f} decisions/s -> Fuyao is {out['speedup_vs_highway_env']:,.0f}x faster"
+            )
     if args.json:
         print(json.dumps(out))
     else:

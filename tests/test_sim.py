@@ -183,7 +183,7 @@ def test_terminated_and_truncated_are_kept_apart():
     st = world.reset(seed=1)
     g = torch.Generator().manual_seed(0)
     saw_truncation = False
-    for k in range(12):
+    for _ in range(12):
         r = world.step(st, torch.randint(0, 5, (8, 1), generator=g))
         assert not bool((r.terminated & r.truncated).any())
         ended = (r.terminated | r.truncated).any(dim=1)

@@ -119,16 +119,32 @@ def surroundings(road: RoadMap, map_id, lane, s, length, speed, present, dest) -
         next_lane(right),
         prev_lane(right),
     ]
-    query_keys = []
-    for ql, base in zip(query_lanes, ["first", "last", left_s, "first", "last", right_s, "first", "last"], strict=True):
-        if isinstance(base, str):
-            offset = -0.4 * LANE_KEY if base == "first" else 0.4 * LANE_KEY
-            query_keys.append(ql.double() * LANE_KEY + offset)
-        else:
-            query_keys.append(ql.double() * LANE_KEY + base.double())
-    ahead, behind = _search(keys, order, sorted_lane, torch.cat(query_lanes, 1), torch.cat(query_keys, 1))
-    ahead = ahead.chunk(8, dim=1)
-    behind = behind.chunk(8, dim=1)
+    # Positional look-ups in the side lanes: binary search of the sorted keys, [W, 2N] queries.
+    side_ahead, side_behind = _search(
+        keys,
+        order,
+        sorted_lane,
+        torch.cat([left, right], 1),
+        torch.cat([left.double() * LANE_KEY + left_s.double(), right.double() * LANE_KEY + right_s.double()], 1),
+    )
+    l_ahead, r_ahead = side_ahead.chunk(2, dim=1)
+    l_behind, r_behind = side_behind.chunk(2, dim=1)
+    # First and last vehicle of every lane from where each lane starts in the sorted order ([W, L + 2]).
+    lane_ids = torch.arange(big_lane + 1, device=lane.device).expand(lane.shape[0], -1).contiguous()
+    start = torch.searchsorted(sorted_lane, lane_ids)
+
+    def first_on(lq):
+        q = lq.clamp(min=0)
+        i0, i1 = start.gather(1, q), start.gather(1, q + 1)
+        return torch.where((lq >= 0) & (i1 > i0), order.gather(1, i0.clamp(max=n - 1)), -1)
+
+    def last_on(lq):
+        q = lq.clamp(min=0)
+        i0, i1 = start.gather(1, q), start.gather(1, q + 1)
+        return torch.where((lq >= 0) & (i1 > i0), order.gather(1, (i1 - 1).clamp(min=0)), -1)
+
+    ahead = (first_on(query_lanes[0]), None, l_ahead, first_on(query_lanes[3]), None, r_ahead, first_on(query_lanes[6]))
+    behind = (None, last_on(query_lanes[1]), l_behind, None, last_on(query_lanes[4]), r_behind, None, last_on(query_lanes[7]))
 
     def s_of(slot):
         return s.gather(1, slot.clamp(min=0))

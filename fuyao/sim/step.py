@@ -213,6 +213,10 @@ def tick(state: WorldState, road: RoadMap, cfg: SimConfig, mobil: bool) -> tuple
         candidates = torch.cat([candidates, sur.conflict_slot], dim=-1)
     collided = collisions(xy, yaw, v.length, v.width, present, candidates) & present
     moved = replace(moved, crashed=v.crashed | collided)
+    # Padding slots (absent at the start of the tick) keep every field as it was.
+    moved = Vehicles(
+        **{f: torch.where(v.present, getattr(moved, f), getattr(v, f)) for f in Vehicles.__dataclass_fields__}
+    )
     events = TickEvents(
         collided=collided,
         offroad=offroad,
@@ -239,8 +243,6 @@ def apply_action(state: WorldState, action: torch.Tensor, road: RoadMap, cfg: Si
     `[W, C, 2]` in [-1, 1] (acceleration, steering), clipped."""
     v = state.vehicles
     c = cfg.controlled
-    w, n = v.s.shape
-    pad = (0, n - c)
     if cfg.action is ActionType.META:
         a = action.long()
         speeds = torch.tensor(cfg.target_speeds, device=v.s.device)
@@ -254,16 +256,18 @@ def apply_action(state: WorldState, action: torch.Tensor, road: RoadMap, cfg: Si
         idx = torch.where(a == META_FASTER, idx + 1, torch.where(a == META_SLOWER, idx - 1, idx))
         new_target = speeds[idx.clamp(0, speeds.shape[0] - 1)]
         target = torch.where((a == META_FASTER) | (a == META_SLOWER), new_target, v.target_speed[:, :c])
-        lc_dir = torch.cat([lc, v.lc_dir[:, c:]], dim=1)
-        target_speed = torch.cat([target, v.target_speed[:, c:]], dim=1)
+        here = v.present[:, :c]  # a controlled car that has left the road takes no more commands
+        lc_dir = torch.cat([torch.where(here, lc, v.lc_dir[:, :c]), v.lc_dir[:, c:]], dim=1)
+        target_speed = torch.cat([torch.where(here, target, v.target_speed[:, :c]), v.target_speed[:, c:]], dim=1)
         return replace(state, vehicles=replace(v, lc_dir=lc_dir, target_speed=target_speed))
     a = action.float().clamp(-1.0, 1.0)
     lo, hi = cfg.accel_range
     acc = lo + (a[..., 0] + 1.0) * 0.5 * (hi - lo)
     lo, hi = cfg.steer_range
     steer = lo + (a[..., 1] + 1.0) * 0.5 * (hi - lo)
-    cmd_accel = torch.nn.functional.pad(acc, pad)
-    cmd_steer = torch.nn.functional.pad(steer, pad)
+    here = v.present[:, :c]
+    cmd_accel = torch.cat([torch.where(here, acc, v.cmd_accel[:, :c]), v.cmd_accel[:, c:]], dim=1)
+    cmd_steer = torch.cat([torch.where(here, steer, v.cmd_steer[:, :c]), v.cmd_steer[:, c:]], dim=1)
     return replace(state, vehicles=replace(v, cmd_accel=cmd_accel, cmd_steer=cmd_steer))
 
 

@@ -70,13 +70,17 @@ def idm_acceleration(
 ) -> torch.Tensor:
     """IDM acceleration `[...]` m/s^2 for a follower at `speed` behind a leader `gap` m ahead moving at `lead_speed`."""
     v0 = p.desired_speed.clamp(min=0.1)
-    free = 1.0 - torch.pow((speed / v0).clamp(min=0.0), p.delta)
+    # exp(delta log r), not torch.pow: CPU pow rounds differently in the vectorised body and the scalar tail
+    # of a kernel, which would make a vehicle's result depend on its slot and on the number of worlds.
+    free = 1.0 - torch.exp(p.delta * torch.log((speed / v0).clamp(min=0.0)))
     dv = speed - lead_speed
     s_star = p.jam_gap + (speed * p.headway + speed * dv / (2.0 * torch.sqrt(p.max_accel * p.comfort_decel))).clamp(
         min=0
     )
     interaction = torch.where(has_lead, (s_star / gap.clamp(min=0.1)) ** 2, torch.zeros_like(speed))
-    return (p.max_accel * (free - interaction)).clamp(min=-MAX_BRAKE)
+    accel = (p.max_accel * (free - interaction)).clamp(min=-MAX_BRAKE)
+    # A desired speed of 0 means standing still: never accelerate (v0 was clamped to 0.1 m/s above).
+    return torch.where(p.desired_speed <= 0.0, accel.clamp(max=0.0), accel)
 
 
 def _idm_behind(nb: Neighbour, p: DriverParams, speed) -> torch.Tensor:
@@ -128,8 +132,12 @@ def mobil_decision(
         self_new = _idm_behind(lead, params, speed)
         nf_old = idm_acceleration(follow.speed, follow.gap + length + lead.gap, lead.speed, lead.exists, nf_p)
         nf_new = idm_acceleration(follow.speed, follow.gap, speed, follow.exists, nf_p)
-        safe = ok & (nf_new >= -SAFE_BRAKE) & (self_new >= -SAFE_BRAKE) & (lead.gap > MIN_GAP) & (follow.gap > MIN_GAP)
-        gain = self_new - self_old + params.politeness * ((nf_new - nf_old) + (of_new - of_old))
+        # No new follower: nobody to impose braking on, and no follower terms (not slot 0's free-road accel).
+        nf_ok = ~follow.exists | (nf_new >= -SAFE_BRAKE)
+        safe = ok & nf_ok & (self_new >= -SAFE_BRAKE) & (lead.gap > MIN_GAP) & (follow.gap > MIN_GAP)
+        nf_gain = torch.where(follow.exists, nf_new - nf_old, 0.0)
+        of_gain = torch.where(sur.follow.exists, of_new - of_old, 0.0)
+        gain = self_new - self_old + params.politeness * (nf_gain + of_gain)
         gain = gain + (KEEP_RIGHT_BIAS if direction > 0 else -KEEP_RIGHT_BIAS)
         needed = route.changes.abs().clamp(min=1).float()
         urgency = (1.0 - (route.remaining - 100.0) / (ROUTE_ROOM_PER_CHANGE * needed)).clamp(0.0, 1.0)
