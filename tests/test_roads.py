@@ -26,7 +26,9 @@ def test_point_and_pose_on_a_straight_lane():
     xy, yaw, kappa = lane_point(road, m, torch.tensor([[2]]), torch.tensor([[123.4]]))
     assert torch.allclose(xy, torch.tensor([[[123.4, -8.0]]]), atol=1e-4)
     assert abs(float(yaw)) < 1e-6 and abs(float(kappa)) < 1e-6
-    pos, heading = vehicle_pose(road, m, torch.tensor([[2]]), torch.tensor([[10.0]]), torch.tensor([[1.5]]), torch.tensor([[0.2]]))
+    pos, heading = vehicle_pose(
+        road, m, torch.tensor([[2]]), torch.tensor([[10.0]]), torch.tensor([[1.5]]), torch.tensor([[0.2]])
+    )
     assert torch.allclose(pos, torch.tensor([[[10.0, -6.5]]]), atol=1e-4)  # d > 0 is to the left (+y)
     assert torch.allclose(heading, torch.tensor([[0.2]]), atol=1e-6)
 
@@ -47,12 +49,21 @@ def test_arc_lane_has_its_curvature_and_positions():
     expected = [radius * math.sin(math.pi / 4), radius - radius * math.cos(math.pi / 4)]
     assert torch.allclose(xy[0, 0], torch.tensor(expected, dtype=torch.float32), atol=0.05)
     # The offset point at d = 2 m lies on the circle of radius R - 2 about the centre (0, R).
-    pos, _ = vehicle_pose(road, torch.zeros(1, dtype=torch.int64), torch.zeros(1, 1, dtype=torch.int64), s, torch.tensor([[2.0]]), torch.zeros(1, 1))
+    pos, _ = vehicle_pose(
+        road,
+        torch.zeros(1, dtype=torch.int64),
+        torch.zeros(1, 1, dtype=torch.int64),
+        s,
+        torch.tensor([[2.0]]),
+        torch.zeros(1, 1),
+    )
     assert float(torch.linalg.norm(pos[0, 0] - torch.tensor([0.0, radius]))) == pytest.approx(radius - 2.0, abs=0.05)
 
 
 def test_curved_highway_lanes_are_parallel_and_lane_changes_map_exactly():
-    cfg = HighwayConfig(lanes=4, max_curvature=1 / 400.0, on_ramp_s=None, off_ramp_s=None, length_m=1500.0, curve_segment_m=300.0)
+    cfg = HighwayConfig(
+        lanes=4, max_curvature=1 / 400.0, on_ramp_s=None, off_ramp_s=None, length_m=1500.0, curve_segment_m=300.0
+    )
     road = build_highway(cfg, seed=3)
     assert float(road.lane_kappa.abs().max()) > 1 / 800.0  # it does curve
     m = torch.zeros(1, dtype=torch.int64)
@@ -105,7 +116,7 @@ def test_map_bank_pads_and_keeps_routes():
     bank = stack_maps([a, b])
     assert bank.num_maps == 2 and bank.max_lanes == b.max_lanes
     assert bank.dest_valid.tolist() == [[True, False], [True, True]]
-    assert not bool(bank.lane_valid[0, a.max_lanes:].any())
+    assert not bool(bank.lane_valid[0, a.max_lanes :].any())
     assert torch.equal(bank.route.cost[1], b.route.cost[0])
     assert torch.equal(bank.route.cost[0, : a.max_lanes, :1], a.route.cost[0])
     bank4 = build_highway_bank(HighwayConfig(), 4, seed=7)
@@ -117,7 +128,10 @@ def test_map_bank_pads_and_keeps_routes():
     [
         (dict(lanes=0), "lanes"),
         (dict(lanes=7), "lanes"),
-        (dict(length_m=300.0, ramp_length_m=250.0, accel_lane_m=200.0, on_ramp_s=100.0, off_ramp_s=None), "ramp_length_m"),
+        (
+            dict(length_m=300.0, ramp_length_m=250.0, accel_lane_m=200.0, on_ramp_s=100.0, off_ramp_s=None),
+            "ramp_length_m",
+        ),
         (dict(on_ramp_s=50.0), "on_ramp_s"),
         (dict(off_ramp_s=500.0), "off_ramp_s"),
         (dict(lane_width_m=0.0), "lane_width_m"),
@@ -141,14 +155,19 @@ def test_t_junction_connectors_and_conflicts():
     ids = lane_ids(road)
     r = road.route
     # The route from each incoming lane to each other arm goes through the right connector.
-    expect = {("in_w", 1): "w_e", ("in_w", 2): "w_s", ("in_e", 0): "e_w", ("in_e", 2): "e_s", ("in_s", 1): "s_e", ("in_s", 0): "s_w"}
+    expect = {
+        ("in_w", 1): "w_e",
+        ("in_w", 2): "w_s",
+        ("in_e", 0): "e_w",
+        ("in_e", 2): "e_s",
+        ("in_s", 1): "s_e",
+        ("in_s", 0): "s_w",
+    }
     for (src, dest), conn in expect.items():
         assert int(r.best_succ[0, ids[src], dest]) == ids[conn]
     # U-turns do not exist.
     assert float(r.cost[0, ids["in_w"], 0]) >= UNREACHABLE
-    conflicts = {
-        (a, int(b)) for a in range(road.max_lanes) for b in road.conflict_lane[0, a].tolist() if b >= 0
-    }
+    conflicts = {(a, int(b)) for a in range(road.max_lanes) for b in road.conflict_lane[0, a].tolist() if b >= 0}
     # Crossing paths conflict, merging paths conflict, forks from one lane do not.
     assert (ids["w_e"], ids["s_w"]) in conflicts  # crossing
     assert (ids["w_e"], ids["s_e"]) in conflicts  # merging into the eastbound lane

@@ -28,8 +28,18 @@ def run_ticks(state, road, cfg, ticks):
 
 def test_oriented_boxes():
     def overlap(xy_b, yaw_b):
-        return bool(boxes_overlap(torch.zeros(2), torch.tensor(0.0), torch.tensor(4.0), torch.tensor(2.0),
-                                  torch.tensor(xy_b), torch.tensor(yaw_b), torch.tensor(4.0), torch.tensor(2.0)))
+        return bool(
+            boxes_overlap(
+                torch.zeros(2),
+                torch.tensor(0.0),
+                torch.tensor(4.0),
+                torch.tensor(2.0),
+                torch.tensor(xy_b),
+                torch.tensor(yaw_b),
+                torch.tensor(4.0),
+                torch.tensor(2.0),
+            )
+        )
 
     assert overlap([3.9, 0.0], 0.0)  # bumpers overlap by 0.1 m
     assert not overlap([4.1, 0.0], 0.0)
@@ -49,8 +59,16 @@ def test_rear_end_collision_happens_at_the_expected_tick():
     road = build_highway(HighwayConfig(max_curvature=0.0, on_ramp_s=None, off_ramp_s=None))
     # A controlled car at 20 m/s holding zero acceleration hits a stopped car 30 m ahead (bumper gap 25 m):
     # contact when 20 t >= 25, i.e. after 1.25 s = tick 19 (t = 19/15 s) at 15 Hz.
-    st = scene(road, cfg, [[dict(lane=1, s=100.0, speed=20.0, controlled=True, cmd_accel=0.0),
-                            dict(lane=1, s=130.0, speed=0.0, desire=0.0)]])
+    st = scene(
+        road,
+        cfg,
+        [
+            [
+                dict(lane=1, s=100.0, speed=20.0, controlled=True, cmd_accel=0.0),
+                dict(lane=1, s=130.0, speed=0.0, desire=0.0),
+            ]
+        ],
+    )
     st, events = run_ticks(st, road, cfg, 25)
     first = next(i for i, ev in enumerate(events) if bool(ev.collided[0, 0]))
     assert first + 1 == math.ceil(25.0 / 20.0 * 15)
@@ -61,9 +79,17 @@ def test_idm_follower_stops_behind_obstacle_without_collision():
     cfg = SimConfig(worlds=1, vehicles=3, controlled=1, inflow=False)
     road = build_highway(HighwayConfig(lanes=2, max_curvature=0.0, on_ramp_s=None, off_ramp_s=None, length_m=2000.0))
     # Both lanes blocked, so the follower cannot pass.
-    st = scene(road, cfg, [[dict(lane=1, s=100.0, speed=25.0, desire=1.0, idm_gap=2.0),
-                            dict(lane=1, s=400.0, speed=0.0, desire=0.0),
-                            dict(lane=0, s=400.0, speed=0.0, desire=0.0)]])
+    st = scene(
+        road,
+        cfg,
+        [
+            [
+                dict(lane=1, s=100.0, speed=25.0, desire=1.0, idm_gap=2.0),
+                dict(lane=1, s=400.0, speed=0.0, desire=0.0),
+                dict(lane=0, s=400.0, speed=0.0, desire=0.0),
+            ]
+        ],
+    )
     st, events = run_ticks(st, road, cfg, 15 * 60)
     assert not any(bool(ev.collided.any()) for ev in events)
     gap = float(st.vehicles.s[0, 1] - st.vehicles.s[0, 0]) - 5.0
@@ -85,10 +111,16 @@ def test_merging_car_merges_and_exiting_car_exits():
     cfg = SimConfig(worlds=1, vehicles=4, controlled=1, inflow=False, road=STRAIGHT_RAMPS)
     road = build_highway(STRAIGHT_RAMPS)
     on_ramp, accel, off_ramp = _highway_lane_ids(road)
-    st = scene(road, cfg, [[
-        dict(lane=on_ramp, s=20.0, speed=18.0, dest=0),  # joins from the on-ramp, bound for the highway's end
-        dict(lane=0, s=10.0, speed=25.0, dest=1),  # in the left lane, bound for the off-ramp
-    ]])
+    st = scene(
+        road,
+        cfg,
+        [
+            [
+                dict(lane=on_ramp, s=20.0, speed=18.0, dest=0),  # joins from the on-ramp, bound for the highway's end
+                dict(lane=0, s=10.0, speed=25.0, dest=1),  # in the left lane, bound for the off-ramp
+            ]
+        ],
+    )
     lanes_seen = [set(), set()]
     arrived = [False, False]
     offroad = False
@@ -123,8 +155,14 @@ def test_controlled_car_that_misses_its_exit_fails_its_route():
 
 
 def test_meta_actions_follow_highway_env_semantics():
-    cfg = SimConfig(worlds=1, vehicles=1, controlled=1, inflow=False, target_speeds=(20.0, 25.0, 30.0),
-                    road=HighwayConfig(max_curvature=0.0, on_ramp_s=None, off_ramp_s=None))
+    cfg = SimConfig(
+        worlds=1,
+        vehicles=1,
+        controlled=1,
+        inflow=False,
+        target_speeds=(20.0, 25.0, 30.0),
+        road=HighwayConfig(max_curvature=0.0, on_ramp_s=None, off_ramp_s=None),
+    )
     world = World(cfg, road=build_highway(cfg.road))
     st = scene(world.road, cfg, [[dict(lane=1, s=100.0, speed=25.0, controlled=True)]])
     mask = world.action_mask(st)[0, 0].tolist()
@@ -140,8 +178,15 @@ def test_meta_actions_follow_highway_env_semantics():
 
 
 def test_continuous_steering_off_the_road_terminates():
-    cfg = SimConfig(worlds=1, vehicles=1, controlled=1, inflow=False, action="continuous", decision_hz=5,
-                    road=HighwayConfig(max_curvature=0.0, on_ramp_s=None, off_ramp_s=None))
+    cfg = SimConfig(
+        worlds=1,
+        vehicles=1,
+        controlled=1,
+        inflow=False,
+        action="continuous",
+        decision_hz=5,
+        road=HighwayConfig(max_curvature=0.0, on_ramp_s=None, off_ramp_s=None),
+    )
     world = World(cfg, road=build_highway(cfg.road))
     st = scene(world.road, cfg, [[dict(lane=0, s=100.0, speed=20.0, controlled=True)]])
     for _ in range(20):
@@ -157,8 +202,14 @@ def test_t_junction_vehicles_follow_their_routes():
     road = build_t_junction()
     ids = lane_ids(road)
     cfg = SimConfig(worlds=1, vehicles=6, inflow=False)
-    plan = [("in_w", 1, "w_e"), ("in_e", 2, "e_s"), ("in_s", 0, "s_w"), ("in_w", 2, "w_s"), ("in_s", 1, "s_e"),
-            ("in_e", 0, "e_w")]
+    plan = [
+        ("in_w", 1, "w_e"),
+        ("in_e", 2, "e_s"),
+        ("in_s", 0, "s_w"),
+        ("in_w", 2, "w_s"),
+        ("in_s", 1, "s_e"),
+        ("in_e", 0, "e_w"),
+    ]
     starts = [80.0, 80.0, 80.0, 50.0, 40.0, 60.0]
     st = scene(road, cfg, [[dict(lane=ids[a], s=s0, speed=10.0, dest=d) for (a, d, _), s0 in zip(plan, starts)]])
     seen = [set() for _ in plan]

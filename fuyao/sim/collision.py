@@ -41,10 +41,22 @@ def collisions(xy, yaw, length, width, present, candidates: torch.Tensor) -> tor
         return x.gather(1, flat).view(w, n, k)
 
     other_xy = torch.stack([other(xy[..., 0]), other(xy[..., 1])], dim=-1)
-    hit = boxes_overlap_cs(
-        xy.unsqueeze(2), cos_yaw.unsqueeze(2), sin_yaw.unsqueeze(2), length.unsqueeze(2), width.unsqueeze(2),
-        other_xy, other(cos_yaw), other(sin_yaw), other(length), other(width),
-    ) & ok & other(present)
+    hit = (
+        boxes_overlap_cs(
+            xy.unsqueeze(2),
+            cos_yaw.unsqueeze(2),
+            sin_yaw.unsqueeze(2),
+            length.unsqueeze(2),
+            width.unsqueeze(2),
+            other_xy,
+            other(cos_yaw),
+            other(sin_yaw),
+            other(length),
+            other(width),
+        )
+        & ok
+        & other(present)
+    )
     mine = hit.any(dim=2)
     theirs = torch.zeros(w, n, dtype=torch.int32, device=xy.device).scatter_add_(1, flat, hit.view(w, n * k).int())
     return mine | (theirs > 0)

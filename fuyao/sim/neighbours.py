@@ -144,7 +144,16 @@ def surroundings(road: RoadMap, map_id, lane, s, length, speed, present, dest) -
         return torch.where((lq >= 0) & (i1 > i0), order.gather(1, (i1 - 1).clamp(min=0)), -1)
 
     ahead = (first_on(query_lanes[0]), None, l_ahead, first_on(query_lanes[3]), None, r_ahead, first_on(query_lanes[6]))
-    behind = (None, last_on(query_lanes[1]), l_behind, None, last_on(query_lanes[4]), r_behind, None, last_on(query_lanes[7]))
+    behind = (
+        None,
+        last_on(query_lanes[1]),
+        l_behind,
+        None,
+        last_on(query_lanes[4]),
+        r_behind,
+        None,
+        last_on(query_lanes[7]),
+    )
 
     def s_of(slot):
         return s.gather(1, slot.clamp(min=0))
@@ -223,7 +232,9 @@ def _conflicts(road: RoadMap, map_id, lane, s, present, dest, keys, order, sorte
     on_lane = on_lane.view(w, n, num_c)
     # Else the last vehicle on the lane feeding it, if its route takes that connector.
     pred = torch.where(other_lane >= 0, lane_attr(road.lane_pred, road, map_id, other_lane), -1)
-    _, feeding = _search(keys, order, sorted_lane, pred.view(w, -1), (pred.double() * LANE_KEY + 0.4 * LANE_KEY).view(w, -1))
+    _, feeding = _search(
+        keys, order, sorted_lane, pred.view(w, -1), (pred.double() * LANE_KEY + 0.4 * LANE_KEY).view(w, -1)
+    )
     feeding = feeding.view(w, n, num_c)
     f_safe = feeding.clamp(min=0).view(w, -1)
     f_dest = dest.gather(1, f_safe).view(w, n, num_c)
