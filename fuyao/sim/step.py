@@ -81,18 +81,24 @@ def route_view(road: RoadMap, map_id, v: Vehicles, sur: Surroundings) -> traffic
 
 def following_accel(road: RoadMap, map_id, v: Vehicles, sur: Surroundings, params, route) -> torch.Tensor:
     """IDM acceleration `[W, N]` m/s^2 that respects every leader a driver must: the own-lane leader, the
-    leader in the target lane during a lane change, cars cutting in from either side, and the end of a lane
-    that ends (when the route still needs a change out of it)."""
-    accel = traffic.idm_acceleration(v.speed, sur.lead.gap, sur.lead.speed, sur.lead.exists, params)
+    leader in the target lane during a lane change, cars cutting in from either side, the end of a lane
+    that ends (when the route still needs a change out of it), and cars to yield to at junctions. The
+    free-road term is computed once; the most constraining leader is the largest interaction term."""
+    free = traffic.idm_free(v.speed, params)
+    inter = traffic.idm_interaction(v.speed, sur.lead.gap, sur.lead.speed, sur.lead.exists, params)
     must_leave = (route.changes != 0) & lane_attr(road.lane_leads_to_dead_end, road, map_id, v.lane)
-    accel = torch.minimum(accel, traffic.route_stop_accel(v.speed, route.remaining, must_leave, v.length, params))
+    inter = torch.maximum(inter, traffic.route_stop_interaction(v.speed, route.remaining, must_leave, v.length, params))
     target_lead_gap = torch.where(v.lc_dir < 0, sur.left_lead.gap, sur.right_lead.gap)
     target_lead_speed = torch.where(v.lc_dir < 0, sur.left_lead.speed, sur.right_lead.speed)
-    target_has_lead = torch.where(v.lc_dir < 0, sur.left_lead.exists, sur.right_lead.exists)
-    accel_target = traffic.idm_acceleration(v.speed, target_lead_gap, target_lead_speed, target_has_lead, params)
-    accel = torch.where(v.lc_dir != 0, torch.minimum(accel, accel_target), accel)
-    accel = torch.minimum(accel, traffic.cut_in_accel(sur, v.lc_dir, v.speed, params))
-    return torch.minimum(accel, traffic.conflict_yield_accel(sur, v.speed, v.length, params))
+    target_has_lead = torch.where(v.lc_dir < 0, sur.left_lead.exists, sur.right_lead.exists) & (v.lc_dir != 0)
+    inter = torch.maximum(
+        inter, traffic.idm_interaction(v.speed, target_lead_gap, target_lead_speed, target_has_lead, params)
+    )
+    inter = torch.maximum(inter, traffic.cut_in_interaction(sur, v.lc_dir, v.speed, params))
+    yield_inter = traffic.conflict_yield_interaction(sur, v.speed, v.length, params)
+    if yield_inter is not None:
+        inter = torch.maximum(inter, yield_inter)
+    return traffic.idm_combine(free, inter, params)
 
 
 def background_control(road, map_id, v: Vehicles, sur: Surroundings, limit, mobil: bool, left_ok, right_ok):
@@ -213,10 +219,10 @@ def tick(state: WorldState, road: RoadMap, cfg: SimConfig, mobil: bool) -> tuple
         candidates = torch.cat([candidates, sur.conflict_slot], dim=-1)
     collided = collisions(xy, yaw, v.length, v.width, present, candidates) & present
     moved = replace(moved, crashed=v.crashed | collided)
-    # Padding slots (absent at the start of the tick) keep every field as it was.
-    moved = Vehicles(
-        **{f: torch.where(v.present, getattr(moved, f), getattr(v, f)) for f in Vehicles.__dataclass_fields__}
-    )
+    # Padding slots (absent at the start of the tick) keep every field as it was. Only the fields a tick
+    # writes are selected: the others are passed through untouched (no copies).
+    written = ("lane", "s", "d", "psi", "speed", "accel", "steer", "lc_dir", "dest", "present", "crashed")
+    moved = replace(moved, **{f: torch.where(v.present, getattr(moved, f), getattr(v, f)) for f in written})
     events = TickEvents(
         collided=collided,
         offroad=offroad,

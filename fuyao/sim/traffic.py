@@ -61,6 +61,32 @@ class DriverParams:
         return DriverParams(*(getattr(self, f).gather(1, safe) for f in self.__dataclass_fields__))
 
 
+def idm_free(speed: torch.Tensor, p: DriverParams) -> torch.Tensor:
+    """IDM's free-road term `1 - (v / v0)^delta` (dimensionless)."""
+    v0 = p.desired_speed.clamp(min=0.1)
+    # exp(delta log r), not torch.pow: CPU pow rounds differently in the vectorised body and the scalar tail
+    # of a kernel, which would make a vehicle's result depend on its slot and on the number of worlds.
+    return 1.0 - torch.exp(p.delta * torch.log((speed / v0).clamp(min=0.0)))
+
+
+def idm_interaction(
+    speed: torch.Tensor, gap: torch.Tensor, lead_speed: torch.Tensor, has_lead: torch.Tensor, p: DriverParams
+) -> torch.Tensor:
+    """IDM's interaction term `(s* / s)^2` for one leader (0 where there is none)."""
+    dv = speed - lead_speed
+    brake_term = speed * dv / (2.0 * torch.sqrt(p.max_accel * p.comfort_decel))
+    s_star = p.jam_gap + (speed * p.headway + brake_term).clamp(min=0)
+    return torch.where(has_lead, (s_star / gap.clamp(min=0.1)) ** 2, torch.zeros_like(speed))
+
+
+def idm_combine(free: torch.Tensor, interaction: torch.Tensor, p: DriverParams) -> torch.Tensor:
+    """`a [free - interaction]`, floored at -MAX_BRAKE. The acceleration falls as the interaction grows, so
+    the most constraining of several leaders is the largest interaction: one combine serves them all."""
+    accel = (p.max_accel * (free - interaction)).clamp(min=-MAX_BRAKE)
+    # A desired speed of 0 means standing still: never accelerate (v0 was clamped to 0.1 m/s above).
+    return torch.where(p.desired_speed <= 0.0, accel.clamp(max=0.0), accel)
+
+
 def idm_acceleration(
     speed: torch.Tensor,
     gap: torch.Tensor,
@@ -69,28 +95,17 @@ def idm_acceleration(
     p: DriverParams,
 ) -> torch.Tensor:
     """IDM acceleration `[...]` m/s^2 for a follower at `speed` behind a leader `gap` m ahead moving at `lead_speed`."""
-    v0 = p.desired_speed.clamp(min=0.1)
-    # exp(delta log r), not torch.pow: CPU pow rounds differently in the vectorised body and the scalar tail
-    # of a kernel, which would make a vehicle's result depend on its slot and on the number of worlds.
-    free = 1.0 - torch.exp(p.delta * torch.log((speed / v0).clamp(min=0.0)))
-    dv = speed - lead_speed
-    s_star = p.jam_gap + (speed * p.headway + speed * dv / (2.0 * torch.sqrt(p.max_accel * p.comfort_decel))).clamp(
-        min=0
-    )
-    interaction = torch.where(has_lead, (s_star / gap.clamp(min=0.1)) ** 2, torch.zeros_like(speed))
-    accel = (p.max_accel * (free - interaction)).clamp(min=-MAX_BRAKE)
-    # A desired speed of 0 means standing still: never accelerate (v0 was clamped to 0.1 m/s above).
-    return torch.where(p.desired_speed <= 0.0, accel.clamp(max=0.0), accel)
+    return idm_combine(idm_free(speed, p), idm_interaction(speed, gap, lead_speed, has_lead, p), p)
 
 
 def _idm_behind(nb: Neighbour, p: DriverParams, speed) -> torch.Tensor:
     return idm_acceleration(speed, nb.gap, nb.speed, nb.exists, p)
 
 
-def route_stop_accel(speed, remaining, needs_change, length, p: DriverParams) -> torch.Tensor:
-    """IDM braking for a virtual stopped obstacle where a route's lane changes must be done."""
+def route_stop_interaction(speed, remaining, needs_change, length, p: DriverParams) -> torch.Tensor:
+    """IDM interaction with a virtual stopped obstacle where a route's lane changes must be done."""
     gap = (remaining - 0.5 * length - STOP_MARGIN).clamp(min=0.1)
-    return idm_acceleration(speed, gap, torch.zeros_like(speed), needs_change, p)
+    return idm_interaction(speed, gap, torch.zeros_like(speed), needs_change, p)
 
 
 @dataclass(frozen=True)
@@ -158,29 +173,29 @@ def mobil_decision(
     return direction, safe_l, safe_r
 
 
-def cut_in_accel(sur: Surroundings, lc_dir: torch.Tensor, speed, params: DriverParams) -> torch.Tensor:
-    """IDM response to the nearest car ahead in a neighbour lane that is changing into this lane.
+def cut_in_interaction(sur: Surroundings, lc_dir: torch.Tensor, speed, params: DriverParams) -> torch.Tensor:
+    """IDM interaction with the nearest car ahead in a neighbour lane that is changing into this lane.
 
     `lc_dir [W, N]` is every vehicle's lane-change direction; a left-lane leader moving right (+1) or a
     right-lane leader moving left (-1) is treated as a leader already."""
 
     def from_side(lead: Neighbour, toward: int):
         cutting = lead.exists & (lc_dir.gather(1, lead.slot.clamp(min=0)) == toward)
-        return idm_acceleration(speed, lead.gap, lead.speed, cutting, params)
+        return idm_interaction(speed, lead.gap, lead.speed, cutting, params)
 
-    return torch.minimum(from_side(sur.left_lead, 1), from_side(sur.right_lead, -1))
+    return torch.maximum(from_side(sur.left_lead, 1), from_side(sur.right_lead, -1))
 
 
 YIELD_HORIZON_M = 60.0  # m: cars further from a conflict point than this are not yielded to
 YIELD_CLEARANCE_M = 2.5  # m: where a yielding car stops, before the conflict point (plus half its length)
 
 
-def conflict_yield_accel(sur: Surroundings, speed, length, params: DriverParams) -> torch.Tensor:
+def conflict_yield_interaction(sur: Surroundings, speed, length, params: DriverParams) -> torch.Tensor | None:
     """At junctions, first come first served: a car yields (brakes for a virtual stopped obstacle before the
     conflict point) to a car on a crossing or merging connector that will reach the point sooner; ties go
-    to the lower slot. `[W, N]` m/s^2 (free-road acceleration where there is nothing to yield to)."""
+    to the lower slot. IDM interaction `[W, N]`, or None on maps without conflicts."""
     if sur.conflict_slot is None:
-        return torch.full_like(speed, float("inf"))
+        return None
     other = sur.conflict_slot
     w, n, c = other.shape
     safe = other.clamp(min=0).view(w, -1)
@@ -197,8 +212,8 @@ def conflict_yield_accel(sur: Surroundings, speed, length, params: DriverParams)
     half = 0.5 * length.unsqueeze(-1)
     gap = torch.where(entry > 0, entry - half - 1.0, sur.conflict_my_dist - half - YIELD_CLEARANCE_M).clamp(min=0.1)
     p = DriverParams(*(getattr(params, f).unsqueeze(-1) for f in params.__dataclass_fields__))
-    stop = idm_acceleration(speed.unsqueeze(-1), gap, torch.zeros_like(gap), yields, p)
-    return stop.min(dim=-1).values
+    stop = idm_interaction(speed.unsqueeze(-1), gap, torch.zeros_like(gap), yields, p)
+    return stop.max(dim=-1).values
 
 
 def resolve_lane_claims(
@@ -263,8 +278,11 @@ __all__ = [
     "DriverParams",
     "RouteView",
     "idm_acceleration",
+    "idm_combine",
+    "idm_free",
+    "idm_interaction",
     "mobil_decision",
-    "route_stop_accel",
+    "route_stop_interaction",
     "speed_control",
     "steering_control",
 ]
