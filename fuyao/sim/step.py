@@ -455,7 +455,9 @@ def end_decision(
 
     # Crashed background cars are towed away at the decision's end; controlled cars that left their episode
     # (arrived, or crashed in self-play) leave the road.
-    ctrl_gone = torch.nn.functional.pad(~active & was_active & ~acc.collided, (0, v.s.shape[1] - c))
+    # Padded as uint8: Inductor's CPU vectoriser miscompiles a padded bool (VecMask int/float mismatch).
+    left_episode = (~active & was_active & ~acc.collided).to(torch.uint8)
+    ctrl_gone = torch.nn.functional.pad(left_episode, (0, v.s.shape[1] - c)).bool()
     background_crashed = v.crashed & ~v.controlled & v.present
     background_present = (v.present & ~v.controlled).sum(dim=1)
     gone = background_crashed | ctrl_gone
