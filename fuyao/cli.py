@@ -51,7 +51,10 @@ class RenderArgs:
     seed: int = 0
     world_index: int = 0
     max_decisions: int | None = None
-    fps: int = 4
+    fps: float | None = None
+    """Frames per second of the video (default: real time)."""
+    frames_per_decision: int = 1
+    """Frames drawn per decision; more than 1 interpolates between decisions for a smoother video."""
     device: Device = "cpu"
     sim: SimConfig = field(default_factory=SimConfig)
 
@@ -143,6 +146,7 @@ def cmd_render(args: RenderArgs) -> dict:
         world_index=args.world_index,
         max_decisions=args.max_decisions,
         fps=args.fps,
+        frames_per_decision=args.frames_per_decision,
     )
     console.print(f"[green]wrote[/green] {args.out}  {summary}")
     return summary
