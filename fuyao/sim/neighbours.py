@@ -109,16 +109,6 @@ def surroundings(road: RoadMap, map_id, lane, s, length, speed, present, dest) -
     def prev_lane(lq):
         return torch.where(lq < 0, -1, lane_attr(road.lane_pred, road, map_id, lq))
 
-    query_lanes = [
-        next_lane(lane),
-        prev_lane(lane),
-        left,
-        next_lane(left),
-        prev_lane(left),
-        right,
-        next_lane(right),
-        prev_lane(right),
-    ]
     # Positional look-ups in the side lanes: binary search of the sorted keys, [W, 2N] queries.
     side_ahead, side_behind = _search(
         keys,
@@ -143,49 +133,26 @@ def surroundings(road: RoadMap, map_id, lane, s, length, speed, present, dest) -
         i0, i1 = start.gather(1, q), start.gather(1, q + 1)
         return torch.where((lq >= 0) & (i1 > i0), order.gather(1, (i1 - 1).clamp(min=0)), -1)
 
-    ahead = (first_on(query_lanes[0]), None, l_ahead, first_on(query_lanes[3]), None, r_ahead, first_on(query_lanes[6]))
-    behind = (
-        None,
-        last_on(query_lanes[1]),
-        l_behind,
-        None,
-        last_on(query_lanes[4]),
-        r_behind,
-        None,
-        last_on(query_lanes[7]),
-    )
-
     def s_of(slot):
         return s.gather(1, slot.clamp(min=0))
 
     def len_of(lq):
         return lane_attr(road.lane_length, road, map_id, lq)
 
-    # Own lane leader, else the first vehicle on the lane the route continues on.
-    succ_lead = ahead[0]
-    lead = torch.where(own_lead >= 0, own_lead, succ_lead)
-    lead_dist = torch.where(own_lead >= 0, s_of(own_lead) - s, lane_len - s + s_of(succ_lead))
-    pred_follow = behind[1]
-    follow = torch.where(own_follow >= 0, own_follow, pred_follow)
-    pred_len = len_of(query_lanes[1])
-    follow_dist = torch.where(own_follow >= 0, s - s_of(own_follow), s + pred_len - s_of(pred_follow))
+    def lead_and_follow(lq, sq, own_ahead, own_behind):
+        """Nearest ahead and behind of position `sq` on lane `lq`: on the lane itself, else the first car
+        of the lane the route continues on / the last car of the lane feeding it."""
+        nxt, prv = next_lane(lq), prev_lane(lq)
+        nxt_first, prv_last = first_on(nxt), last_on(prv)
+        lead_ = torch.where(own_ahead >= 0, own_ahead, nxt_first)
+        lead_d = torch.where(own_ahead >= 0, s_of(own_ahead) - sq, len_of(lq) - sq + s_of(nxt_first))
+        foll_ = torch.where(own_behind >= 0, own_behind, prv_last)
+        foll_d = torch.where(own_behind >= 0, sq - s_of(own_behind), sq + len_of(prv) - s_of(prv_last))
+        return torch.where(lq >= 0, lead_, -1), lead_d, torch.where(lq >= 0, foll_, -1), foll_d
 
-    def side(at, nxt_first, prv_last, lq, sq, lq_next, lq_prev):
-        lq_len = len_of(lq)
-        lead_ = torch.where(at[0] >= 0, at[0], nxt_first)
-        lead_d = torch.where(at[0] >= 0, s_of(at[0]) - sq, lq_len - sq + s_of(nxt_first))
-        foll_ = torch.where(at[1] >= 0, at[1], prv_last)
-        foll_d = torch.where(at[1] >= 0, sq - s_of(at[1]), sq + len_of(lq_prev) - s_of(prv_last))
-        lead_ = torch.where(lq >= 0, lead_, -1)
-        foll_ = torch.where(lq >= 0, foll_, -1)
-        return lead_, lead_d, foll_, foll_d
-
-    l_lead, l_lead_d, l_foll, l_foll_d = side(
-        (ahead[2], behind[2]), ahead[3], behind[4], left, left_s, query_lanes[3], query_lanes[4]
-    )
-    r_lead, r_lead_d, r_foll, r_foll_d = side(
-        (ahead[5], behind[5]), ahead[6], behind[7], right, right_s, query_lanes[6], query_lanes[7]
-    )
+    lead, lead_dist, follow, follow_dist = lead_and_follow(lane, s, own_lead, own_follow)
+    l_lead, l_lead_d, l_foll, l_foll_d = lead_and_follow(left, left_s, l_ahead, l_behind)
+    r_lead, r_lead_d, r_foll, r_foll_d = lead_and_follow(right, right_s, r_ahead, r_behind)
 
     conflict = {}
     if road.has_conflicts:
