@@ -24,6 +24,14 @@ def route_attr(table: torch.Tensor, road: RoadMap, map_id: torch.Tensor, lane: t
     return table.reshape(-1)[lane_index(road, map_id, lane) * num_dest + dest.clamp(min=0)]
 
 
+def next_lane(road: RoadMap, map_id: torch.Tensor, lane: torch.Tensor, dest: torch.Tensor) -> torch.Tensor:
+    """The lane a vehicle continues on past the end of `lane`: the successor its route to `dest` takes, else
+    the first successor; -1 where there is none or `lane < 0`. `[W, ...]` int64."""
+    routed = route_attr(road.route.best_succ, road, map_id, lane, dest)
+    first = lane_attr(road.lane_succ[..., 0], road, map_id, lane)
+    return torch.where(lane < 0, -1, torch.where(routed >= 0, routed, first))
+
+
 def lane_point(road: RoadMap, map_id: torch.Tensor, lane: torch.Tensor, s: torch.Tensor):
     """Centre-line point at arc length `s` of `lane`, both `[W, ...]`.
 

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 import torch
 
 from fuyao.roads.lanegraph import RoadMap
-from fuyao.sim.geometry import lane_attr, route_attr
+from fuyao.sim.geometry import lane_attr, next_lane, route_attr
 
 LANE_KEY = 1.0e6  # m; sort key = lane * LANE_KEY + s (float64), and |s| stays far below LANE_KEY / 2
 FAR = 1.0e4  # m, the gap reported when there is no vehicle
@@ -101,11 +101,6 @@ def surroundings(road: RoadMap, map_id, lane, s, length, speed, present, dest) -
     left_s = s * left_len / lane_len
     right_s = s * right_len / lane_len
 
-    def next_lane(lq):
-        nl = route_attr(road.route.best_succ, road, map_id, lq, dest)
-        first = lane_attr(road.lane_succ[..., 0], road, map_id, lq)
-        return torch.where(lq < 0, -1, torch.where(nl >= 0, nl, first))
-
     def prev_lane(lq):
         return torch.where(lq < 0, -1, lane_attr(road.lane_pred, road, map_id, lq))
 
@@ -142,7 +137,7 @@ def surroundings(road: RoadMap, map_id, lane, s, length, speed, present, dest) -
     def lead_and_follow(lq, sq, own_ahead, own_behind):
         """Nearest ahead and behind of position `sq` on lane `lq`: on the lane itself, else the first car
         of the lane the route continues on / the last car of the lane feeding it."""
-        nxt, prv = next_lane(lq), prev_lane(lq)
+        nxt, prv = next_lane(road, map_id, lq, dest), prev_lane(lq)
         nxt_first, prv_last = first_on(nxt), last_on(prv)
         lead_ = torch.where(own_ahead >= 0, own_ahead, nxt_first)
         lead_d = torch.where(own_ahead >= 0, s_of(own_ahead) - sq, len_of(lq) - sq + s_of(nxt_first))
@@ -156,7 +151,7 @@ def surroundings(road: RoadMap, map_id, lane, s, length, speed, present, dest) -
 
     conflict = {}
     if road.has_conflicts:
-        conflict = _conflicts(road, map_id, lane, s, present, dest, keys, order, sorted_lane, lane_len, next_lane)
+        conflict = _conflicts(road, map_id, lane, s, present, dest, keys, order, sorted_lane, lane_len, last_on)
 
     def nb(slot, dist):
         slot = torch.where(present, slot, -1)
@@ -177,11 +172,11 @@ def surroundings(road: RoadMap, map_id, lane, s, length, speed, present, dest) -
     )
 
 
-def _conflicts(road: RoadMap, map_id, lane, s, present, dest, keys, order, sorted_lane, lane_len, next_lane) -> dict:
+def _conflicts(road: RoadMap, map_id, lane, s, present, dest, keys, order, sorted_lane, lane_len, last_on) -> dict:
     """Nearest vehicle approaching each conflict point of the connector a vehicle is on or about to enter."""
     w, n = lane.shape
     is_conn = lane_attr(road.lane_kind, road, map_id, lane) == 2
-    nxt = next_lane(lane)
+    nxt = next_lane(road, map_id, lane, dest)
     nxt_conn = lane_attr(road.lane_kind, road, map_id, nxt) == 2
     upcoming = torch.where(is_conn, lane, torch.where(nxt_conn & (nxt >= 0), nxt, -1))
     offset = torch.where(is_conn, -s, lane_len - s)  # my distance to the start of `upcoming`
@@ -199,10 +194,7 @@ def _conflicts(road: RoadMap, map_id, lane, s, present, dest, keys, order, sorte
     on_lane = on_lane.view(w, n, num_c)
     # Else the last vehicle on the lane feeding it, if its route takes that connector.
     pred = torch.where(other_lane >= 0, lane_attr(road.lane_pred, road, map_id, other_lane), -1)
-    _, feeding = _search(
-        keys, order, sorted_lane, pred.view(w, -1), (pred.double() * LANE_KEY + 0.4 * LANE_KEY).view(w, -1)
-    )
-    feeding = feeding.view(w, n, num_c)
+    feeding = last_on(pred.view(w, -1)).view(w, n, num_c)
     f_safe = feeding.clamp(min=0).view(w, -1)
     f_dest = dest.gather(1, f_safe).view(w, n, num_c)
     f_route = route_attr(road.route.best_succ, road, map_id, pred, f_dest)

@@ -25,7 +25,7 @@ import torch
 
 from fuyao.roads.lanegraph import RoadMap
 from fuyao.sim.config import ObservationType, SimConfig
-from fuyao.sim.geometry import lane_attr, lane_point, route_attr, vehicle_pose, wrap_angle
+from fuyao.sim.geometry import lane_attr, lane_point, next_lane, route_attr, vehicle_pose, wrap_angle
 from fuyao.sim.state import WorldState
 
 EGO_FEATURES = 10
@@ -138,8 +138,7 @@ def native(state: WorldState, road: RoadMap, cfg: SimConfig) -> torch.Tensor:
         w_len = lane_attr(road.lane_length, road, m, which)
         s0 = v.s[:, :c] * w_len / lane_len
         s = s0.unsqueeze(-1) + ahead  # [W, C, A]
-        nxt = route_attr(road.route.best_succ, road, m, which, dest)
-        nxt = torch.where(nxt >= 0, nxt, lane_attr(road.lane_succ[..., 0], road, m, which))
+        nxt = next_lane(road, m, which, dest)
         beyond = (s > w_len.unsqueeze(-1)) & (nxt.unsqueeze(-1) >= 0)
         q_lane = torch.where(beyond, nxt.unsqueeze(-1), which.unsqueeze(-1))
         q_s = torch.where(beyond, s - w_len.unsqueeze(-1), s)

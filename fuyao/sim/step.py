@@ -18,7 +18,7 @@ from fuyao.roads.routing import UNREACHABLE
 from fuyao.sim import traffic
 from fuyao.sim.collision import collisions
 from fuyao.sim.config import ActionType, SimConfig
-from fuyao.sim.geometry import lane_attr, lane_point, map_to_lane, route_attr, vehicle_pose, wrap_angle
+from fuyao.sim.geometry import lane_attr, lane_point, map_to_lane, next_lane, route_attr, vehicle_pose, wrap_angle
 from fuyao.sim.neighbours import Surroundings, surroundings
 from fuyao.sim.reset import S_INFLOW, reset_state, sample_destination, sample_drivers
 from fuyao.sim.rng import uniform
@@ -48,8 +48,7 @@ def effective_limit(road: RoadMap, map_id, v: Vehicles) -> torch.Tensor:
     """The speed a driver may go now: the lane's limit, lowered ahead of a slower next lane (a turn) so that
     braking at `ANTICIPATION_DECEL` meets the next limit at the lane's end. `[W, N]` m/s."""
     limit = lane_attr(road.lane_speed_limit, road, map_id, v.lane)
-    nxt = route_attr(road.route.best_succ, road, map_id, v.lane, v.dest)
-    nxt = torch.where(nxt >= 0, nxt, lane_attr(road.lane_succ[..., 0], road, map_id, v.lane))
+    nxt = next_lane(road, map_id, v.lane, v.dest)
     next_limit = torch.where(nxt >= 0, lane_attr(road.lane_speed_limit, road, map_id, nxt), limit)
     to_end = (lane_attr(road.lane_length, road, map_id, v.lane) - v.s).clamp(min=0.0)
     return torch.minimum(limit, torch.sqrt(next_limit * next_limit + 2.0 * ANTICIPATION_DECEL * to_end))
@@ -188,8 +187,7 @@ def tick(state: WorldState, road: RoadMap, cfg: SimConfig, mobil: bool) -> tuple
     # Lengthwise: past the lane end, continue on the successor the route picks; a destination lane's end is
     # arrival; any other dead end is driving off the road.
     past = live & (s >= lane_len)
-    nxt = route_attr(road.route.best_succ, road, m, lane, v.dest)
-    nxt = torch.where(nxt >= 0, nxt, lane_attr(road.lane_succ[..., 0], road, m, lane))
+    nxt = next_lane(road, m, lane, v.dest)
     arrived = past & (lane_attr(road.lane_exit_group, road, m, lane) == v.dest)
     dead_end = past & ~arrived & (nxt < 0)
     transition = past & ~arrived & (nxt >= 0)
