@@ -14,7 +14,7 @@ from fuyao.roads.lanegraph import RoadMap
 from fuyao.sim.config import DriverProfile, SimConfig
 from fuyao.sim.geometry import lane_attr, route_attr
 from fuyao.sim.rng import uniform
-from fuyao.sim.state import Vehicles, WorldState, permute_vehicles
+from fuyao.sim.state import Vehicles, WorldState
 
 # Random streams (any distinct integers; changing one changes the rollouts, so the golden numbers too).
 S_MAP, S_LANE, S_POS, S_DRIVER, S_DEST, S_EGO_DEST, S_INFLOW = range(1, 8)
@@ -178,4 +178,4 @@ def reset_state(
     )
 
 
-__all__ = ["reset_state", "sample_drivers", "sample_destination", "permute_vehicles"]
+__all__ = ["reset_state", "sample_drivers", "sample_destination"]

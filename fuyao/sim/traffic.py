@@ -24,7 +24,7 @@ from dataclasses import dataclass
 import torch
 
 from fuyao.sim.geometry import wrap_angle
-from fuyao.sim.neighbours import FAR, Neighbour, Surroundings
+from fuyao.sim.neighbours import Neighbour, Surroundings
 
 MAX_BRAKE = 8.0  # m/s^2, physical braking limit of every vehicle
 SAFE_BRAKE = 4.0  # m/s^2, the most braking a lane change may impose on the new follower (MOBIL b_safe)
@@ -274,7 +274,6 @@ def speed_control(target_speed, speed) -> torch.Tensor:
 
 
 __all__ = [
-    "FAR",
     "DriverParams",
     "RouteView",
     "idm_acceleration",
