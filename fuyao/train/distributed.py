@@ -70,6 +70,16 @@ def sum_across(d: Dist, values: torch.Tensor) -> torch.Tensor:
     return values
 
 
+def replicas_identical(d: Dist, model: torch.nn.Module) -> bool:
+    """Whether every rank holds bit-identical weights (gathered to every rank; call at the end of a run)."""
+    if not d.enabled:
+        return True
+    flat = torch.cat([p.detach().flatten().double() for p in model.parameters()])
+    gathered = [torch.empty_like(flat) for _ in range(d.world_size)]
+    dist.all_gather(gathered, flat)
+    return all(torch.equal(g, gathered[0]) for g in gathered)
+
+
 def close(d: Dist) -> None:
     if d.enabled and dist.is_initialized():
         dist.destroy_process_group()

@@ -164,7 +164,7 @@ def collect(
         # Truncated agents are still active in `final_state`, so its observation is what they last saw.
         final_obs = world.observe(result.final_state).reshape(e, *world.observation_shape)
         t2 = clock()
-        reward = reward + gamma * model.value(final_obs) * truncated
+        reward = torch.where(truncated, reward + gamma * model.value(final_obs), reward)
         t3 = clock()
         buf.obs[t] = carry.obs
         buf.mask[t] = carry.mask
@@ -207,7 +207,7 @@ def gae(
 
 def check_finite(buf: Rollout, iteration: int) -> str | None:
     """Where the rollout holds NaN or inf (one host sync), or None."""
-    for name in ("obs", "reward", "value"):
+    for name in ("obs", "value", "reward"):
         x = getattr(buf, name)
         bad = ~torch.isfinite(x)
         if bool(bad.any()):

@@ -45,7 +45,9 @@ def train(cfg: TrainConfig, device: torch.device, evaluator: Any = "default") ->
             ppo.train(s, cfg.steps)
         score = s.evaluate() if s.evaluator is not None else None
         s.save(score)
-        summary = s.summary()
+        summary = {**s.summary(), "processes": d.world_size}
+        if d.enabled:
+            summary["replicas_identical"] = distributed.replicas_identical(d, s.model)
         if d.is_main:
             atomic_write_text(json.dumps(summary, indent=2) + "\n", cfg.out / "summary.json")
             s.message(f"done: {s.decisions:,} decisions in {s.now():.0f} s; checkpoints in {s.checkpointer.dir}")
