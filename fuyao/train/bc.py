@@ -1,9 +1,9 @@
 """Behaviour cloning from the rule-based pilot, top to bottom, on the same batched worlds PPO trains in.
 
 One iteration: `collect` T decisions of every agent while the rule-based pilot (IDM + MOBIL + route, reading
-the world state) labels every observation. For the first `teacher_iterations` iterations the teacher also
-drives; after that the student drives and the teacher only labels (DAgger, Ross et al. 2011), so the student
-sees and learns to leave the states its own mistakes lead to. Then `epochs` passes of minibatch updates of
+the world state) labels every observation. Who drives is DAgger's mixture (Ross et al. 2011): each agent's
+action is the teacher's with probability beta = 1 - iteration / teacher_iterations (decaying to 0), else the
+student's, so the student sees and learns to leave the states its own mistakes lead to. Then `epochs` passes of minibatch updates of
 
     loss = -log pi(teacher action | obs)  +  vf_coef x 0.5 (V(obs) - lambda-return)^2
 
@@ -50,7 +50,7 @@ def train(s: Session, until: int) -> None:
     while not s.should_stop(until):
         for group in s.optimizer.param_groups:
             group["lr"] = cfg.lr
-        teacher_drives = s.iteration < cfg.teacher_iterations
+        teacher_share = max(0.0, 1.0 - s.iteration / cfg.teacher_iterations) if cfg.teacher_iterations else 0.0
         with s.timers.phase("rollout"):
             s.carry = collect(
                 s.world,
@@ -61,7 +61,7 @@ def train(s: Session, until: int) -> None:
                 s.cfg.ppo.gamma,
                 s.on_step,
                 teacher=teacher.act,
-                teacher_drives=teacher_drives,
+                teacher_share=teacher_share,
                 timers=s.timers,
             )
         s.check_rollout(buf)
@@ -88,7 +88,7 @@ def train(s: Session, until: int) -> None:
             "bc_loss_imitation": host[0],
             "bc_loss_value": host[1],
             "bc_accuracy": host[2],
-            "bc_teacher_drives": float(teacher_drives),
+            "bc_teacher_share": teacher_share,
             "lr": cfg.lr,
             "phase_ppo": 0.0,
         }

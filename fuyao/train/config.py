@@ -64,16 +64,16 @@ class PPOConfig:
 
 @dataclass(frozen=True)
 class BCConfig:
-    """Behaviour cloning from the rule-based pilot, with DAgger (Ross et al. 2011): after the first
-    `teacher_iterations` iterations the student drives and the teacher labels what it sees, so the student
-    learns to recover from its own mistakes. The value head is fitted to the rollouts' lambda-returns so a PPO
+    """Behaviour cloning from the rule-based pilot, with DAgger (Ross et al. 2011): the teacher's share of the
+    driving decays linearly from 1 to 0 over `teacher_iterations` iterations; the teacher labels everything,
+    so the student learns to recover from its own mistakes. The value head is fitted to the rollouts' lambda-returns so a PPO
     run warm-started from BC begins with a critic."""
 
     rollout_steps: int = 16
     epochs: int = 2
     minibatches: int = 4
     lr: float = 1.0e-3
-    teacher_iterations: int = 2
+    teacher_iterations: int = 8
     vf_coef: float = 0.5
 
     def __post_init__(self) -> None:
@@ -137,7 +137,8 @@ HIGHWAY = TrainConfig(
     steps=3_000_000,
     bc_warm_start=200_000,
     sim=dataclasses.replace(PRESETS["highway"], worlds=256, controlled=8),
-    policy=PolicyConfig(encoder=Encoder.POOLED, hidden=64),
+    policy=PolicyConfig(encoder=Encoder.POOLED, hidden=128),
+    bc=BCConfig(epochs=4, teacher_iterations=8),
 )
 
 # highway-env's highway-v0: highway-kinematics observation and meta actions, so the pilot acts in highway-env.
@@ -146,7 +147,8 @@ HIGHWAY_V0 = TrainConfig(
     steps=2_000_000,
     bc_warm_start=100_000,
     sim=dataclasses.replace(PRESETS["highway-v0"], worlds=256, controlled=8),
-    policy=PolicyConfig(encoder=Encoder.POOLED, hidden=64),
+    policy=PolicyConfig(encoder=Encoder.POOLED, hidden=128),
+    bc=BCConfig(epochs=4, teacher_iterations=8),
     ppo=PPOConfig(gamma=0.8),
 )
 

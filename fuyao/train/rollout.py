@@ -127,16 +127,16 @@ def collect(
     gamma: float,
     on_step: Callable[[dict[str, torch.Tensor], torch.Tensor, torch.Tensor], None] | None = None,
     teacher: Teacher | None = None,
-    teacher_drives: bool = False,
+    teacher_share: float = 0.0,
     timers=None,
 ) -> Carry:
     """Fill `buf` with `T` decisions of every agent; return the carry for the next rollout.
 
     `on_step(info, reward, done)` receives the per-step metric terms `[E]`, the reward `[E]` and the
     episode-end mask `[E]` (episode statistics). `timers.add("act" | "sim", seconds)` splits the time between
-    the policy (and teacher) and the world (without a device sync: on CUDA these are launch times). With a `teacher`, its action for every observation goes to `buf.teacher`; with
-    `teacher_drives` the teacher's action is also what the world executes (behaviour cloning's first
-    iterations).
+    the policy (and teacher) and the world (without a device sync: on CUDA these are launch times). With a `teacher`, its action for every observation goes to `buf.teacher`, and each agent's
+    executed action is the teacher's with probability `teacher_share` (drawn per agent and step), else the
+    policy's sample (DAgger's mixture policy).
     """
     cfg = world.cfg
     e = cfg.worlds * cfg.controlled
@@ -152,8 +152,9 @@ def collect(
             label = teacher(carry.obs.view(cfg.worlds, cfg.controlled, *world.observation_shape), state)
             label = label.reshape(shape)
             buf.teacher[t] = label
-            if teacher_drives:
-                action = label
+            if teacher_share > 0.0:
+                pick = torch.rand(e, generator=generator, device=label.device) < teacher_share
+                action = torch.where(pick if label.ndim == 1 else pick.unsqueeze(-1), label, action)
                 logp = distribution(model, actor_out, carry.mask).log_prob(action)
         t1 = clock()
         result = world.step(state, world_action(world, action))

@@ -4,6 +4,7 @@ rank of a torchrun job. Builds the pieces, resumes if asked, runs the algorithms
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from typing import Any
 
 import torch
@@ -21,10 +22,14 @@ def make_evaluator(cfg: TrainConfig, device: torch.device):
     return Evaluator(cfg, device)
 
 
-def train(cfg: TrainConfig, device: torch.device, evaluator: Any = "default") -> dict[str, Any]:
+def train(
+    cfg: TrainConfig, device: torch.device, evaluator: Any = "default", stop_when: Callable[[dict], bool] | None = None
+) -> dict[str, Any]:
     """Train as `cfg` says; return the run's summary (also written to `OUT/summary.json` by rank 0).
 
-    `evaluator`: "default" builds `make_evaluator(cfg)`; None trains without periodic evaluation."""
+    `evaluator`: "default" builds `make_evaluator(cfg)`; None trains without periodic evaluation.
+    `stop_when(eval_summary) -> bool` ends the run after a periodic evaluation that satisfies it (time to target).
+    """
     d = distributed.init(device.type)
     device = distributed.device_for(d, device)
     if cfg.threads:
@@ -32,6 +37,7 @@ def train(cfg: TrainConfig, device: torch.device, evaluator: Any = "default") ->
     if evaluator == "default":
         evaluator = make_evaluator(cfg, device) if d.is_main and (cfg.eval_every or cfg.eval_episodes) else None
     s = build_session(cfg, d, device, evaluator if d.is_main else None)
+    s.stop_when = stop_when
     try:
         if cfg.resume:
             where = restore(s)
@@ -43,7 +49,7 @@ def train(cfg: TrainConfig, device: torch.device, evaluator: Any = "default") ->
             if cfg.bc_warm_start and s.decisions < cfg.bc_warm_start:
                 bc.train(s, min(cfg.bc_warm_start, cfg.steps))
             ppo.train(s, cfg.steps)
-        score = s.evaluate() if s.evaluator is not None else None
+        score = s.evaluate() if s.evaluator is not None and not s.target_reached else None
         s.save(score)
         summary = {**s.summary(), "processes": d.world_size}
         if d.enabled:

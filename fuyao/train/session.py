@@ -120,6 +120,9 @@ class Session:
     started: float = field(default_factory=time.monotonic)
     elapsed_at_start: float = 0.0
     last_eval: dict[str, float] = field(default_factory=dict)
+    stop_when: Any = None  # callable(eval summary) -> bool: stop once it holds (time to target)
+    target_reached: bool = False
+    curve: list[dict[str, float]] = field(default_factory=list)  # every evaluation: decisions, time, metrics
 
     @property
     def agents_per_rank(self) -> int:
@@ -135,7 +138,7 @@ class Session:
         return self.elapsed_at_start + time.monotonic() - self.started
 
     def should_stop(self, until: int) -> bool:
-        stop = self.decisions >= until
+        stop = self.decisions >= until or self.target_reached
         if self.cfg.time_budget is not None and self.now() >= self.cfg.time_budget:
             stop = True
         return broadcast_flag(self.dist, stop, self.device)
@@ -181,6 +184,9 @@ class Session:
         self.last_eval["eval_time_s"] = time.perf_counter() - t0
         if row is not None:
             row.update(self.last_eval)
+        self.curve.append({"decisions": self.decisions, "elapsed_s": self.now(), **self.last_eval})
+        if self.stop_when is not None and self.stop_when(result):
+            self.target_reached = True
         self.message(
             f"eval @ {self.decisions:,} decisions: "
             + ", ".join(f"{k[5:]} {v:.3f}" for k, v in self.last_eval.items() if k != "eval_time_s")
@@ -193,7 +199,9 @@ class Session:
             "decisions": self.decisions,
             "elapsed_s": self.now(),
             "preset": self.cfg.preset,
+            "target_reached": self.target_reached,
             **self.last_eval,
+            "curve": self.curve,
         }
 
     def save(self, score: float | None = None) -> None:
