@@ -11,7 +11,8 @@ multipliers
     at_fault_collision   0 if the ego caused a collision (`collision_at_fault`), else 1. nuPlan gives 0.5 for a
                          collision with a static object only; Fuyao's highways have no static objects.
     drivable_area        0 if the ego ever left the paved lanes (`offroad`), else 1.
-    making_progress      1 if `progress_ratio >= MIN_PROGRESS_RATIO` (0.2), else 0.
+    making_progress      1 if `progress_ratio >= MIN_PROGRESS_RATIO` (0.2) and the route did not fail, else 0
+                         (a missed exit leaves no way to the destination: no more progress can be made).
     driving_direction    1 if the most the ego drove against its lane's direction in one decision is under
                          2 m, 0.5 if under 6 m, else 0 (nuPlan: the same distances over a 1 s window; Fuyao's
                          decisions are 1 s at the default 1 Hz).
@@ -71,14 +72,14 @@ def closed_loop_score(m: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
     """The multipliers, the weighted terms and the score of each episode.
 
     `m` holds per-episode metrics `[E]` (as `metrics.episode_metrics` returns them): `collision_at_fault`,
-    `offroad` (0/1), `progress_ratio`, `wrong_way_max_m`, `min_ttc_s`, `overspeed_mean_mps`, `comfort`.
+    `offroad`, `route_failure` (0/1), `progress_ratio`, `wrong_way_max_m`, `min_ttc_s`, `overspeed_mean_mps`, `comfort`.
     Returns `[E]` float32 tensors: `multiplier_at_fault_collision`, `multiplier_drivable_area`,
     `multiplier_making_progress`, `multiplier_driving_direction`, `ttc_ok`, `speed_limit_compliance`,
     `weighted_average` and `score`, all in [0, 1].
     """
     no_fault = 1.0 - m["collision_at_fault"].float()
     on_road = 1.0 - m["offroad"].float()
-    progressing = (m["progress_ratio"] >= MIN_PROGRESS_RATIO).float()
+    progressing = ((m["progress_ratio"] >= MIN_PROGRESS_RATIO) & (m["route_failure"] < 0.5)).float()
     direction = driving_direction_multiplier(m["wrong_way_max_m"])
     ttc_ok = (m["min_ttc_s"] >= MIN_TTC_S).float()
     speed = speed_limit_score(m["overspeed_mean_mps"])
