@@ -111,6 +111,34 @@ class MapsArgs:
     sim: SimConfig = field(default_factory=SimConfig)
 
 
+def _flag_value(argv: list[str], flag: str) -> str | None:
+    for i, arg in enumerate(argv):
+        if arg == flag and i + 1 < len(argv):
+            return argv[i + 1]
+        if arg.startswith(flag + "="):
+            return arg.split("=", 1)[1]
+    return None
+
+
+def _parse_train(argv: list[str], prog: str):
+    """Training flags on top of a training preset; with `--resume`, on top of the run's saved config."""
+    from fuyao.configio import from_dict
+    from fuyao.train.config import TRAIN_PRESETS, TrainConfig
+
+    name = _flag_value(argv, "--preset") or "highway"
+    if name not in TRAIN_PRESETS:
+        raise ConfigError(f"--preset: got {name!r}; allowed: {', '.join(sorted(TRAIN_PRESETS))}")
+    default = TRAIN_PRESETS[name]
+    out = Path(_flag_value(argv, "--out") or default.out)
+    saved = out / "config.json"
+    if "--resume" in argv and saved.is_file() and _flag_value(argv, "--preset") is None:
+        try:
+            default = from_dict(TrainConfig, json.loads(saved.read_text()), str(saved))
+        except json.JSONDecodeError as err:
+            raise ConfigError(f"{saved}: not valid JSON ({err})") from None
+    return tyro.cli(TrainConfig, args=argv, default=default, prog=prog)
+
+
 def _parse(cls, argv: list[str], prog: str):
     """Pick the preset first, then let tyro apply the flags on top of it."""
     name = cls.preset if isinstance(getattr(cls, "preset", None), str) else "highway"
@@ -274,6 +302,8 @@ def _eval_pilot(spec: str, device: torch.device):
         pilot = load(path, device=device)
     except CheckpointError as err:
         raise ConfigError(f"pilot {spec!r}: {err}") from None
+    if hasattr(pilot, "for_world"):  # bound to each scenario's world: it reads the action mask from it
+        return spec, pilot.for_world
     return spec, lambda world: pilot
 
 
@@ -363,7 +393,7 @@ def cmd_eval(args: EvalArgs) -> dict:
         out["report"] = str(page)
         console.print(f"[green]wrote[/green] {page}")
     if args.json:
-        print(json.dumps(out, allow_nan=False, default=lambda v: None))
+        print(json.dumps(out, default=str))
     else:
         for r in results:
             _print_eval_table(r)
@@ -372,8 +402,17 @@ def cmd_eval(args: EvalArgs) -> dict:
     return out
 
 
+def cmd_train(cfg) -> dict:
+    """Train a pilot (PPO self-play, behaviour cloning, or BC then PPO) on the batched world."""
+    from fuyao.train.run import train
+
+    device = resolve_device(cfg.device)
+    return train(cfg, device)
+
+
 COMMANDS = {
     "run": (RunArgs, cmd_run),
+    "train": (None, cmd_train),
     "render": (RenderArgs, cmd_render),
     "maps": (MapsArgs, cmd_maps),
     "bench sim": (BenchSimArgs, cmd_bench_sim),
@@ -384,8 +423,8 @@ COMMANDS = {
 
 def _usage() -> str:
     lines = ["usage: fuyao COMMAND [--help] [flags]", "", "commands:"]
-    for name, (cls, _) in COMMANDS.items():
-        doc = (cls.__doc__ or "").strip().splitlines()[0]
+    for name, (cls, fn) in COMMANDS.items():
+        doc = ((cls or fn).__doc__ or "").strip().splitlines()[0]
         lines.append(f"  {name:<16}{doc}")
     return "\n".join(lines)
 
@@ -406,12 +445,18 @@ def main(argv: list[str] | None = None) -> int:
         print(f"fuyao: unknown command {name!r}\n\n{_usage()}", file=sys.stderr)
         return 2
     cls, fn = COMMANDS[name]
+    from fuyao.pilots.learned import CheckpointError
+    from fuyao.train.session import NonFiniteError
+
     try:
-        args = _parse(cls, rest, prog=f"fuyao {name}")
+        args = _parse_train(rest, prog="fuyao train") if name == "train" else _parse(cls, rest, prog=f"fuyao {name}")
         fn(args)
-    except (ConfigError, MapError) as err:
+    except (ConfigError, MapError, CheckpointError) as err:
         console.print(f"[red]error:[/red] {err}")
         return 2
+    except NonFiniteError as err:
+        console.print(f"[red]stopped:[/red] {err}")
+        return 3
     return 0
 
 

@@ -445,10 +445,10 @@ def end_decision(
         "route_failure": acc.route_failure,
     }
     v = state.vehicles
-    cost_after = torch.where(acc.arrived, 0.0, cost_to_go(road, state)[:, :c])
-    # A missed exit makes the destination unreachable (cost UNREACHABLE): no progress is credited for that
-    # decision (the route-failure term penalises it), rather than a progress of about -1e9 m.
-    cost_after = torch.where(cost_after < REACHABLE, cost_after, cost_before)
+    # A missed exit makes the destination unreachable (cost UNREACHABLE): that decision earns the route-failure
+    # penalty, not a progress of minus a billion metres.
+    cost_now = cost_to_go(road, state)[:, :c]
+    cost_after = torch.where(acc.arrived, 0.0, torch.where(cost_now >= REACHABLE, cost_before, cost_now))
     terms = reward_terms(
         road, state, cfg, cost_before - cost_after, any_ev, acc.jerk_max, acc.lat_accel_max, acc.lane_changes
     )

@@ -1,0 +1,177 @@
+"""Policy networks: one actor-critic module shared by every controlled vehicle (self-play).
+
+Two encoders, chosen by `PolicyConfig.encoder`:
+
+`mlp`     the flat observation through a two-layer MLP (the baseline).
+`pooled`  permutation-invariant: the ego's own features and the route through one MLP; each neighbour
+          (native: K rows of 13 features; highway-kinematics: the V - 1 rows after the ego) through a shared
+          token MLP, masked by its presence feature and max-pooled; each lane-geometry point ahead (own, left,
+          right lane x lookahead points, with a one-hot of which lane) through another shared token MLP, masked
+          by the lane's existence and max-pooled. Reordering neighbours or points does not change the output.
+
+Heads: `actor` gives 5 logits (meta actions, masked by the world's action mask) or the mean of a 2-D Gaussian
+(continuous actions, state-independent log std, sampled and then clipped to [-1, 1]); `critic` gives V(obs).
+Inputs are `[B, *obs_shape]` float32; outputs `[B, A]` and `[B]`.
+"""
+
+from __future__ import annotations
+
+import enum
+import math
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from fuyao.sim.config import ActionType, ConfigError, ObservationType, SimConfig
+from fuyao.sim.observe import EGO_FEATURES, NEIGHBOUR_FEATURES, ROUTE_FEATURES, observation_shape
+
+NUM_META_ACTIONS = 5
+MASKED_LOGIT = -1.0e8  # logit of an impossible action (finite: keeps softmax NaN-free when all are masked)
+
+
+class Encoder(enum.Enum):
+    MLP = "mlp"
+    POOLED = "pooled"
+
+
+@dataclass(frozen=True)
+class PolicyConfig:
+    """Network shape. `hidden`: width of every layer."""
+
+    encoder: Encoder = Encoder.POOLED
+    hidden: int = 64
+    init_log_std: float = -0.5  # continuous actions: initial log standard deviation
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.encoder, Encoder):
+            try:
+                object.__setattr__(self, "encoder", Encoder(self.encoder))
+            except ValueError:
+                allowed = ", ".join(repr(e.value) for e in Encoder)
+                raise ConfigError(f"PolicyConfig.encoder: got {self.encoder!r}; allowed: {allowed}") from None
+        if not isinstance(self.hidden, int) or self.hidden < 1:
+            raise ConfigError(f"PolicyConfig.hidden: got {self.hidden!r}; allowed: an integer >= 1")
+
+
+def _layer(n_in: int, n_out: int, gain: float = math.sqrt(2.0)) -> nn.Linear:
+    layer = nn.Linear(n_in, n_out)
+    nn.init.orthogonal_(layer.weight, gain)
+    nn.init.zeros_(layer.bias)
+    return layer
+
+
+def _mlp(n_in: int, hidden: int, n_out: int | None = None) -> nn.Sequential:
+    layers: list[nn.Module] = [_layer(n_in, hidden), nn.ReLU(), _layer(hidden, hidden), nn.ReLU()]
+    return nn.Sequential(*layers) if n_out is None else nn.Sequential(*layers, _layer(hidden, n_out))
+
+
+class FlatEncoder(nn.Module):
+    def __init__(self, obs_dim: int, hidden: int) -> None:
+        super().__init__()
+        self.net = _mlp(obs_dim, hidden)
+        self.out_dim = hidden
+
+    def forward(self, obs: torch.Tensor) -> torch.Tensor:
+        return self.net(obs.flatten(1))
+
+
+def _pool(tokens: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """Masked max over tokens `[B, T, H]` (non-negative after ReLU, so a masked token's zero never wins over a
+    present one and an empty set pools to zero)."""
+    return (tokens * mask.unsqueeze(-1)).amax(dim=1)
+
+
+class NativeEncoder(nn.Module):
+    """Pooled encoder for the native observation (layout in `fuyao.sim.observe`)."""
+
+    def __init__(self, cfg: SimConfig, hidden: int) -> None:
+        super().__init__()
+        self.k = cfg.neighbours
+        self.points = len(cfg.lookahead_m)
+        self.ego = _mlp(EGO_FEATURES + ROUTE_FEATURES, hidden)
+        self.neighbour = _mlp(NEIGHBOUR_FEATURES, hidden)
+        self.lane_point = _mlp(3 + 3 + 1, hidden)  # (x, y, yaw) + which lane one-hot + distance rank
+        self.out_dim = 3 * hidden
+        self.register_buffer("lane_onehot", torch.eye(3).repeat_interleave(self.points, 0), persistent=False)
+        rank = torch.arange(self.points, dtype=torch.float32).repeat(3) / max(self.points - 1, 1)
+        self.register_buffer("point_rank", rank.unsqueeze(-1), persistent=False)
+
+    def forward(self, obs: torch.Tensor) -> torch.Tensor:
+        b = obs.shape[0]
+        ego = obs[:, :EGO_FEATURES]
+        at = EGO_FEATURES
+        neigh = obs[:, at : at + self.k * NEIGHBOUR_FEATURES].reshape(b, self.k, NEIGHBOUR_FEATURES)
+        at += self.k * NEIGHBOUR_FEATURES
+        lanes = obs[:, at : at + 3 * (1 + 3 * self.points)].reshape(b, 3, 1 + 3 * self.points)
+        route = obs[:, -ROUTE_FEATURES:]
+        lane_exists = lanes[:, :, 0:1].expand(b, 3, self.points).reshape(b, 3 * self.points)
+        points = lanes[:, :, 1:].reshape(b, 3 * self.points, 3)
+        extra = torch.cat([self.lane_onehot, self.point_rank], dim=-1).expand(b, -1, -1)
+        pooled_neigh = _pool(self.neighbour(neigh), neigh[:, :, 0])
+        pooled_lanes = _pool(self.lane_point(torch.cat([points, extra], dim=-1)), lane_exists)
+        return torch.cat([self.ego(torch.cat([ego, route], dim=-1)), pooled_neigh, pooled_lanes], dim=-1)
+
+
+class KinematicsEncoder(nn.Module):
+    """Pooled encoder for highway-kinematics `[V, 5]` rows: ego row, then other vehicles (presence first)."""
+
+    def __init__(self, cfg: SimConfig, hidden: int) -> None:
+        super().__init__()
+        v, f = observation_shape(cfg)
+        self.ego = _mlp(f, hidden)
+        self.other = _mlp(f, hidden)
+        self.out_dim = 2 * hidden
+
+    def forward(self, obs: torch.Tensor) -> torch.Tensor:
+        others = obs[:, 1:]
+        return torch.cat([self.ego(obs[:, 0]), _pool(self.other(others), others[:, :, 0])], dim=-1)
+
+
+class ActorCritic(nn.Module):
+    """`forward(obs) -> (actor_out [B, A], value [B])`; `A` = 5 logits (meta) or 2 Gaussian means (continuous)."""
+
+    def __init__(self, sim: SimConfig, cfg: PolicyConfig) -> None:
+        super().__init__()
+        self.obs_shape = observation_shape(sim)
+        self.continuous = sim.action is ActionType.CONTINUOUS
+        h = cfg.hidden
+        if cfg.encoder is Encoder.MLP:
+            self.encoder: nn.Module = FlatEncoder(math.prod(self.obs_shape), h)
+        elif sim.observation is ObservationType.HIGHWAY_KINEMATICS:
+            self.encoder = KinematicsEncoder(sim, h)
+        else:
+            self.encoder = NativeEncoder(sim, h)
+        n_actions = 2 if self.continuous else NUM_META_ACTIONS
+        d = self.encoder.out_dim
+        self.actor = nn.Sequential(_layer(d, h), nn.ReLU(), _layer(h, n_actions, gain=0.01))
+        self.critic = nn.Sequential(_layer(d, h), nn.ReLU(), _layer(h, 1, gain=1.0))
+        self.log_std = nn.Parameter(torch.full((2,), cfg.init_log_std)) if self.continuous else None
+
+    def forward(self, obs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        z = self.encoder(obs)
+        return self.actor(z), self.critic(z).squeeze(-1)
+
+    def value(self, obs: torch.Tensor) -> torch.Tensor:
+        return self.critic(self.encoder(obs)).squeeze(-1)
+
+
+def masked_logits(logits: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
+    return logits if mask is None else logits.masked_fill(~mask, MASKED_LOGIT)
+
+
+def distribution(
+    model: ActorCritic, actor_out: torch.Tensor, mask: torch.Tensor | None
+) -> torch.distributions.Distribution:
+    """The action distribution: Categorical over masked logits, or a diagonal Gaussian (clipped when applied)."""
+    if model.log_std is None:
+        return torch.distributions.Categorical(logits=masked_logits(actor_out, mask), validate_args=False)
+    std = model.log_std.exp().expand_as(actor_out)
+    return torch.distributions.Independent(torch.distributions.Normal(actor_out, std, validate_args=False), 1)
+
+
+def deterministic_action(model: ActorCritic, actor_out: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
+    """The mode: argmax of the masked logits `[B]` int64, or the clipped mean `[B, 2]`."""
+    if model.log_std is None:
+        return masked_logits(actor_out, mask).argmax(dim=-1)
+    return actor_out.clamp(-1.0, 1.0)

@@ -1,0 +1,95 @@
+"""Behaviour cloning from the rule-based pilot, top to bottom, on the same batched worlds PPO trains in.
+
+One iteration: `collect` T decisions of every agent while the rule-based pilot (IDM + MOBIL + route, reading
+the world state) labels every observation. For the first `teacher_iterations` iterations the teacher also
+drives; after that the student drives and the teacher only labels (DAgger, Ross et al. 2011), so the student
+sees and learns to leave the states its own mistakes lead to. Then `epochs` passes of minibatch updates of
+
+    loss = -log pi(teacher action | obs)  +  vf_coef x 0.5 (V(obs) - lambda-return)^2
+
+over active agent-steps. Meta actions are masked as in PPO (the teacher's own action always counts as allowed);
+continuous actions are fitted by the Gaussian's likelihood (mean and std). The value head learns the student's
+returns so that PPO warm-started from BC (`--bc-warm-start`) begins with a critic that fits the policy.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from fuyao.pilots.networks import distribution
+from fuyao.pilots.rule_based import RuleBasedPilot
+from fuyao.train.rollout import Rollout, collect, gae
+from fuyao.train.session import NonFiniteError, Session
+
+
+def bc_loss(s: Session, b: dict[str, torch.Tensor], ret: torch.Tensor, idx: torch.Tensor):
+    """The loss on minibatch `idx` and its parts `[imitation, value, accuracy]`."""
+    weight = b["active"][idx].float()
+    n = weight.sum().clamp(min=1.0)
+    actor_out, value = s.learner(b["obs"][idx])
+    label = b["teacher"][idx]
+    mask = b["mask"][idx]
+    if s.model.log_std is None:
+        mask = mask | torch.nn.functional.one_hot(label, mask.shape[-1]).bool()
+        correct = (actor_out.masked_fill(~mask, -1e8).argmax(-1) == label).float()
+    else:
+        correct = ((actor_out.clamp(-1, 1) - label).abs().amax(-1) < 0.1).float()
+    nll = -distribution(s.model, actor_out, mask).log_prob(label)
+    imitation = (nll * weight).sum() / n
+    value_loss = 0.5 * (((value - ret[idx]) ** 2) * weight).sum() / n
+    loss = imitation + s.cfg.bc.vf_coef * value_loss
+    return loss, torch.stack([imitation, value_loss, (correct * weight).sum() / n]).detach()
+
+
+def train(s: Session, until: int) -> None:
+    """BC iterations until `until` decisions (or the time budget) are reached."""
+    cfg = s.cfg.bc
+    teacher = RuleBasedPilot(s.world)
+    buf = Rollout.allocate(cfg.rollout_steps, s.world, s.device)
+    s.message(f"behaviour cloning from the rule-based pilot until {until:,} decisions")
+    while not s.should_stop(until):
+        for group in s.optimizer.param_groups:
+            group["lr"] = cfg.lr
+        teacher_drives = s.iteration < cfg.teacher_iterations
+        with s.timers.phase("rollout"):
+            s.carry = collect(
+                s.world,
+                s.model,
+                s.carry,
+                buf,
+                s.generator,
+                s.cfg.ppo.gamma,
+                s.on_step,
+                teacher=teacher.act,
+                teacher_drives=teacher_drives,
+                timers=s.timers,
+            )
+        s.check_rollout(buf)
+        with s.timers.phase("learn"):
+            _, ret = gae(buf.reward, buf.value, buf.done, buf.next_value, s.cfg.ppo.gamma, s.cfg.ppo.gae_lambda)
+            b = buf.flat()
+            ret = ret.flatten()
+            n = ret.shape[0]
+            size = n // cfg.minibatches
+            parts = torch.zeros(3, device=ret.device)
+            for epoch in range(cfg.epochs):
+                order = torch.randperm(n, generator=s.generator, device=s.generator.device).to(ret.device)
+                for k in range(cfg.minibatches):
+                    loss, part = bc_loss(s, b, ret, order[k * size : (k + 1) * size])
+                    s.optimizer.zero_grad(set_to_none=True)
+                    loss.backward()
+                    norm = torch.nn.utils.clip_grad_norm_(s.model.parameters(), s.cfg.ppo.max_grad_norm)
+                    if not (torch.isfinite(loss) and torch.isfinite(norm)):
+                        raise NonFiniteError(s.nonfinite_report("BC", loss, epoch, k))
+                    s.optimizer.step()
+                    parts += part
+            host = (parts / (cfg.epochs * cfg.minibatches)).tolist()
+        row = {
+            "bc_loss_imitation": host[0],
+            "bc_loss_value": host[1],
+            "bc_accuracy": host[2],
+            "bc_teacher_drives": float(teacher_drives),
+            "lr": cfg.lr,
+            "phase_ppo": 0.0,
+        }
+        s.end_iteration(buf, row)

@@ -1,0 +1,172 @@
+"""Typed training configuration and the named training presets.
+
+A training preset is a full `TrainConfig`: the world it trains in (`sim`), the network (`policy`) and the
+algorithm settings (`ppo`, `bc`). The CLI starts from a preset and applies flags on top
+(`fuyao train --preset highway --ppo.lr 1e-3 --sim.worlds 512`).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import enum
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal
+
+from fuyao.pilots.networks import Encoder, PolicyConfig
+from fuyao.presets import PRESETS
+from fuyao.sim.config import ConfigError, SimConfig
+
+
+def _bad(owner: str, name: str, value, allowed: str) -> ConfigError:
+    return ConfigError(f"{owner}.{name}: got {value!r}; allowed: {allowed}")
+
+
+def _check_positive(owner: str, cfg, names: tuple[str, ...], kind=int) -> None:
+    for name in names:
+        value = getattr(cfg, name)
+        if kind is int and (not isinstance(value, int) or isinstance(value, bool) or value < 1):
+            raise _bad(owner, name, value, "an integer >= 1")
+        if kind is float and not value > 0:
+            raise _bad(owner, name, value, "a number > 0")
+
+
+class Algo(enum.Enum):
+    PPO = "ppo"
+    BC = "bc"
+
+
+@dataclass(frozen=True)
+class PPOConfig:
+    """Proximal Policy Optimisation (Schulman et al. 2017) with GAE (Schulman et al. 2016)."""
+
+    rollout_steps: int = 16  # decisions per world per iteration (T)
+    epochs: int = 4
+    minibatches: int = 4
+    lr: float = 3.0e-4
+    anneal_lr: bool = True  # linear decay to 0 over `TrainConfig.steps`
+    gamma: float = 0.95  # per decision (1 s in the highway presets)
+    gae_lambda: float = 0.95
+    clip: float = 0.2
+    clip_value: bool = False
+    vf_coef: float = 0.5
+    ent_coef: float = 0.01
+    max_grad_norm: float = 0.5
+    norm_adv: bool = True
+
+    def __post_init__(self) -> None:
+        _check_positive("PPOConfig", self, ("rollout_steps", "epochs", "minibatches"))
+        _check_positive("PPOConfig", self, ("lr", "clip", "max_grad_norm"), float)
+        for name in ("gamma", "gae_lambda"):
+            if not 0.0 <= getattr(self, name) <= 1.0:
+                raise _bad("PPOConfig", name, getattr(self, name), "0 to 1")
+
+
+@dataclass(frozen=True)
+class BCConfig:
+    """Behaviour cloning from the rule-based pilot, with DAgger (Ross et al. 2011): after the first
+    `teacher_iterations` iterations the student drives and the teacher labels what it sees, so the student
+    learns to recover from its own mistakes. The value head is fitted to the rollouts' lambda-returns so a PPO
+    run warm-started from BC begins with a critic."""
+
+    rollout_steps: int = 16
+    epochs: int = 2
+    minibatches: int = 4
+    lr: float = 1.0e-3
+    teacher_iterations: int = 2
+    vf_coef: float = 0.5
+
+    def __post_init__(self) -> None:
+        _check_positive("BCConfig", self, ("rollout_steps", "epochs", "minibatches"))
+        _check_positive("BCConfig", self, ("lr",), float)
+        if self.teacher_iterations < 0:
+            raise _bad("BCConfig", "teacher_iterations", self.teacher_iterations, "an integer >= 0")
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """One training run. `steps` counts decisions of controlled vehicles, summed over every process."""
+
+    preset: str = "highway"
+    algo: Algo = Algo.PPO
+    steps: int = 3_000_000
+    time_budget: float | None = None  # seconds of training (evaluation and checkpoints included); None: no limit
+    bc_warm_start: int = 0  # decisions of behaviour cloning before PPO starts (algo ppo)
+    seed: int = 0
+    device: Literal["auto", "cpu", "cuda"] = "auto"
+    out: Path = Path("runs/train")
+    resume: bool = False
+    compile: bool = False  # torch.compile the world step and the policy update
+    threads: int | None = None  # torch CPU threads (default: torch's choice)
+    eval_every: int = 20  # iterations between periodic evaluations (0: only at the end)
+    eval_episodes: int = 64  # episodes per periodic evaluation
+    checkpoint_every: int = 10  # iterations between checkpoints
+    keep_last: int = 3  # periodic checkpoints kept besides best.pt
+    sim: SimConfig = field(default_factory=SimConfig)
+    policy: PolicyConfig = field(default_factory=PolicyConfig)
+    ppo: PPOConfig = field(default_factory=PPOConfig)
+    bc: BCConfig = field(default_factory=BCConfig)
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.algo, Algo):
+            try:
+                object.__setattr__(self, "algo", Algo(self.algo))
+            except ValueError:
+                raise _bad("TrainConfig", "algo", self.algo, "'ppo', 'bc'") from None
+        _check_positive("TrainConfig", self, ("steps", "keep_last"))
+        if self.time_budget is not None and not self.time_budget > 0:
+            raise _bad("TrainConfig", "time_budget", self.time_budget, "a number of seconds > 0, or None")
+        for name in ("bc_warm_start", "eval_every", "checkpoint_every", "eval_episodes"):
+            value = getattr(self, name)
+            if not isinstance(value, int) or value < 0:
+                raise _bad("TrainConfig", name, value, "an integer >= 0")
+        if self.device not in ("auto", "cpu", "cuda"):
+            raise _bad("TrainConfig", "device", self.device, "'auto', 'cpu', 'cuda'")
+
+    def with_budget(self, **changes) -> TrainConfig:
+        return dataclasses.replace(self, **changes)
+
+
+# Fields a resumed run may change: how long it runs and where.
+RESUMABLE_CHANGES = ("steps", "time_budget", "device", "resume", "out", "threads", "compile")
+
+# The default highway pilot: the `highway` world (curves, ramps, routes, mixed traffic) with 8 of its 32
+# vehicles driven by the policy (self-play beside IDM/MOBIL traffic), native observation, meta actions.
+HIGHWAY = TrainConfig(
+    preset="highway",
+    steps=3_000_000,
+    bc_warm_start=200_000,
+    sim=dataclasses.replace(PRESETS["highway"], worlds=256, controlled=8),
+    policy=PolicyConfig(encoder=Encoder.POOLED, hidden=64),
+)
+
+# highway-env's highway-v0: highway-kinematics observation and meta actions, so the pilot acts in highway-env.
+HIGHWAY_V0 = TrainConfig(
+    preset="highway-v0",
+    steps=2_000_000,
+    bc_warm_start=100_000,
+    sim=dataclasses.replace(PRESETS["highway-v0"], worlds=256, controlled=8),
+    policy=PolicyConfig(encoder=Encoder.POOLED, hidden=64),
+    ppo=PPOConfig(gamma=0.8),
+)
+
+# Seconds, for tests and CLI checks.
+SMOKE = TrainConfig(
+    preset="smoke",
+    steps=512,
+    sim=dataclasses.replace(PRESETS["smoke"], worlds=8, controlled=2),
+    policy=PolicyConfig(encoder=Encoder.POOLED, hidden=16),
+    ppo=PPOConfig(rollout_steps=8, epochs=2, minibatches=2),
+    bc=BCConfig(rollout_steps=8, epochs=1, minibatches=2, teacher_iterations=1),
+    eval_every=2,
+    eval_episodes=8,
+    checkpoint_every=2,
+)
+
+TRAIN_PRESETS: dict[str, TrainConfig] = {"highway": HIGHWAY, "highway-v0": HIGHWAY_V0, "smoke": SMOKE}
+
+
+def train_preset(name: str, **changes) -> TrainConfig:
+    if name not in TRAIN_PRESETS:
+        raise ConfigError(f"preset: got {name!r}; allowed: {', '.join(sorted(TRAIN_PRESETS))}")
+    return dataclasses.replace(TRAIN_PRESETS[name], **changes)

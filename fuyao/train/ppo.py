@@ -1,0 +1,131 @@
+"""PPO on the batched world, top to bottom (after CleanRL's ppo.py, split LeanRL-style into functions that
+`torch.compile` can take).
+
+One iteration: `collect` T decisions of every agent into preallocated `[T, E]` tensors (`fuyao.train.rollout`),
+compute GAE advantages and lambda-returns, then `epochs` passes of `minibatches` clipped-surrogate updates.
+
+    loss = policy loss (clipped surrogate)  +  vf_coef x value loss  -  ent_coef x entropy
+
+Every mean is over active agent-steps only (agents that left their episode weigh nothing). Meta actions are
+sampled from logits with impossible lane changes masked out; continuous actions from a Gaussian whose sample is
+clipped to [-1, 1] by the world (the log-probability is of the unclipped sample). Gradients are clipped to
+`max_grad_norm`; the learning rate decays linearly to 0 over the run's `steps`. A NaN or inf in the rollout,
+the loss or the gradients stops the run (`NonFiniteError`) before the optimizer applies it.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from fuyao.pilots.networks import ActorCritic, distribution
+from fuyao.train.config import PPOConfig
+from fuyao.train.rollout import Rollout, collect, gae
+from fuyao.train.session import NonFiniteError, Session
+
+
+def ppo_loss(
+    learner: torch.nn.Module,
+    model: ActorCritic,
+    obs: torch.Tensor,  # [B, *obs_shape]
+    mask: torch.Tensor,  # [B, 5] bool
+    action: torch.Tensor,  # [B] or [B, 2]
+    logp_old: torch.Tensor,  # [B]
+    adv: torch.Tensor,  # [B], normalised
+    ret: torch.Tensor,  # [B], lambda-returns
+    value_old: torch.Tensor,  # [B]
+    weight: torch.Tensor,  # [B] float, 1 for active agent-steps
+    cfg: PPOConfig,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """The PPO loss and its parts `[policy, value, entropy, approx_kl, clip_fraction]`."""
+    actor_out, value = learner(obs)
+    dist = distribution(model, actor_out, mask)
+    logp = dist.log_prob(action)
+    log_ratio = logp - logp_old
+    ratio = log_ratio.exp()
+    policy = torch.maximum(-adv * ratio, -adv * ratio.clamp(1.0 - cfg.clip, 1.0 + cfg.clip))
+    if cfg.clip_value:
+        clipped = value_old + (value - value_old).clamp(-cfg.clip, cfg.clip)
+        value_err = torch.maximum((value - ret) ** 2, (clipped - ret) ** 2)
+    else:
+        value_err = (value - ret) ** 2
+    n = weight.sum().clamp(min=1.0)
+
+    def mean(x: torch.Tensor) -> torch.Tensor:
+        return (x * weight).sum() / n
+
+    policy_loss = mean(policy)
+    value_loss = 0.5 * mean(value_err)
+    entropy = mean(dist.entropy())
+    approx_kl = mean((ratio - 1.0) - log_ratio)  # Schulman's k3 estimator
+    clip_fraction = mean(((ratio - 1.0).abs() > cfg.clip).float())
+    loss = policy_loss + cfg.vf_coef * value_loss - cfg.ent_coef * entropy
+    return loss, torch.stack([policy_loss, value_loss, entropy, approx_kl, clip_fraction]).detach()
+
+
+def normalise(adv: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
+    n = weight.sum().clamp(min=1.0)
+    mean = (adv * weight).sum() / n
+    std = (((adv - mean) ** 2) * weight).sum().div(n).sqrt()
+    return (adv - mean) / (std + 1e-8)
+
+
+def update(s: Session, buf: Rollout, adv: torch.Tensor, ret: torch.Tensor, loss_fn) -> dict[str, float]:
+    cfg = s.cfg.ppo
+    b = buf.flat()
+    weight = b["active"].float()
+    adv = adv.flatten()
+    ret = ret.flatten()
+    if cfg.norm_adv:
+        adv = normalise(adv, weight)
+    n = adv.shape[0]
+    size = n // cfg.minibatches
+    parts = torch.zeros(5, device=adv.device)
+    grad_norm = torch.zeros((), device=adv.device)
+    for epoch in range(cfg.epochs):
+        order = torch.randperm(n, generator=s.generator, device=s.generator.device).to(adv.device)
+        for k in range(cfg.minibatches):
+            idx = order[k * size : (k + 1) * size]
+            loss, part = loss_fn(
+                s.learner,
+                s.model,
+                b["obs"][idx],
+                b["mask"][idx],
+                b["action"][idx],
+                b["logp"][idx],
+                adv[idx],
+                ret[idx],
+                b["value"][idx],
+                weight[idx],
+                cfg,
+            )
+            s.optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            norm = torch.nn.utils.clip_grad_norm_(s.model.parameters(), cfg.max_grad_norm)
+            if not (torch.isfinite(loss) and torch.isfinite(norm)):  # one sync per minibatch, before the step
+                raise NonFiniteError(s.nonfinite_report("PPO", loss, epoch, k))
+            s.optimizer.step()
+            parts += part
+            grad_norm += norm.detach()
+    steps = cfg.epochs * cfg.minibatches
+    names = ("loss_policy", "loss_value", "entropy", "approx_kl", "clip_fraction")
+    host = (parts / steps).tolist()
+    return {**dict(zip(names, host)), "grad_norm": float(grad_norm) / steps}
+
+
+def train(s: Session, until: int) -> None:
+    """PPO iterations until `until` decisions (or the time budget) are reached."""
+    cfg = s.cfg.ppo
+    buf = Rollout.allocate(cfg.rollout_steps, s.world, s.device)
+    loss_fn = torch.compile(ppo_loss) if s.cfg.compile else ppo_loss
+    s.message(f"PPO: {s.agents_per_rank * s.dist.world_size:,} agents x {cfg.rollout_steps} decisions per iteration")
+    while not s.should_stop(until):
+        lr = cfg.lr * max(0.0, 1.0 - s.decisions / s.cfg.steps) if cfg.anneal_lr else cfg.lr
+        for group in s.optimizer.param_groups:
+            group["lr"] = lr
+        with s.timers.phase("rollout"):
+            s.carry = collect(s.world, s.model, s.carry, buf, s.generator, cfg.gamma, s.on_step, timers=s.timers)
+        s.check_rollout(buf)
+        with s.timers.phase("learn"):
+            adv, ret = gae(buf.reward, buf.value, buf.done, buf.next_value, cfg.gamma, cfg.gae_lambda)
+            row = update(s, buf, adv, ret, loss_fn)
+        s.end_iteration(buf, {**row, "lr": lr, "phase_ppo": 1.0})

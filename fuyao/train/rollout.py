@@ -1,0 +1,253 @@
+"""What PPO and BC share: the world's carried state, preallocated rollout storage, collection and GAE.
+
+Every controlled vehicle is one agent: `E = worlds * controlled`, flattened world-major. Nothing here leaves
+the world's device; nothing syncs with the host inside the collection loop.
+
+Agents leave mid-rollout (a crash or an arrival while other agents of the world drive on) and come back when
+their world resets; steps where an agent was not driving carry `active = False` and weigh nothing in a loss.
+An episode that ends by the time limit is bootstrapped: its last reward gets `gamma * V(final observation)`,
+since the limit is not part of the task (Pardo et al. 2018, "Time limits in reinforcement learning").
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import torch
+
+from fuyao.pilots.networks import ActorCritic, distribution, masked_logits
+from fuyao.sim.config import ActionType
+from fuyao.sim.state import WorldState
+from fuyao.sim.world import World
+
+
+@dataclass(frozen=True)
+class Carry:
+    """The world between iterations: its state and what the agents see in it."""
+
+    state: WorldState
+    obs: torch.Tensor  # [E, *obs_shape] float32
+    mask: torch.Tensor  # [E, 5] bool, meta actions allowed (all True for continuous actions)
+
+
+@dataclass
+class Rollout:
+    """Preallocated `[T, E, ...]` storage, filled in place by `collect`."""
+
+    obs: torch.Tensor  # [T, E, *obs_shape] float32
+    mask: torch.Tensor  # [T, E, 5] bool
+    action: torch.Tensor  # [T, E] int64 (meta) or [T, E, 2] float32 (continuous, before clipping)
+    logp: torch.Tensor  # [T, E] float32, log-probability of `action` under the behaviour policy
+    value: torch.Tensor  # [T, E] float32, V(obs)
+    reward: torch.Tensor  # [T, E] float32 (with the time-limit bootstrap added)
+    done: torch.Tensor  # [T, E] bool, the agent's episode ended with this step (or it was not driving)
+    active: torch.Tensor  # [T, E] bool, the agent was driving at this step
+    teacher: torch.Tensor  # [T, E] or [T, E, 2]: the teacher's action (behaviour cloning), else unused
+    next_value: torch.Tensor  # [E] float32, V of the observation after the last step
+
+    @staticmethod
+    def allocate(steps: int, world: World, device: torch.device) -> Rollout:
+        cfg = world.cfg
+        e = cfg.worlds * cfg.controlled
+        shape = (steps, e)
+        meta = cfg.action is ActionType.META
+        act_shape = shape if meta else (*shape, 2)
+        act_dtype = torch.int64 if meta else torch.float32
+
+        def f():
+            return torch.zeros(shape, device=device)
+
+        return Rollout(
+            obs=torch.zeros(*shape, *world.observation_shape, device=device),
+            mask=torch.ones(*shape, 5, dtype=torch.bool, device=device),
+            action=torch.zeros(act_shape, dtype=act_dtype, device=device),
+            logp=f(),
+            value=f(),
+            reward=f(),
+            done=torch.zeros(shape, dtype=torch.bool, device=device),
+            active=torch.zeros(shape, dtype=torch.bool, device=device),
+            teacher=torch.zeros(act_shape, dtype=act_dtype, device=device),
+            next_value=torch.zeros(e, device=device),
+        )
+
+    def flat(self) -> dict[str, torch.Tensor]:
+        """`[T * E, ...]` views of the per-step fields."""
+        names = ("obs", "mask", "action", "logp", "value", "reward", "done", "active", "teacher")
+        return {n: getattr(self, n).flatten(0, 1) for n in names}
+
+
+def observe_carry(world: World, state: WorldState) -> Carry:
+    e = world.cfg.worlds * world.cfg.controlled
+    obs = world.observe(state).reshape(e, *world.observation_shape)
+    if world.cfg.action is ActionType.META:
+        mask = world.action_mask(state).reshape(e, 5)
+    else:
+        mask = torch.ones(e, 5, dtype=torch.bool, device=obs.device)
+    return Carry(state, obs, mask)
+
+
+def sample_action(
+    model: ActorCritic, actor_out: torch.Tensor, mask: torch.Tensor, generator: torch.Generator
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Draw actions with an explicit generator (so a resumed run draws the same numbers) and their log-probs.
+
+    Meta: Gumbel-max over the masked logits. Continuous: mean + std * normal noise (unclipped; the world clips).
+    """
+    if model.log_std is None:
+        logits = masked_logits(actor_out, mask)
+        u = torch.rand(logits.shape, generator=generator, device=logits.device).clamp_(1e-12, 1.0 - 1e-7)
+        action = (logits - torch.log(-torch.log(u))).argmax(dim=-1)
+    else:
+        noise = torch.randn(actor_out.shape, generator=generator, device=actor_out.device)
+        action = actor_out + model.log_std.exp() * noise
+    return action, distribution(model, actor_out, mask).log_prob(action)
+
+
+def world_action(world: World, action: torch.Tensor) -> torch.Tensor:
+    """`[E]` / `[E, 2]` agent actions -> the world's `[W, C]` / `[W, C, 2]` (continuous clipped to [-1, 1])."""
+    cfg = world.cfg
+    if cfg.action is ActionType.META:
+        return action.view(cfg.worlds, cfg.controlled)
+    return action.clamp(-1.0, 1.0).view(cfg.worlds, cfg.controlled, 2)
+
+
+Teacher = Callable[[torch.Tensor, WorldState], torch.Tensor]  # (obs [W, C, ...], state) -> [W, C] actions
+
+
+@torch.no_grad()
+def collect(
+    world: World,
+    model: ActorCritic,
+    carry: Carry,
+    buf: Rollout,
+    generator: torch.Generator,
+    gamma: float,
+    on_step: Callable[[dict[str, torch.Tensor], torch.Tensor, torch.Tensor], None] | None = None,
+    teacher: Teacher | None = None,
+    teacher_drives: bool = False,
+    timers=None,
+) -> Carry:
+    """Fill `buf` with `T` decisions of every agent; return the carry for the next rollout.
+
+    `on_step(info, reward, done)` receives the per-step metric terms `[E]`, the reward `[E]` and the
+    episode-end mask `[E]` (episode statistics). `timers.add("act" | "sim", seconds)` splits the time between
+    the policy (and teacher) and the world (without a device sync: on CUDA these are launch times). With a `teacher`, its action for every observation goes to `buf.teacher`; with
+    `teacher_drives` the teacher's action is also what the world executes (behaviour cloning's first
+    iterations).
+    """
+    cfg = world.cfg
+    e = cfg.worlds * cfg.controlled
+    steps = buf.obs.shape[0]
+    clock = time.perf_counter
+    for t in range(steps):
+        t0 = clock()
+        state = carry.state
+        actor_out, value = model(carry.obs)
+        action, logp = sample_action(model, actor_out, carry.mask, generator)
+        if teacher is not None:
+            shape = (e,) if cfg.action is ActionType.META else (e, 2)
+            label = teacher(carry.obs.view(cfg.worlds, cfg.controlled, *world.observation_shape), state)
+            label = label.reshape(shape)
+            buf.teacher[t] = label
+            if teacher_drives:
+                action = label
+                logp = distribution(model, actor_out, carry.mask).log_prob(action)
+        t1 = clock()
+        result = world.step(state, world_action(world, action))
+        active = state.active.reshape(e)
+        terminated = result.terminated.reshape(e)
+        truncated = result.truncated.reshape(e)
+        reward = result.reward.reshape(e)
+        # Truncated agents are still active in `final_state`, so its observation is what they last saw.
+        final_obs = world.observe(result.final_state).reshape(e, *world.observation_shape)
+        t2 = clock()
+        reward = torch.where(truncated, reward + gamma * model.value(final_obs), reward)
+        t3 = clock()
+        buf.obs[t] = carry.obs
+        buf.mask[t] = carry.mask
+        buf.action[t] = action
+        buf.logp[t] = logp
+        buf.value[t] = value
+        buf.reward[t] = reward
+        buf.done[t] = terminated | truncated | ~active
+        buf.active[t] = active
+        if on_step is not None:
+            info = {k: v.reshape(e) for k, v in result.info.items() if not k.startswith("world_")}
+            on_step(info, result.reward.reshape(e), (terminated | truncated) & active)
+        carry = observe_carry(world, result.state)
+        if timers is not None:
+            timers.add("act", (t1 - t0) + (t3 - t2))
+            timers.add("sim", (t2 - t1) + (clock() - t3))
+    buf.next_value.copy_(model.value(carry.obs))
+    return carry
+
+
+def gae(
+    reward: torch.Tensor, value: torch.Tensor, done: torch.Tensor, next_value: torch.Tensor, gamma: float, lam: float
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Generalised advantage estimates and lambda-returns, `[T, E]` each.
+
+    `done[t]` ends the agent's episode after step `t` (no bootstrap across it); `next_value` `[E]` is V of the
+    observation after the last step. A plain backward recursion over T (small), vectorised over agents.
+    """
+    steps = reward.shape[0]
+    adv = torch.zeros_like(reward)
+    last = torch.zeros_like(next_value)
+    for t in range(steps - 1, -1, -1):
+        following = next_value if t == steps - 1 else value[t + 1]
+        keep = (~done[t]).to(reward.dtype)
+        delta = reward[t] + gamma * following * keep - value[t]
+        last = delta + gamma * lam * keep * last
+        adv[t] = last
+    return adv, adv + value
+
+
+def check_finite(buf: Rollout, iteration: int) -> str | None:
+    """Where the rollout holds NaN or inf (one host sync), or None."""
+    for name in ("obs", "value", "reward"):
+        x = getattr(buf, name)
+        bad = ~torch.isfinite(x)
+        if bool(bad.any()):
+            idx = bad.nonzero()[0].tolist()
+            where = f"step {idx[0]} of the rollout, agent {idx[1]}"
+            if name == "obs":
+                where += f", observation index {tuple(idx[2:])}"
+            return f"{name} is {x[tuple(idx)].item()} at iteration {iteration}, {where}"
+    return None
+
+
+def state_tensors(state: WorldState) -> dict[str, torch.Tensor]:
+    """A `WorldState` as a flat dict of tensors (`vehicles.lane`, `map_id`, ...) for a checkpoint."""
+    out = {}
+    for f in dataclasses.fields(state):
+        value = getattr(state, f.name)
+        if dataclasses.is_dataclass(value):
+            out.update({f"{f.name}.{g.name}": getattr(value, g.name) for g in dataclasses.fields(value)})
+        else:
+            out[f.name] = value
+    return out
+
+
+def state_from_tensors(template: WorldState, data: dict[str, torch.Tensor], where: str) -> WorldState:
+    """Inverse of `state_tensors`, checked field by field against `template` (shapes and dtypes)."""
+    from fuyao.pilots.learned import CheckpointError
+
+    def take(name: str, like: torch.Tensor) -> torch.Tensor:
+        x = data.get(name)
+        if not isinstance(x, torch.Tensor) or x.shape != like.shape or x.dtype != like.dtype:
+            got = tuple(x.shape) if isinstance(x, torch.Tensor) else x
+            raise CheckpointError(f"{where}: world state field {name!r}: got {got}; expected {tuple(like.shape)}")
+        return x.to(like.device).clone()
+
+    fields = {}
+    for f in dataclasses.fields(template):
+        value = getattr(template, f.name)
+        if dataclasses.is_dataclass(value):
+            sub = {g.name: take(f"{f.name}.{g.name}", getattr(value, g.name)) for g in dataclasses.fields(value)}
+            fields[f.name] = type(value)(**sub)
+        else:
+            fields[f.name] = take(f.name, value)
+    return type(template)(**fields)

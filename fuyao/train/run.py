@@ -1,0 +1,57 @@
+"""`train(cfg, device)`: one training run (PPO, BC, or BC warm start then PPO) in this process, which may be one
+rank of a torchrun job. Builds the pieces, resumes if asked, runs the algorithms, evaluates and checkpoints."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import torch
+
+from fuyao.train import bc, distributed, ppo
+from fuyao.train.checkpoint import atomic_write_text
+from fuyao.train.config import Algo, TrainConfig
+from fuyao.train.session import build_session, restore
+
+
+def make_evaluator(cfg: TrainConfig, device: torch.device):
+    """The periodic evaluation: the evaluation suite's metric definitions on a small held-out set."""
+    from fuyao.train.evaluator import Evaluator
+
+    return Evaluator(cfg, device)
+
+
+def train(cfg: TrainConfig, device: torch.device, evaluator: Any = "default") -> dict[str, Any]:
+    """Train as `cfg` says; return the run's summary (also written to `OUT/summary.json` by rank 0).
+
+    `evaluator`: "default" builds `make_evaluator(cfg)`; None trains without periodic evaluation."""
+    d = distributed.init(device.type)
+    device = distributed.device_for(d, device)
+    if cfg.threads:
+        torch.set_num_threads(cfg.threads)
+    if evaluator == "default":
+        evaluator = make_evaluator(cfg, device) if d.is_main and (cfg.eval_every or cfg.eval_episodes) else None
+    s = build_session(cfg, d, device, evaluator if d.is_main else None)
+    try:
+        if cfg.resume:
+            where = restore(s)
+            s.message(f"resumed from {where} at iteration {s.iteration}, {s.decisions:,} decisions")
+        s.checkpointer.write_config(cfg)
+        if cfg.algo is Algo.BC:
+            bc.train(s, cfg.steps)
+        else:
+            if cfg.bc_warm_start and s.decisions < cfg.bc_warm_start:
+                bc.train(s, min(cfg.bc_warm_start, cfg.steps))
+            ppo.train(s, cfg.steps)
+        score = s.evaluate() if s.evaluator is not None else None
+        s.save(score)
+        summary = {**s.summary(), "processes": d.world_size}
+        if d.enabled:
+            summary["replicas_identical"] = distributed.replicas_identical(d, s.model)
+        if d.is_main:
+            atomic_write_text(json.dumps(summary, indent=2) + "\n", cfg.out / "summary.json")
+            s.message(f"done: {s.decisions:,} decisions in {s.now():.0f} s; checkpoints in {s.checkpointer.dir}")
+        return summary
+    finally:
+        s.logger.close()
+        distributed.close(d)

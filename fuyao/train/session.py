@@ -1,0 +1,275 @@
+"""What one training process holds, and the bookkeeping PPO and BC share: counters, the stop rule, episode
+statistics, timing, periodic evaluation and checkpoints, resume. The algorithms themselves live in `ppo.py`
+and `bc.py`; this module holds no learning rule.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import json
+import math
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+
+from fuyao.configio import to_dict
+from fuyao.pilots.learned import CheckpointError, check_state_dict
+from fuyao.pilots.networks import ActorCritic
+from fuyao.sim.world import World
+from fuyao.train.checkpoint import Checkpointer, checkpoint_payload
+from fuyao.train.config import RESUMABLE_CHANGES, TrainConfig
+from fuyao.train.distributed import RANK_SEED_STRIDE, Dist, broadcast_flag, sum_across
+from fuyao.train.logger import RunLogger
+from fuyao.train.rollout import Carry, Rollout, check_finite, observe_carry, state_from_tensors, state_tensors
+
+
+class NonFiniteError(RuntimeError):
+    """NaN or inf met in training; raised before it reaches the weights or a checkpoint."""
+
+
+class Timers:
+    """Wall-clock seconds per phase (`sim`, `act`, `learn`, `eval`, ...), summed since the last `take`."""
+
+    def __init__(self) -> None:
+        self.seconds: dict[str, float] = {}
+
+    def add(self, name: str, seconds: float) -> None:
+        self.seconds[name] = self.seconds.get(name, 0.0) + seconds
+
+    @contextlib.contextmanager
+    def phase(self, name: str):
+        t0 = time.perf_counter()
+        try:
+            yield
+        finally:
+            self.add(name, time.perf_counter() - t0)
+
+    def take(self) -> dict[str, float]:
+        out, self.seconds = self.seconds, {}
+        return out
+
+
+class EpisodeStats:
+    """Per-agent running sums on the device, folded into totals when an agent's episode ends; read once per
+    iteration. Collision rate = share of finished episodes with a collision; progress = route metres per
+    episode (the `collision` and `progress_m` terms the world emits, as the evaluation reads them)."""
+
+    NAMES = ("episodes", "return", "length", "collision", "offroad", "route_failure", "arrived", "progress_m")
+
+    def __init__(self, agents: int, device: torch.device) -> None:
+        self.running = torch.zeros(6, agents, device=device)  # return, length, collision, offroad, rf, progress
+        self.total = torch.zeros(len(self.NAMES), device=device)
+
+    def __call__(self, info: dict[str, torch.Tensor], reward: torch.Tensor, done: torch.Tensor) -> None:
+        active = info["active"].float()
+        step = torch.stack(
+            [
+                reward * active,
+                active,
+                info["collision"].float(),
+                info["offroad"].float(),
+                info["route_failure"].float(),
+                info["progress_m"],
+            ]
+        )
+        self.running += step
+        d = done.float()
+        ended = self.running * d
+        flags = (ended[2:5] > 0).float().sum(dim=1)
+        arrived = (info["arrived"].float() * d).sum()
+        self.total += torch.cat([d.sum().view(1), ended[:2].sum(dim=1), flags, arrived.view(1), ended[5:].sum(1)])
+        self.running *= 1.0 - d
+
+    def take(self, d: Dist) -> dict[str, float]:
+        total = sum_across(d, self.total).tolist()
+        self.total.zero_()
+        n = total[0]
+        if n == 0:
+            return {"episodes": 0.0}
+        out = {"episodes": n, "episode_return": total[1] / n, "episode_length": total[2] / n}
+        for name, value in zip(("collision_rate", "offroad_rate", "route_failure_rate", "arrival_rate"), total[3:7]):
+            out[name] = value / n
+        out["progress_m"] = total[7] / n
+        return out
+
+
+@dataclass
+class Session:
+    """One process's share of a run."""
+
+    cfg: TrainConfig
+    dist: Dist
+    device: torch.device
+    world: World
+    model: ActorCritic
+    learner: torch.nn.Module  # `model`, or its DistributedDataParallel wrapper
+    optimizer: torch.optim.Optimizer
+    generator: torch.Generator
+    carry: Carry
+    logger: RunLogger
+    checkpointer: Checkpointer
+    evaluator: Any  # callable(model) -> dict with "score" (fuyao.train.evaluator.Evaluator) or None
+    stats: EpisodeStats
+    timers: Timers = field(default_factory=Timers)
+    iteration: int = 0
+    decisions: int = 0  # active controlled-vehicle decisions so far, every rank summed
+    elapsed_s: float = 0.0  # training wall-clock so far, across resumes
+    started: float = field(default_factory=time.monotonic)
+    elapsed_at_start: float = 0.0
+    last_eval: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def agents_per_rank(self) -> int:
+        return self.cfg.sim.worlds * self.cfg.sim.controlled
+
+    def message(self, text: str) -> None:
+        self.logger.message(text)
+
+    def on_step(self, info: dict[str, torch.Tensor], reward: torch.Tensor, done: torch.Tensor) -> None:
+        self.stats(info, reward, done)
+
+    def now(self) -> float:
+        return self.elapsed_at_start + time.monotonic() - self.started
+
+    def should_stop(self, until: int) -> bool:
+        stop = self.decisions >= until
+        if self.cfg.time_budget is not None and self.now() >= self.cfg.time_budget:
+            stop = True
+        return broadcast_flag(self.dist, stop, self.device)
+
+    def check_rollout(self, buf: Rollout) -> None:
+        problem = check_finite(buf, self.iteration)
+        if problem is not None:
+            raise NonFiniteError(f"non-finite rollout: {problem}; stopped before learning from it")
+
+    def nonfinite_report(self, algo: str, loss: torch.Tensor, epoch: int, minibatch: int) -> str:
+        bad = [n for n, p in self.model.named_parameters() if p.grad is not None and not torch.isfinite(p.grad).all()]
+        where = f"iteration {self.iteration}, epoch {epoch}, minibatch {minibatch}"
+        return (
+            f"{algo} loss {loss.item()} with non-finite gradients in {bad or 'none'} at {where}; "
+            "stopped before the optimizer step (the last checkpoint is untouched)"
+        )
+
+    def end_iteration(self, buf: Rollout, row: dict[str, float]) -> None:
+        active = sum_across(self.dist, buf.active.sum().to(torch.float64).view(1))
+        self.decisions += int(active.item())
+        self.iteration += 1
+        times = self.timers.take()
+        spent = sum(times.get(k, 0.0) for k in ("rollout", "learn"))
+        row = {**row, **self.stats.take(self.dist), "decisions": float(self.decisions)}
+        row["decisions_per_s"] = float(active.item()) / max(spent, 1e-9)
+        work = sum(times.get(k, 0.0) for k in ("sim", "act", "learn")) or 1.0
+        for k in ("sim", "act", "learn"):
+            row[f"time_{k}_frac"] = times.get(k, 0.0) / work
+            row[f"time_{k}_s"] = times.get(k, 0.0)
+        cfg = self.cfg
+        score = None
+        if self.dist.is_main and self.evaluator is not None and cfg.eval_every and self.iteration % cfg.eval_every == 0:
+            score = self.evaluate(row)
+        if self.iteration % cfg.checkpoint_every == 0:
+            self.save(score)
+        row["elapsed_s"] = self.now()
+        self.logger.log(self.decisions, row)
+
+    def evaluate(self, row: dict[str, float] | None = None) -> float:
+        t0 = time.perf_counter()
+        result = self.evaluator(self.model)
+        self.last_eval = {f"eval_{k}": float(v) for k, v in result.items() if isinstance(v, (int, float))}
+        self.last_eval["eval_time_s"] = time.perf_counter() - t0
+        if row is not None:
+            row.update(self.last_eval)
+        self.message(
+            f"eval @ {self.decisions:,} decisions: "
+            + ", ".join(f"{k[5:]} {v:.3f}" for k, v in self.last_eval.items() if k != "eval_time_s")
+        )
+        return float(result["score"])
+
+    def summary(self) -> dict[str, Any]:
+        return {
+            "iteration": self.iteration,
+            "decisions": self.decisions,
+            "elapsed_s": self.now(),
+            "preset": self.cfg.preset,
+            **self.last_eval,
+        }
+
+    def save(self, score: float | None = None) -> None:
+        if not self.dist.is_main:
+            return
+        resume = {
+            "optimizer": self.optimizer.state_dict(),
+            "generator": self.generator.get_state(),
+            "world_state": {k: v.cpu() for k, v in state_tensors(self.carry.state).items()},
+            "iteration": self.iteration,
+            "decisions": self.decisions,
+            "elapsed_s": self.now(),
+            "best_score": max(self.checkpointer.best_score, score if score is not None else -math.inf),
+        }
+        payload = checkpoint_payload(self.cfg, self.model, resume, self.summary())
+        self.checkpointer.save(payload, self.iteration, score)
+
+
+def check_resumable(saved: dict, cfg: TrainConfig, where: str) -> None:
+    """Refuse to resume when anything but the budget/output fields differs from the saved run's config."""
+    now = to_dict(cfg)
+    diff = [k for k in sorted(set(saved) | set(now)) if k not in RESUMABLE_CHANGES and saved.get(k) != now.get(k)]
+    if diff:
+        detail = "; ".join(
+            f"{k}: saved {json.dumps(saved.get(k))[:120]}, now {json.dumps(now.get(k))[:120]}" for k in diff
+        )
+        raise CheckpointError(f"{where}: made with a different configuration ({detail}); resume with the same flags")
+
+
+def restore(s: Session) -> str:
+    """Load the newest usable checkpoint of `s.cfg.out` into `s` (every rank reads the same file)."""
+    path, data = s.checkpointer.latest_good(s.message)
+    where = str(path)
+    check_resumable(json.loads(data["train"]), s.cfg, where)
+    check_state_dict(s.model, data["model"], where)
+    r = data["resume"]
+    template = s.carry.state
+    state = state_from_tensors(template, r["world_state"], where)
+    try:
+        s.optimizer.load_state_dict(r["optimizer"])
+    except (ValueError, KeyError) as err:
+        raise CheckpointError(f"{where}: optimizer state does not fit: {err}") from None
+    s.model.load_state_dict(data["model"])
+    s.generator.set_state(r["generator"])
+    if s.dist.rank == 0:
+        s.carry = observe_carry(s.world, state)
+    else:  # only rank 0's worlds are in the file: the others begin fresh worlds, seeded by the iteration too
+        fresh = s.world.reset(s.cfg.seed + RANK_SEED_STRIDE * s.dist.rank + 7919 * int(r["iteration"]))
+        s.carry = observe_carry(s.world, fresh)
+    s.iteration = int(r["iteration"])
+    s.decisions = int(r["decisions"])
+    s.elapsed_at_start = float(r["elapsed_s"])
+    s.checkpointer.best_score = float(r["best_score"])
+    return where
+
+
+def build_session(cfg: TrainConfig, d: Dist, device: torch.device, evaluator) -> Session:
+    torch.manual_seed(cfg.seed + RANK_SEED_STRIDE * d.rank)
+    sim = dataclasses.replace(cfg.sim)
+    world = World(sim, device, compile=cfg.compile)
+    model = ActorCritic(sim, cfg.policy).to(device)
+    if d.enabled:
+        from torch.nn.parallel import DistributedDataParallel
+
+        learner: torch.nn.Module = DistributedDataParallel(
+            model, device_ids=[device.index] if device.type == "cuda" else None
+        )
+    else:
+        learner = model
+    optimizer = torch.optim.Adam(model.parameters(), lr=cfg.ppo.lr, eps=1e-5)
+    generator = torch.Generator(device=device)
+    generator.manual_seed(cfg.seed + RANK_SEED_STRIDE * d.rank)
+    carry = observe_carry(world, world.reset(cfg.seed + RANK_SEED_STRIDE * d.rank))
+    logger = RunLogger(cfg.out, cfg.steps, enabled=d.is_main)
+    checkpointer = Checkpointer(cfg.out, cfg.keep_last, enabled=d.is_main)
+    stats = EpisodeStats(sim.worlds * sim.controlled, device)
+    return Session(
+        cfg, d, device, world, model, learner, optimizer, generator, carry, logger, checkpointer, evaluator, stats
+    )

@@ -1,0 +1,311 @@
+"""The trainer: GAE, learning on a trivially learnable task, resume, NaN handling, checkpoints, pilots."""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from fuyao.pilots import CheckpointError, load
+from fuyao.pilots.networks import ActorCritic, Encoder, PolicyConfig
+from fuyao.presets import preset
+from fuyao.roads.highway import HighwayConfig
+from fuyao.sim.config import ObservationType, RewardConfig
+from fuyao.train import ppo
+from fuyao.train.checkpoint import checkpoint_payload
+from fuyao.train.config import TRAIN_PRESETS, PPOConfig, TrainConfig
+from fuyao.train.distributed import Dist
+from fuyao.train.rollout import gae
+from fuyao.train.run import train
+from fuyao.train.session import NonFiniteError, build_session
+
+CPU = torch.device("cpu")
+
+
+def plain_gae(reward, value, done, next_value, gamma, lam):
+    """The textbook recursion, one agent and one step at a time."""
+    steps, agents = reward.shape
+    adv = np.zeros((steps, agents))
+    for e in range(agents):
+        last = 0.0
+        for t in reversed(range(steps)):
+            following = next_value[e] if t == steps - 1 else value[t + 1, e]
+            nonterminal = 0.0 if done[t, e] else 1.0
+            delta = reward[t, e] + gamma * following * nonterminal - value[t, e]
+            last = delta + gamma * lam * nonterminal * last
+            adv[t, e] = last
+    return adv, adv + value
+
+
+@pytest.mark.parametrize("gamma, lam", [(0.99, 0.95), (0.8, 1.0), (0.95, 0.0)])
+def test_gae_equals_a_plain_loop(gamma, lam):
+    g = torch.Generator().manual_seed(3)
+    reward = torch.randn(12, 7, generator=g, dtype=torch.float64)
+    value = torch.randn(12, 7, generator=g, dtype=torch.float64)
+    done = torch.rand(12, 7, generator=g) < 0.2
+    next_value = torch.randn(7, generator=g, dtype=torch.float64)
+    adv, ret = gae(reward, value, done, next_value, gamma, lam)
+    ref_adv, ref_ret = plain_gae(reward.numpy(), value.numpy(), done.numpy(), next_value.numpy(), gamma, lam)
+    np.testing.assert_allclose(adv.numpy(), ref_adv, rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(ret.numpy(), ref_ret, rtol=1e-12, atol=1e-12)
+
+
+def test_gae_compiles():
+    g = torch.Generator().manual_seed(0)
+    args = (torch.randn(6, 5, generator=g), torch.randn(6, 5, generator=g), torch.rand(6, 5, generator=g) < 0.3)
+    nv = torch.randn(5, generator=g)
+    eager = gae(*args, nv, 0.9, 0.95)
+    compiled = torch.compile(gae, dynamic=False)(*args, nv, 0.9, 0.95)
+    torch.testing.assert_close(compiled[0], eager[0])
+    torch.testing.assert_close(compiled[1], eager[1])
+
+
+def speed_task(tmp_path: Path, steps: int = 12_000, **changes) -> TrainConfig:
+    """A trivially learnable driving task: an empty straight road, reward = highway-env's high-speed term
+    (0 at 20 m/s, 1 at 30 m/s and above). Pressing FASTER until the top speed earns ~1 per decision;
+    a uniformly random policy earns about 0.5."""
+    sim = preset(
+        "smoke",
+        worlds=32,
+        vehicles=1,
+        controlled=1,
+        num_maps=1,
+        road=HighwayConfig(lanes=2, length_m=1500.0, max_curvature=0.0, on_ramp_s=None, off_ramp_s=None),
+        episode_s=12.0,
+        ego_speed=20.0,
+        ego_position=0.0,
+        inflow=False,
+        target_speeds=(20.0, 25.0, 30.0),
+        reward=RewardConfig(progress=0.0, arrived=0.0, comfort=0.0, high_speed=1.0, speed_range=(20.0, 30.0)),
+    )
+    base = TrainConfig(
+        preset="smoke",
+        steps=steps,
+        seed=1,
+        out=tmp_path / "run",
+        eval_every=0,
+        eval_episodes=0,
+        checkpoint_every=1000,
+        sim=sim,
+        policy=PolicyConfig(encoder=Encoder.MLP, hidden=32),
+        ppo=PPOConfig(rollout_steps=8, epochs=4, minibatches=2, lr=3e-3, gamma=0.9, ent_coef=0.0),
+    )
+    return dataclasses.replace(base, **changes)
+
+
+def test_ppo_learns_to_drive_at_the_top_speed(tmp_path):
+    cfg = speed_task(tmp_path)
+    summary = train(cfg, CPU, evaluator=None)
+    assert summary["decisions"] >= cfg.steps
+    rows = [eval(line, {"NaN": float("nan"), "Infinity": float("inf")}) for line in open(cfg.out / "metrics.jsonl")]
+    first = next(r["episode_return"] for r in rows if r.get("episodes", 0) > 0)
+    last = rows[-1]["episode_return"]
+    decisions_per_episode = cfg.sim.decisions_per_episode
+    # Random play earns about half of the best return; the learned policy nearly all of it.
+    assert first < 0.75 * decisions_per_episode
+    assert last > 0.85 * decisions_per_episode, (first, last)
+
+
+def weights_digest(model: torch.nn.Module) -> str:
+    h = hashlib.sha256()
+    for name, t in sorted(model.state_dict().items()):
+        h.update(name.encode())
+        h.update(t.detach().cpu().numpy().tobytes())
+    return h.hexdigest()
+
+
+def test_resume_gives_the_same_weights_as_an_uninterrupted_run(tmp_path):
+    steps = 2_000
+    full = speed_task(tmp_path / "full", steps=steps)
+    done = train(full, CPU, evaluator=None)
+    reference = load(full.out / "checkpoints" / "last.pt").model
+
+    # The same run interrupted after two iterations (a time budget ends it there) and resumed to the end.
+    part = speed_task(tmp_path / "part", steps=steps, checkpoint_every=1)
+    session = build_session(part, Dist(), CPU, None)
+    for _ in range(2):
+        ppo.train(session, until=session.decisions + 1)
+    session.save()
+    session.logger.close()
+    resumed = train(dataclasses.replace(part, resume=True), CPU, evaluator=None)
+    assert resumed["decisions"] == done["decisions"] and resumed["iteration"] == done["iteration"]
+    assert weights_digest(load(part.out / "checkpoints" / "last.pt").model) == weights_digest(reference)
+
+
+def test_resume_refuses_another_configuration(tmp_path):
+    cfg = speed_task(tmp_path, steps=300, checkpoint_every=1)
+    train(cfg, CPU, evaluator=None)
+    other = dataclasses.replace(cfg, resume=True, ppo=dataclasses.replace(cfg.ppo, lr=1e-4), steps=600)
+    with pytest.raises(CheckpointError, match="ppo"):
+        train(other, CPU, evaluator=None)
+
+
+def test_nan_stops_the_run_and_keeps_the_checkpoint(tmp_path):
+    cfg = speed_task(tmp_path, steps=10_000, checkpoint_every=1)
+    session = build_session(cfg, Dist(), CPU, None)
+    ppo.train(session, until=1)
+    session.save()
+    last = cfg.out / "checkpoints" / "last.pt"
+    before = last.read_bytes()
+    with torch.no_grad():
+        session.model.critic[0].weight[0, 0] = float("nan")
+    with pytest.raises(NonFiniteError, match="value is nan"):
+        ppo.train(session, until=10_000)
+    session.logger.close()
+    assert last.read_bytes() == before
+    load(last)  # still a good checkpoint
+
+
+def test_nan_in_the_loss_names_the_parameters(tmp_path):
+    cfg = speed_task(tmp_path, steps=10_000)
+    session = build_session(cfg, Dist(), CPU, None)
+
+    def poisoned(*args):
+        loss, parts = ppo.ppo_loss(*args)
+        return loss * float("nan"), parts
+
+    from fuyao.train.rollout import Rollout, collect
+
+    buf = Rollout.allocate(cfg.ppo.rollout_steps, session.world, CPU)
+    session.carry = collect(session.world, session.model, session.carry, buf, session.generator, 0.9)
+    adv, ret = gae(buf.reward, buf.value, buf.done, buf.next_value, 0.9, 0.95)
+    before = weights_digest(session.model)
+    with pytest.raises(NonFiniteError, match="non-finite gradients in .*actor"):
+        ppo.update(session, buf, adv, ret, poisoned)
+    session.logger.close()
+    assert weights_digest(session.model) == before  # the optimizer never stepped
+
+
+def save_untrained(tmp_path: Path, name: str) -> Path:
+    cfg = TRAIN_PRESETS[name]
+    model = ActorCritic(cfg.sim, cfg.policy)
+    path = tmp_path / f"{name}.pt"
+    torch.save(checkpoint_payload(cfg, model, None, {}), path)
+    return path
+
+
+def test_truncated_or_foreign_checkpoints_are_refused(tmp_path):
+    path = save_untrained(tmp_path, "smoke")
+    load(path)
+    data = path.read_bytes()
+    cut = tmp_path / "cut.pt"
+    cut.write_bytes(data[: len(data) // 2])
+    with pytest.raises(CheckpointError, match="truncated or corrupt"):
+        load(cut)
+    with pytest.raises(CheckpointError, match="no such checkpoint"):
+        load(tmp_path / "missing.pt")
+    foreign = tmp_path / "foreign.pt"
+    torch.save({"weights": torch.zeros(3)}, foreign)
+    with pytest.raises(CheckpointError, match="not a Fuyao checkpoint"):
+        load(foreign)
+    bad = torch.load(path, weights_only=True)
+    bad["model"]["actor.2.weight"] = torch.zeros(7, 3)
+    torch.save(bad, tmp_path / "shape.pt")
+    with pytest.raises(CheckpointError, match="actor.2.weight"):
+        load(tmp_path / "shape.pt")
+
+
+def test_pilot_acts_on_batches_tensors_and_arrays(tmp_path):
+    pilot = load(save_untrained(tmp_path, "smoke"))
+    shape = pilot.observation_space.shape
+    obs = torch.randn(6, *shape)
+    a = pilot.act(obs)
+    assert a.shape == (6,) and a.dtype == torch.int64
+    assert pilot.act(obs.view(2, 3, *shape)).shape == (2, 3)
+    out = pilot.act(obs.numpy())
+    assert isinstance(out, np.ndarray) and out.shape == (6,)
+    np.testing.assert_array_equal(out, a.numpy())
+    with pytest.raises(ValueError, match="observation space"):
+        pilot.act(torch.randn(6, 3))
+
+
+def test_highway_v0_pilot_acts_in_highway_env(tmp_path):
+    highway_env = pytest.importorskip("highway_env")  # noqa: F841 (registers the ids)
+    import gymnasium
+
+    pilot = load(save_untrained(tmp_path, "highway-v0"))
+    env = gymnasium.make("highway-v0")
+    obs, _ = env.reset(seed=0)
+    assert obs.shape == pilot.observation_space.shape and obs.dtype == np.float32
+    for _ in range(3):
+        action = pilot.act(obs[None])
+        assert action.shape == (1,) and env.action_space.contains(int(action[0]))
+        obs, *_ = env.step(int(action[0]))
+    env.close()
+
+
+@pytest.mark.parametrize("observation", [ObservationType.NATIVE, ObservationType.HIGHWAY_KINEMATICS])
+def test_pooled_encoder_ignores_the_order_of_neighbours(observation):
+    sim = preset("smoke", observation=observation)
+    model = ActorCritic(sim, PolicyConfig(encoder=Encoder.POOLED, hidden=16))
+    from fuyao.sim.world import World
+
+    world = World(dataclasses.replace(sim, worlds=4))
+    obs = world.observe(world.reset(0)).flatten(0, 1)
+    if observation is ObservationType.NATIVE:
+        k, f = sim.neighbours, 13
+        neigh = obs[:, 10 : 10 + k * f].reshape(-1, k, f)
+        shuffled = obs.clone()
+        shuffled[:, 10 : 10 + k * f] = neigh.flip(1).reshape(-1, k * f)
+    else:
+        shuffled = torch.cat([obs[:, :1], obs[:, 1:].flip(1)], dim=1)
+    assert not torch.equal(shuffled, obs)
+    torch.testing.assert_close(model(shuffled)[0], model(obs)[0])
+    torch.testing.assert_close(model(shuffled)[1], model(obs)[1])
+
+
+def test_learned_pilot_for_world_masks_impossible_lane_changes(tmp_path):
+    from fuyao.sim.world import World
+
+    pilot = load(save_untrained(tmp_path, "smoke"))
+    with torch.no_grad():  # make LANE_LEFT the favourite everywhere
+        pilot.model.actor[2].bias.copy_(torch.tensor([10.0, 0.0, 0.0, 0.0, 0.0]))
+    world = World(dataclasses.replace(pilot.sim, worlds=4))
+    state = world.reset(0)
+    obs = world.observe(state)
+    allowed = world.action_mask(state)
+    bound = pilot.for_world(world).act(obs, state)
+    expect_left = allowed[..., 0]
+    assert torch.equal(bound == 0, expect_left)
+    assert (pilot.act(obs) == 0).all()  # unbound: no mask
+
+
+def fuyao(*args, env=None, timeout=600):
+    import os
+    import subprocess
+    import sys
+
+    proc = subprocess.run(
+        [sys.executable, "-m", "fuyao.cli", *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env={**os.environ, "OMP_NUM_THREADS": "1", **(env or {})},
+    )
+    return proc
+
+
+@pytest.mark.slow
+def test_two_processes_with_gloo_keep_identical_replicas(tmp_path):
+    import json
+    import os
+    import subprocess
+    import sys
+
+    out = tmp_path / "ddp"
+    cmd = [
+        sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2",
+        "-m", "fuyao.cli", "train", "--preset", "smoke", "--out", str(out), "--device", "cpu",
+        "--eval-every", "0", "--eval-episodes", "0", "--steps", "300",
+    ]  # fmt: skip
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=600, env={**os.environ, "OMP_NUM_THREADS": "1"})
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["processes"] == 2
+    assert summary["replicas_identical"] is True
+    assert summary["decisions"] >= 300
+    assert not (out / "checkpoints" / "rank1").exists()
