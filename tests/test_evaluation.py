@@ -398,3 +398,34 @@ def test_cli_eval_corrupt_checkpoint(tmp_path):
     bad.write_bytes(b"not a checkpoint at all")
     proc = fuyao("eval", str(bad), "--suite", "smoke")
     assert proc.returncode == 2 and "corrupt" in proc.stderr and "Traceback" not in proc.stderr
+
+
+def untrained_checkpoint(tmp_path, name: str):
+    from fuyao.pilots.networks import ActorCritic
+    from fuyao.train.checkpoint import checkpoint_payload
+    from fuyao.train.config import TRAIN_PRESETS
+
+    cfg = TRAIN_PRESETS[name]
+    path = tmp_path / f"{name}.pt"
+    torch.save(checkpoint_payload(cfg, ActorCritic(cfg.sim, cfg.policy), None, {}), path)
+    return path
+
+
+def test_cli_eval_compares_a_checkpoint_with_the_rule_based_pilot(tmp_path):
+    path = untrained_checkpoint(tmp_path, "smoke")
+    proc = fuyao("eval", "rule-based", str(path), "--suite", "smoke", "--json")
+    assert proc.returncode == 0, proc.stderr
+    out = json.loads(proc.stdout)
+    assert out["a"]["pilot"] == "rule-based" and out["b"]["pilot"] == str(path)
+    assert out["a"]["episodes"] == out["b"]["episodes"] == out["episodes"] == 6
+    d = out["comparison"]["score"]
+    assert d["ci_low"] <= d["diff"] <= d["ci_high"]
+    assert d["diff"] == pytest.approx(out["b"]["score"] - out["a"]["score"])
+
+
+def test_cli_eval_space_mismatch_names_both_spaces(tmp_path):
+    path = untrained_checkpoint(tmp_path, "highway-v0")
+    proc = fuyao("eval", str(path), "--suite", "smoke")
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr
+    text = " ".join((proc.stderr + proc.stdout).split())  # rich wraps long lines
+    assert "observation space Box" in text and "(5, 5)" in text and "(179,)" in text

@@ -33,7 +33,7 @@ class TickEvents:
     """What happened to each vehicle in one tick, `[W, N]`."""
 
     collided: torch.Tensor  # bool, touching another vehicle (new or ongoing)
-    at_fault: torch.Tensor  # [W, C] bool, a controlled vehicle caused a collision that began this tick
+    at_fault: torch.Tensor  # bool, a controlled vehicle caused a collision that began this tick (False for others)
     offroad: torch.Tensor  # bool, centre outside the paved lanes or driven off a dead end
     arrived: torch.Tensor  # bool, left the map at its destination
     route_failure: torch.Tensor  # bool, its destination can no longer be reached (missed exit)
@@ -220,6 +220,8 @@ def tick(state: WorldState, road: RoadMap, cfg: SimConfig, mobil: bool) -> tuple
     at_fault = at_fault_collisions(
         xy, yaw, v.length, v.width, present, collided & ~v.crashed, speed, d, psi, width, cfg.controlled
     )
+    # [W, C] -> [W, N] (background slots are never judged); padded as uint8, see `end_decision`.
+    at_fault = torch.nn.functional.pad(at_fault.to(torch.uint8), (0, v.s.shape[1] - cfg.controlled)).bool()
     moved = replace(moved, crashed=v.crashed | collided)
     # Padding slots (absent at the start of the tick) keep every field as it was. Only the fields a tick
     # writes are selected: the others are passed through untouched (no copies).
@@ -412,7 +414,7 @@ def tick_and_accumulate(
     accel = state.vehicles.accel[:, :c]
     acc = DecisionAccumulator(
         collided=acc.collided | ev.collided[:, :c],
-        at_fault=acc.at_fault | ev.at_fault,
+        at_fault=acc.at_fault | ev.at_fault[:, :c],
         offroad=acc.offroad | ev.offroad[:, :c],
         arrived=acc.arrived | ev.arrived[:, :c],
         route_failure=acc.route_failure | ev.route_failure[:, :c],
