@@ -264,6 +264,144 @@ def cmd_run(args: RunArgs) -> dict:
     return summary
 
 
+@dataclass
+class EvalArgs:
+    """Closed-loop evaluation of a pilot (or two, side by side) on a scenario suite."""
+
+    pilots: tyro.conf.Positional[tuple[str, ...]] = ()
+    """`rule-based` or a checkpoint path; two of them compare the pilots on the same episodes."""
+    suite: str = "highway"
+    """Scenario suite: highway, highway-v0 or smoke."""
+    episodes: int | None = None
+    """Scale the suite down (or up) to about this many episodes in all; same seeds, so a prefix of its episodes."""
+    json: bool = False
+    """Print one JSON object (score, every metric, episode count, suite name and version) on stdout."""
+    report: Path | None = None
+    """Write an HTML report (plots, videos of the worst episodes) into this directory."""
+    device: Device = "cpu"
+    preset: tyro.conf.Suppress[str] = "highway"
+    sim: tyro.conf.Suppress[SimConfig] = field(default_factory=SimConfig)
+
+
+def _eval_pilot(spec: str, device: torch.device):
+    """`(name, make_pilot)` for `rule-based` or a checkpoint path; bad paths and checkpoints are `ConfigError`s."""
+    from fuyao.pilots import RuleBasedPilot
+
+    if spec == "rule-based":
+        return "rule-based", RuleBasedPilot
+    path = Path(spec)
+    if not path.is_file():
+        raise ConfigError(f"pilot: got {spec!r}, no such checkpoint file; allowed: 'rule-based' or a checkpoint path")
+    try:
+        from fuyao.pilots import CheckpointError, load
+    except ImportError:
+        raise ConfigError(
+            f"pilot {spec!r}: this build cannot load checkpoints (fuyao.pilots.load is missing)"
+        ) from None
+    try:
+        pilot = load(path, device=device)
+    except CheckpointError as err:
+        raise ConfigError(f"pilot {spec!r}: {err}") from None
+    if hasattr(pilot, "for_world"):  # bound to each scenario's world: it reads the action mask from it
+        return spec, pilot.for_world
+    return spec, lambda world: pilot
+
+
+def _print_eval_table(result) -> None:
+    cols = {
+        "score": "score",
+        "collision_rate": "collisions",
+        "at_fault_collision_rate": "at fault",
+        "offroad_rate": "off-road",
+        "route_failure_rate": "route failed",
+        "route_completion": "route done",
+        "progress_m": "progress m",
+        "speed_limit_compliance": "speed limit",
+        "ttc_ok": "TTC ok",
+        "comfort": "comfort",
+    }
+    table = Table(title=f"fuyao eval {result.pilot} on {result.suite}@{result.version} ({result.device})")
+    table.add_column("scenario")
+    table.add_column("episodes", justify="right")
+    for label in cols.values():
+        table.add_column(label, justify="right")
+
+    def row(name, summary, style=None):
+        cells = [f"{summary[k]:.0f}" if k == "progress_m" else f"{summary[k]:.3f}" for k in cols]
+        table.add_row(name, str(summary["episodes"]), *cells, style=style)
+
+    for s in result.scenarios:
+        row(s.name, s.summary)
+    row("all", result.summary, style="bold")
+    console.print(table)
+    console.print(f"{result.summary['episodes']} episodes in {result.wall_s:.1f} s")
+
+
+def _print_compare_table(a, b, comparison: dict) -> None:
+    table = Table(title=f"fuyao eval: {b.pilot} - {a.pilot} on {a.suite}@{a.version}, paired, 95% bootstrap")
+    for col in ("metric", a.pilot, b.pilot, "difference", "95% interval"):
+        table.add_column(col, justify="right")
+    for key, d in comparison.items():
+        table.add_row(
+            key, f"{d['a']:.3f}", f"{d['b']:.3f}", f"{d['diff']:+.3f}", f"[{d['ci_low']:+.3f}, {d['ci_high']:+.3f}]"
+        )
+    console.print(table)
+
+
+def cmd_eval(args: EvalArgs) -> dict:
+    from fuyao.evaluation.report import compare, write_report
+    from fuyao.evaluation.runner import evaluate
+    from fuyao.evaluation.suites import get_suite
+
+    if not 1 <= len(args.pilots) <= 2:
+        raise ConfigError(
+            f"fuyao eval: got {len(args.pilots)} pilots {list(args.pilots)}; allowed: one or two "
+            "(`rule-based` or checkpoint paths), e.g. `fuyao eval rule-based --suite highway`"
+        )
+    suite = get_suite(args.suite)
+    if args.episodes is not None:
+        suite = suite.scaled(args.episodes)
+    device = resolve_device(args.device)
+    pilots = [_eval_pilot(spec, device) for spec in args.pilots]
+    results = []
+    for name, make_pilot in pilots:
+        results.append(
+            evaluate(
+                make_pilot,
+                suite,
+                device,
+                pilot_name=name,
+                on_scenario=lambda s, name=name: console.print(
+                    f"{name} {s.name}: {s.episodes} episodes, {s.wall_s:.1f} s"
+                ),
+            )
+        )
+    if len(results) == 1:
+        out = {**results[0].to_json()}
+    else:
+        comparison = compare(results[0], results[1])
+        out = {
+            "suite": suite.name,
+            "version": suite.version,
+            "episodes": results[0].summary["episodes"],
+            "a": results[0].to_json(),
+            "b": results[1].to_json(),
+            "comparison": comparison,
+        }
+    if args.report is not None:
+        page = write_report(args.report, results, [m for _, m in pilots], suite, device)
+        out["report"] = str(page)
+        console.print(f"[green]wrote[/green] {page}")
+    if args.json:
+        print(json.dumps(out, default=str))
+    else:
+        for r in results:
+            _print_eval_table(r)
+        if len(results) == 2:
+            _print_compare_table(results[0], results[1], out["comparison"])
+    return out
+
+
 def cmd_train(cfg) -> dict:
     """Train a pilot (PPO self-play, behaviour cloning, or BC then PPO) on the batched world."""
     from fuyao.train.run import train
@@ -279,6 +417,7 @@ COMMANDS = {
     "maps": (MapsArgs, cmd_maps),
     "bench sim": (BenchSimArgs, cmd_bench_sim),
     "bench traffic": (BenchTrafficArgs, cmd_bench_traffic),
+    "eval": (EvalArgs, cmd_eval),
 }
 
 

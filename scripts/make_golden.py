@@ -8,8 +8,6 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-import torch
-
 from fuyao.pilots import RuleBasedPilot
 from fuyao.presets import preset
 from fuyao.sim.world import World

@@ -60,3 +60,49 @@ def collisions(xy, yaw, length, width, present, candidates: torch.Tensor) -> tor
     mine = hit.any(dim=2)
     theirs = torch.zeros(w, n, dtype=torch.int32, device=xy.device).scatter_add_(1, flat, hit.view(w, n * k).int())
     return mine | (theirs > 0)
+
+
+STOPPED_SPEED = 0.05  # m/s: an ego slower than this is stopped and never at fault (nuPlan's stopped_speed_threshold)
+
+
+def at_fault_collisions(
+    xy, yaw, length, width, present, new_hit, speed, lateral_d, psi, lane_width, controlled: int
+) -> torch.Tensor:
+    """Which of the first `controlled` vehicles caused a collision that began this tick, `[W, C]` bool.
+
+    In the manner of nuPlan's `no_ego_at_fault_collisions`: every vehicle the ego's box touches is classified
+    by where it is in the ego's frame, in units of the two boxes' half sizes: *front* (more ahead than to the
+    side), *rear* (more behind than to the side) or *lateral*. The ego is at fault if it was moving (speed
+    above `STOPPED_SPEED`) and it hit something in front (rear-ending a leader, moving or stopped), or it hit
+    something at its side while its box straddled a lane boundary (changing lanes). Being rear-ended, or
+    side-swiped while keeping its lane, is not the ego's fault.
+
+    `xy [W, N, 2]` m, `yaw [W, N]` rad (world frame); `length, width [W, N]` m; `present, new_hit [W, N]` bool
+    (a collision that began this tick); `speed [W, N]` m/s; `lateral_d, psi [W, N]` m and rad in the lane
+    frame; `lane_width [W, N]` m of each vehicle's lane.
+    """
+    c = controlled
+    n = xy.shape[1]
+    cos_all, sin_all = torch.cos(yaw), torch.sin(yaw)
+    ce, se = cos_all[:, :c, None], sin_all[:, :c, None]  # [W, C, 1]
+    len_e, wid_e = length[:, :c, None], width[:, :c, None]
+    ego_xy = xy[:, :c, None, :]  # [W, C, 1, 2]
+    other_xy = xy[:, None, :, :]  # [W, 1, N, 2]
+    touching = boxes_overlap_cs(
+        ego_xy, ce, se, len_e, wid_e, other_xy, cos_all[:, None], sin_all[:, None], length[:, None], width[:, None]
+    )  # [W, C, N]
+    slots = torch.arange(n, device=xy.device)
+    not_self = slots[None, :] != slots[:c, None]  # [C, N]
+    touching = touching & present[:, None, :] & not_self
+    rel_x = other_xy[..., 0] - ego_xy[..., 0]
+    rel_y = other_xy[..., 1] - ego_xy[..., 1]
+    ahead = (rel_x * ce + rel_y * se) / (0.5 * (len_e + length[:, None]))
+    side = ((-rel_x * se + rel_y * ce) / (0.5 * (wid_e + width[:, None]))).abs()
+    front = ahead > side
+    lateral = ahead.abs() <= side
+    e_psi = psi[:, :c]
+    half_extent = 0.5 * length[:, :c] * torch.sin(e_psi).abs() + 0.5 * width[:, :c] * torch.cos(e_psi).abs()
+    straddling = lateral_d[:, :c].abs() + half_extent > 0.5 * lane_width[:, :c]  # [W, C]
+    fault = touching & (front | (lateral & straddling.unsqueeze(-1)))
+    moving = speed[:, :c] > STOPPED_SPEED
+    return new_hit[:, :c] & moving & fault.any(dim=-1)

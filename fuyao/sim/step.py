@@ -16,7 +16,7 @@ import torch
 from fuyao.roads.lanegraph import RoadMap
 from fuyao.roads.routing import UNREACHABLE
 from fuyao.sim import traffic
-from fuyao.sim.collision import collisions
+from fuyao.sim.collision import at_fault_collisions, collisions
 from fuyao.sim.config import ActionType, SimConfig
 from fuyao.sim.geometry import lane_attr, lane_point, map_to_lane, next_lane, route_attr, vehicle_pose, wrap_angle
 from fuyao.sim.neighbours import Surroundings, surroundings
@@ -33,6 +33,7 @@ class TickEvents:
     """What happened to each vehicle in one tick, `[W, N]`."""
 
     collided: torch.Tensor  # bool, touching another vehicle (new or ongoing)
+    at_fault: torch.Tensor  # bool, a controlled vehicle caused a collision that began this tick (False for others)
     offroad: torch.Tensor  # bool, centre outside the paved lanes or driven off a dead end
     arrived: torch.Tensor  # bool, left the map at its destination
     route_failure: torch.Tensor  # bool, its destination can no longer be reached (missed exit)
@@ -216,6 +217,11 @@ def tick(state: WorldState, road: RoadMap, cfg: SimConfig, mobil: bool) -> tuple
     if sur.conflict_slot is not None:
         candidates = torch.cat([candidates, sur.conflict_slot], dim=-1)
     collided = collisions(xy, yaw, v.length, v.width, present, candidates) & present
+    at_fault = at_fault_collisions(
+        xy, yaw, v.length, v.width, present, collided & ~v.crashed, speed, d, psi, width, cfg.controlled
+    )
+    # [W, C] -> [W, N] (background slots are never judged); padded as uint8, see `end_decision`.
+    at_fault = torch.nn.functional.pad(at_fault.to(torch.uint8), (0, v.s.shape[1] - cfg.controlled)).bool()
     moved = replace(moved, crashed=v.crashed | collided)
     # Padding slots (absent at the start of the tick) keep every field as it was. Only the fields a tick
     # writes are selected: the others are passed through untouched (no copies).
@@ -223,6 +229,7 @@ def tick(state: WorldState, road: RoadMap, cfg: SimConfig, mobil: bool) -> tuple
     moved = replace(moved, **{f: torch.where(v.present, getattr(moved, f), getattr(v, f)) for f in written})
     events = TickEvents(
         collided=collided,
+        at_fault=at_fault,
         offroad=offroad,
         arrived=arrived,
         route_failure=route_failure,
@@ -367,10 +374,12 @@ class DecisionAccumulator:
     """What the controlled vehicles did during one decision's ticks, `[W, C]` each."""
 
     collided: torch.Tensor  # bool
+    at_fault: torch.Tensor  # bool, caused a collision (`collision.at_fault_collisions`)
     offroad: torch.Tensor  # bool
     arrived: torch.Tensor  # bool
     route_failure: torch.Tensor  # bool
     prev_accel: torch.Tensor  # m/s^2, at the previous tick (jerk)
+    lon_accel_max: torch.Tensor  # m/s^2, largest |longitudinal acceleration| over the ticks
     jerk_max: torch.Tensor  # m/s^3
     lat_accel_max: torch.Tensor  # m/s^2
     yaw_rate_max: torch.Tensor  # rad/s
@@ -391,7 +400,7 @@ def begin_decision(state: WorldState, action: torch.Tensor, road: RoadMap, cfg: 
 
     # Distinct tensors per field (aliasing would make compiled ticks guard on identity and recompile).
     acc = DecisionAccumulator(
-        no(), no(), no(), no(), state.vehicles.accel[:, :c].contiguous(), zero(), zero(), zero(), zero()
+        no(), no(), no(), no(), no(), state.vehicles.accel[:, :c].contiguous(), zero(), zero(), zero(), zero(), zero()
     )
     return state, cost_before, acc
 
@@ -405,10 +414,12 @@ def tick_and_accumulate(
     accel = state.vehicles.accel[:, :c]
     acc = DecisionAccumulator(
         collided=acc.collided | ev.collided[:, :c],
+        at_fault=acc.at_fault | ev.at_fault[:, :c],
         offroad=acc.offroad | ev.offroad[:, :c],
         arrived=acc.arrived | ev.arrived[:, :c],
         route_failure=acc.route_failure | ev.route_failure[:, :c],
         prev_accel=accel.contiguous(),
+        lon_accel_max=torch.maximum(acc.lon_accel_max, accel.abs()),
         jerk_max=torch.maximum(acc.jerk_max, ((accel - acc.prev_accel) / cfg.dt).abs()),
         lat_accel_max=torch.maximum(acc.lat_accel_max, ev.lat_accel[:, :c].abs()),
         yaw_rate_max=torch.maximum(acc.yaw_rate_max, ev.yaw_rate[:, :c].abs()),
@@ -472,6 +483,7 @@ def end_decision(
     ttc = torch.where(closing > 0.1, lead_gap.clamp(min=0.0) / closing.clamp(min=0.1), torch.full_like(lead_gap, 1.0e3))
     info = {
         "collision": acc.collided & was_active,
+        "collision_at_fault": acc.at_fault & was_active,
         "offroad": acc.offroad & was_active,
         "route_failure": acc.route_failure & was_active,
         "arrived": acc.arrived & was_active,
@@ -480,6 +492,7 @@ def end_decision(
         "speed": v.speed[:, :c],
         "speed_limit": limit,
         "accel": v.accel[:, :c],
+        "lon_accel_max": acc.lon_accel_max,
         "jerk_max": acc.jerk_max,
         "lat_accel_max": acc.lat_accel_max,
         "yaw_rate_max": acc.yaw_rate_max,
