@@ -93,13 +93,43 @@ class BenchTrafficArgs:
 
 @dataclass
 class RunArgs:
-    """The main job: render a rule-based episode and measure simulation throughput."""
+    """The main job: train the default highway pilot, evaluate it beside the rule-based pilot, write a report."""
 
     preset: str = "highway"
     out: Path = Path("runs/main")
-    worlds: int = 1024
+    time_budget: float = 480.0
+    """Seconds of training (BC warm start, then PPO)."""
+    eval_episodes: int = 400
+    """Episodes of the preset's evaluation suite (scaled; the same seeds for both pilots)."""
     device: Device = "auto"
-    sim: SimConfig = field(default_factory=SimConfig)
+    sim: tyro.conf.Suppress[SimConfig] = field(default_factory=SimConfig)
+
+
+@dataclass
+class BenchTrainArgs:
+    """Time to target (learned pilot matches the rule-based one) and training throughput."""
+
+    preset: str = "highway"
+    time_limit: float = 600.0
+    """Seconds of training before giving up on the target."""
+    eval_episodes: int = 200
+    eval_every: int = 4
+    """Iterations between evaluations against the target."""
+    throughput: bool = False
+    """Measure training decisions/s with every vehicle driven by the policy (self-play) instead."""
+    iterations: int = 6
+    """Throughput: PPO iterations to time (the first is not counted)."""
+    worlds: int | None = None
+    """Throughput: worlds (default: the preset's)."""
+    sb3_timesteps: int = 0
+    """Also time Stable-Baselines3 PPO on highway-fast-v0 for this many timesteps (needs fuyao[compare])."""
+    compile: bool = False
+    device: Device = "auto"
+    threads: int | None = None
+    out: Path = Path("runs/bench-train")
+    json: bool = False
+    seed: int = 0
+    sim: tyro.conf.Suppress[SimConfig] = field(default_factory=SimConfig)
 
 
 @dataclass
@@ -136,7 +166,7 @@ def _parse_train(argv: list[str], prog: str):
             default = from_dict(TrainConfig, json.loads(saved.read_text()), str(saved))
         except json.JSONDecodeError as err:
             raise ConfigError(f"{saved}: not valid JSON ({err})") from None
-    return tyro.cli(TrainConfig, args=argv, default=default, prog=prog)
+    return tyro.cli(TrainConfig, args=argv, default=default, prog=prog, config=(tyro.conf.EnumChoicesFromValues,))
 
 
 def _parse(cls, argv: list[str], prog: str):
@@ -150,7 +180,7 @@ def _parse(cls, argv: list[str], prog: str):
     if name not in PRESETS:
         raise ConfigError(f"--preset: got {name!r}; allowed: {', '.join(sorted(PRESETS))}")
     default = cls(preset=name, sim=PRESETS[name])
-    return tyro.cli(cls, args=argv, default=default, prog=prog)
+    return tyro.cli(cls, args=argv, default=default, prog=prog, config=(tyro.conf.EnumChoicesFromValues,))
 
 
 def _sim_with(args, **overrides) -> SimConfig:
@@ -248,20 +278,60 @@ def cmd_maps(args: MapsArgs) -> Path:
 
 
 def cmd_run(args: RunArgs) -> dict:
-    """Today's main job: one rendered rule-based episode and a throughput measurement."""
-    from fuyao.perf.bench_sim import measure_sim
+    """The main job: train the default pilot, evaluate it beside the rule-based pilot on the same episodes,
+    write the HTML report (plots, videos of the worst episodes) and a summary."""
+    from fuyao.train.config import train_preset
 
-    args.out.mkdir(parents=True, exist_ok=True)
     device = resolve_device(args.device)
-    render = cmd_render(
-        RenderArgs(preset=args.preset, out=args.out / "episode.gif", device="cpu", sim=_sim_with(args, worlds=1))
+    train_dir = args.out / "train"
+    cfg = train_preset(args.preset, out=train_dir, time_budget=args.time_budget, device=args.device)
+    trained = cmd_train(cfg)
+    checkpoint = (
+        train_dir / "checkpoints" / ("best.pt" if (train_dir / "checkpoints" / "best.pt").exists() else "last.pt")
     )
-    bench = measure_sim(_sim_with(args, worlds=args.worlds), device, decisions=3, repeats=3)
-    _print_sim_table([bench])
-    summary = {"episode": {k: str(v) for k, v in render.items()}, "throughput": bench}
-    (args.out / "summary.json").write_text(json.dumps(summary, indent=2))
-    console.print(f"[green]wrote[/green] {args.out / 'summary.json'}")
+    evaluation = cmd_eval(
+        EvalArgs(
+            pilots=("rule-based", str(checkpoint)),
+            suite=args.preset,
+            episodes=args.eval_episodes,
+            report=args.out / "report",
+            device="cpu" if device.type == "cpu" else args.device,
+        )
+    )
+    summary = {
+        "checkpoint": str(checkpoint),
+        "training": {k: v for k, v in trained.items() if k != "curve"},
+        "evaluation": evaluation,
+    }
+    (args.out / "summary.json").write_text(json.dumps(summary, indent=2, default=str))
+    console.print(f"[green]wrote[/green] {args.out / 'summary.json'} and {evaluation.get('report')}")
     return summary
+
+
+def cmd_bench_train(args: BenchTrainArgs) -> dict:
+    from fuyao.perf import bench_train
+
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    device = resolve_device(args.device)
+    if args.throughput:
+        out = bench_train.training_throughput(
+            args.preset, device, args.iterations, args.out, compile=args.compile, worlds=args.worlds
+        )
+    else:
+        out = bench_train.time_to_target(
+            args.preset, device, args.time_limit, args.eval_episodes, args.eval_every, args.out, args.seed, args.compile
+        )
+    if args.sb3_timesteps > 0:
+        ref = bench_train.sb3_highway_fast(args.sb3_timesteps)
+        out["sb3_highway_fast"] = ref
+        if "decisions_per_s" in out and args.throughput:
+            out["speedup_vs_sb3"] = out["decisions_per_s"] / ref["decisions_per_s"]
+    if args.json:
+        print(json.dumps(out, default=str))
+    else:
+        console.print_json(json.dumps({k: v for k, v in out.items() if k != "curve"}, default=str))
+    return out
 
 
 @dataclass
@@ -292,12 +362,8 @@ def _eval_pilot(spec: str, device: torch.device):
     path = Path(spec)
     if not path.is_file():
         raise ConfigError(f"pilot: got {spec!r}, no such checkpoint file; allowed: 'rule-based' or a checkpoint path")
-    try:
-        from fuyao.pilots import CheckpointError, load
-    except ImportError:
-        raise ConfigError(
-            f"pilot {spec!r}: this build cannot load checkpoints (fuyao.pilots.load is missing)"
-        ) from None
+    from fuyao.pilots import CheckpointError, load
+
     try:
         pilot = load(path, device=device)
     except CheckpointError as err:
@@ -417,6 +483,7 @@ COMMANDS = {
     "maps": (MapsArgs, cmd_maps),
     "bench sim": (BenchSimArgs, cmd_bench_sim),
     "bench traffic": (BenchTrafficArgs, cmd_bench_traffic),
+    "bench train": (BenchTrainArgs, cmd_bench_train),
     "eval": (EvalArgs, cmd_eval),
 }
 
@@ -437,8 +504,8 @@ def main(argv: list[str] | None = None) -> int:
     name = argv[0]
     rest = argv[1:]
     if name == "bench":
-        if not rest or rest[0] not in ("sim", "traffic"):
-            print("usage: fuyao bench {sim,traffic} [--help]", file=sys.stderr)
+        if not rest or rest[0] not in ("sim", "traffic", "train"):
+            print("usage: fuyao bench {sim,traffic,train} [--help]", file=sys.stderr)
             return 2
         name, rest = f"bench {rest[0]}", rest[1:]
     if name not in COMMANDS:

@@ -18,7 +18,7 @@ def fuyao(*args, cwd=None, check=True):
 
 def test_help_lists_commands():
     out = fuyao("--help").stdout
-    for name in ("run", "render", "maps", "bench sim", "bench traffic"):
+    for name in ("run", "train", "eval", "render", "maps", "bench sim", "bench traffic", "bench train"):
         assert name in out
 
 
@@ -51,10 +51,86 @@ def test_maps_writes_a_png(tmp_path):
 
 @pytest.mark.slow
 def test_run_main_job(tmp_path):
-    fuyao("run", "--preset", "smoke", "--out", str(tmp_path / "main"), "--worlds", "8")
-    summary = json.loads((tmp_path / "main" / "summary.json").read_text())
-    assert summary["throughput"]["vehicle_ticks_per_s"] > 0
-    assert (tmp_path / "main" / "episode.gif").exists()
+    out = tmp_path / "main"
+    fuyao("run", "--preset", "smoke", "--out", str(out), "--time-budget", "3", "--eval-episodes", "6")
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["training"]["decisions"] > 0
+    comparison = summary["evaluation"]["comparison"]
+    assert set(comparison["score"]) >= {"a", "b", "diff", "ci_low", "ci_high"}
+    assert (out / "report" / "index.html").exists()
+    assert (out / "train" / "checkpoints" / "last.pt").exists()
+
+
+def test_train_smoke_writes_checkpoints_logs_and_config(tmp_path):
+    out = tmp_path / "run"
+    fuyao("train", "--preset", "smoke", "--out", str(out))
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["decisions"] >= 512 and summary["eval_episodes"] > 0
+    assert {p.name for p in (out / "checkpoints").iterdir()} >= {"best.pt", "last.pt"}
+    assert json.loads((out / "config.json").read_text())["preset"] == "smoke"
+    assert any((out / "tensorboard").iterdir())
+    rows = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
+    assert rows and all("decisions_per_s" in r for r in rows)
+
+
+def test_train_bc_and_resume(tmp_path):
+    out = tmp_path / "bc"
+    fuyao("train", "--preset", "smoke", "--algo", "bc", "--out", str(out), "--steps", "256", "--eval-every", "0")
+    assert "bc_accuracy" in (out / "metrics.jsonl").read_text()
+    proc = fuyao("train", "--out", str(out), "--resume", "--steps", "512", "--eval-every", "0")
+    assert "resumed from" in proc.stderr
+    assert json.loads((out / "summary.json").read_text())["decisions"] >= 512
+
+
+def test_train_refuses_bad_input(tmp_path):
+    proc = fuyao("train", "--preset", "nope", check=False)
+    assert proc.returncode == 2 and "--preset" in proc.stderr and "smoke" in proc.stderr
+    proc = fuyao("train", "--preset", "smoke", "--out", str(tmp_path / "empty"), "--resume", check=False)
+    assert proc.returncode == 2 and "nothing to resume from" in proc.stderr
+    proc = fuyao("train", "--preset", "smoke", "--ppo.gamma", "1.5", check=False)
+    assert proc.returncode == 2 and "PPOConfig.gamma" in proc.stderr
+
+
+def test_bench_train_json(tmp_path):
+    out = fuyao(
+        "bench", "train", "--preset", "smoke", "--time-limit", "20", "--eval-episodes", "6", "--eval-every", "1",
+        "--out", str(tmp_path / "b"), "--json",
+    )  # fmt: skip
+    result = json.loads(out.stdout)
+    for key in ("time_to_target_s", "decisions", "reached", "device"):
+        assert key in result
+    assert isinstance(result["reached"], bool) and result["decisions"] > 0
+    out = fuyao(
+        "bench", "train", "--preset", "smoke", "--throughput", "--iterations", "2", "--out", str(tmp_path / "t"),
+        "--json",
+    )  # fmt: skip
+    assert json.loads(out.stdout)["decisions_per_s"] > 0
+
+
+@pytest.mark.slow
+def test_killed_training_resumes_from_its_last_checkpoint(tmp_path):
+    import os
+    import signal
+    import time
+
+    out = tmp_path / "killed"
+    args = [sys.executable, "-m", "fuyao.cli", "train", "--preset", "smoke", "--out", str(out), "--steps", "100000",
+            "--checkpoint-every", "1", "--eval-every", "0"]  # fmt: skip
+    proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    try:
+        deadline = time.monotonic() + 300
+        while time.monotonic() < deadline and len(list((out / "checkpoints").glob("iter_*.pt"))) < 2:
+            time.sleep(0.2)
+    finally:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+    saved = sorted((out / "checkpoints").glob("iter_*.pt"))
+    assert saved, "no checkpoint was written before the kill"
+    killed_at = int(saved[-1].stem.split("_")[1])
+    done = fuyao("train", "--out", str(out), "--resume", "--steps", str(512 * (killed_at + 2)), "--eval-every", "0")
+    assert "resumed from" in done.stderr
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["iteration"] > killed_at
 
 
 @pytest.mark.parametrize(

@@ -53,47 +53,34 @@ class Timers:
 
 
 class EpisodeStats:
-    """Per-agent running sums on the device, folded into totals when an agent's episode ends; read once per
-    iteration. Collision rate = share of finished episodes with a collision; progress = route metres per
-    episode (the `collision` and `progress_m` terms the world emits, as the evaluation reads them)."""
+    """Episode return and length (training's own numbers) beside the driving metrics, which come from the
+    evaluation's `MetricAccumulator` so training and `fuyao eval` share one definition of every metric. Running
+    sums stay on the device; `take` reads them once per iteration."""
 
-    NAMES = ("episodes", "return", "length", "collision", "offroad", "route_failure", "arrived", "progress_m")
+    def __init__(self, agents: int, device: torch.device, decision_s: float) -> None:
+        from fuyao.evaluation.metrics import MetricAccumulator
 
-    def __init__(self, agents: int, device: torch.device) -> None:
-        self.running = torch.zeros(6, agents, device=device)  # return, length, collision, offroad, rf, progress
-        self.total = torch.zeros(len(self.NAMES), device=device)
+        self.running = torch.zeros(2, agents, device=device)  # return, length
+        self.total = torch.zeros(3, device=device)  # episodes, return, length
+        self.metrics = MetricAccumulator(agents, device, decision_s)
 
     def __call__(self, info: dict[str, torch.Tensor], reward: torch.Tensor, done: torch.Tensor) -> None:
         active = info["active"].float()
-        step = torch.stack(
-            [
-                reward * active,
-                active,
-                info["collision"].float(),
-                info["offroad"].float(),
-                info["route_failure"].float(),
-                info["progress_m"],
-            ]
-        )
-        self.running += step
+        self.running += torch.stack([reward * active, active])
         d = done.float()
-        ended = self.running * d
-        flags = (ended[2:5] > 0).float().sum(dim=1)
-        arrived = (info["arrived"].float() * d).sum()
-        self.total += torch.cat([d.sum().view(1), ended[:2].sum(dim=1), flags, arrived.view(1), ended[5:].sum(1)])
+        self.total += torch.cat([d.sum().view(1), (self.running * d).sum(dim=1)])
         self.running *= 1.0 - d
+        self.metrics.update(info, done)
 
     def take(self, d: Dist) -> dict[str, float]:
-        total = sum_across(d, self.total).tolist()
+        """Totals over every rank for return and length; the driving metrics of this rank's episodes."""
+        n, ret, length = sum_across(d, self.total).tolist()
         self.total.zero_()
-        n = total[0]
+        metrics = self.metrics.summary()
         if n == 0:
             return {"episodes": 0.0}
-        out = {"episodes": n, "episode_return": total[1] / n, "episode_length": total[2] / n}
-        for name, value in zip(("collision_rate", "offroad_rate", "route_failure_rate", "arrival_rate"), total[3:7]):
-            out[name] = value / n
-        out["progress_m"] = total[7] / n
-        return out
+        out = {k: float(v) for k, v in metrics.items() if isinstance(v, (int, float)) and math.isfinite(v)}
+        return {**out, "episodes": n, "episode_return": ret / n, "episode_length": length / n}
 
 
 @dataclass
@@ -187,9 +174,10 @@ class Session:
         self.curve.append({"decisions": self.decisions, "elapsed_s": self.now(), **self.last_eval})
         if self.stop_when is not None and self.stop_when(result):
             self.target_reached = True
+        shown = ("score", "collision_rate", "at_fault_collision_rate", "route_completion", "progress_m", "episodes")
         self.message(
             f"eval @ {self.decisions:,} decisions: "
-            + ", ".join(f"{k[5:]} {v:.3f}" for k, v in self.last_eval.items() if k != "eval_time_s")
+            + ", ".join(f"{k} {result[k]:.3f}" for k in shown if isinstance(result.get(k), (int, float)))
         )
         return float(result["score"])
 
@@ -277,7 +265,7 @@ def build_session(cfg: TrainConfig, d: Dist, device: torch.device, evaluator) ->
     carry = observe_carry(world, world.reset(cfg.seed + RANK_SEED_STRIDE * d.rank))
     logger = RunLogger(cfg.out, cfg.steps, enabled=d.is_main)
     checkpointer = Checkpointer(cfg.out, cfg.keep_last, enabled=d.is_main)
-    stats = EpisodeStats(sim.worlds * sim.controlled, device)
+    stats = EpisodeStats(sim.worlds * sim.controlled, device, 1.0 / sim.decision_hz)
     return Session(
         cfg, d, device, world, model, learner, optimizer, generator, carry, logger, checkpointer, evaluator, stats
     )

@@ -1,0 +1,171 @@
+"""Training benchmarks behind `fuyao bench train`.
+
+time to target   train a preset until the learned pilot matches the rule-based pilot on the preset's
+                 evaluation suite, scaled to `eval_episodes` (the same held-out seeds for both pilots): route
+                 progress at least the rule-based pilot's and collision rate at most its rate. Wall-clock from
+                 the start of training, periodic evaluations included.
+throughput       decisions per second including learning (PPO iterations: rollout + GAE + update), with every
+                 vehicle of the world driven by the policy (self-play); median over iterations after the first.
+SB3 reference    Stable-Baselines3 PPO on highway-env's highway-fast-v0 with the settings of highway-env's
+                 documentation (scripts/sb3_highway_ppo.py: MlpPolicy 256x256 for pi and vf, n_steps =
+                 batch_size * 12 / n_envs, batch_size 64, 10 epochs, lr 5e-4, gamma 0.8, SubprocVecEnv), one
+                 env process per core; decisions/s = timesteps / wall-clock of `learn` (needs `fuyao[compare]`).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import statistics
+import time
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from fuyao.perf.machine import machine_info
+from fuyao.train.config import train_preset
+
+
+def time_to_target(
+    preset: str,
+    device: torch.device,
+    time_limit_s: float,
+    eval_episodes: int,
+    eval_every: int,
+    out: Path,
+    seed: int = 0,
+    compile: bool = False,
+) -> dict[str, Any]:
+    from fuyao.evaluation import evaluate, get_suite
+    from fuyao.pilots import RuleBasedPilot
+    from fuyao.train.run import train
+
+    suite = get_suite(preset)
+    t0 = time.perf_counter()
+    reference = evaluate(lambda world: RuleBasedPilot(world), suite, device, episodes=eval_episodes).summary
+    reference_s = time.perf_counter() - t0
+    target = {"progress_m": reference["progress_m"], "collision_rate": reference["collision_rate"]}
+
+    def reached(m: dict) -> bool:
+        return m["progress_m"] >= target["progress_m"] and m["collision_rate"] <= target["collision_rate"]
+
+    cfg = train_preset(
+        preset,
+        out=out,
+        seed=seed,
+        time_budget=time_limit_s,
+        steps=10**12,  # the time limit or the target ends the run
+        eval_every=eval_every,
+        eval_episodes=eval_episodes,
+        compile=compile,
+    )
+    # The learning-rate schedule needs a horizon: the preset's own step count.
+    cfg = dataclasses.replace(cfg, steps=train_preset(preset).steps * 4)
+    summary = train(cfg, device, stop_when=reached)
+    curve = summary["curve"]
+    hit = next((row for row in curve if reached({k[5:]: v for k, v in row.items() if k.startswith("eval_")})), None)
+    return {
+        "preset": preset,
+        "suite": f"{suite.name}@{suite.version}",
+        "reached": hit is not None,
+        "time_to_target_s": hit["elapsed_s"] if hit else None,
+        "decisions": int(hit["decisions"]) if hit else int(summary["decisions"]),
+        "time_limit_s": time_limit_s,
+        "eval_episodes": eval_episodes,
+        "target": target,
+        "rule_based": {k: reference[k] for k in ("score", "collision_rate", "progress_m", "route_completion")},
+        "rule_based_eval_s": reference_s,
+        "final": {k: summary.get(f"eval_{k}") for k in ("score", "collision_rate", "progress_m", "route_completion")},
+        "curve": [
+            {
+                "decisions": int(r["decisions"]),
+                "elapsed_s": r["elapsed_s"],
+                **{k: r.get(f"eval_{k}") for k in ("score", "collision_rate", "progress_m")},
+            }
+            for r in curve
+        ],
+        "device": str(device),
+        "machine": machine_info(device),
+    }
+
+
+def training_throughput(
+    preset: str, device: torch.device, iterations: int, out: Path, compile: bool = False, worlds: int | None = None
+) -> dict[str, Any]:
+    """PPO decisions/s including learning, every vehicle driven by the policy."""
+    from fuyao.train.run import train
+
+    base = train_preset(preset)
+    sim = dataclasses.replace(base.sim, controlled=base.sim.vehicles, worlds=worlds or base.sim.worlds)
+    per_iter = sim.worlds * sim.controlled * base.ppo.rollout_steps
+    cfg = dataclasses.replace(
+        base,
+        sim=sim,
+        out=out,
+        bc_warm_start=0,
+        steps=per_iter * iterations,
+        eval_every=0,
+        eval_episodes=0,
+        checkpoint_every=10**9,
+        compile=compile,
+    )
+    summary = train(cfg, device, evaluator=None)
+    rows = [json.loads(line) for line in open(out / "metrics.jsonl")]
+    rates = [r["decisions_per_s"] for r in rows[1:]] or [rows[-1]["decisions_per_s"]]
+    fractions = {k: statistics.median(r[f"time_{k}_frac"] for r in rows[1:] or rows) for k in ("sim", "act", "learn")}
+    return {
+        "preset": preset,
+        "self_play": True,
+        "worlds": sim.worlds,
+        "controlled_per_world": sim.controlled,
+        "iterations": len(rows),
+        "decisions": summary["decisions"],
+        "decisions_per_s": statistics.median(rates),
+        "time_fractions": fractions,
+        "compile": compile,
+        "device": str(device),
+        "machine": machine_info(device),
+    }
+
+
+def sb3_highway_fast(timesteps: int, n_envs: int | None = None) -> dict[str, Any]:
+    """Stable-Baselines3 PPO on highway-fast-v0 as highway-env's documentation trains it."""
+    try:
+        import highway_env  # noqa: F401 (registers the environments)
+        from stable_baselines3 import PPO
+        from stable_baselines3.common.env_util import make_vec_env
+        from stable_baselines3.common.vec_env import SubprocVecEnv
+    except ImportError as err:
+        from fuyao.sim.config import ConfigError
+
+        raise ConfigError(
+            f"--sb3-timesteps: needs highway-env and stable-baselines3 ({err}); pip install 'fuyao[compare]'"
+        ) from None
+    n_envs = n_envs or max(1, os.cpu_count() or 1)
+    batch_size = 64
+    env = make_vec_env("highway-fast-v0", n_envs=n_envs, vec_env_cls=SubprocVecEnv)
+    model = PPO(
+        "MlpPolicy",
+        env,
+        policy_kwargs=dict(net_arch=dict(pi=[256, 256], vf=[256, 256])),
+        n_steps=batch_size * 12 // n_envs,
+        batch_size=batch_size,
+        n_epochs=10,
+        learning_rate=5e-4,
+        gamma=0.8,
+        verbose=0,
+    )
+    t0 = time.perf_counter()
+    model.learn(total_timesteps=timesteps)
+    seconds = time.perf_counter() - t0
+    done = model.num_timesteps
+    env.close()
+    return {
+        "env_id": "highway-fast-v0",
+        "n_envs": n_envs,
+        "timesteps": done,
+        "seconds": seconds,
+        "decisions_per_s": done / seconds,
+    }
