@@ -121,6 +121,10 @@ class BenchTrainArgs:
     """Throughput: PPO iterations to time (the first is not counted)."""
     worlds: int | None = None
     """Throughput: worlds (default: the preset's)."""
+    encoder: Literal["mlp", "pooled"] | None = None
+    """Throughput: network encoder (default: the preset's)."""
+    hidden: int | None = None
+    """Throughput: network width (default: the preset's)."""
     sb3_timesteps: int = 0
     """Also time Stable-Baselines3 PPO on highway-fast-v0 for this many timesteps (needs fuyao[compare])."""
     compile: bool = False
@@ -316,7 +320,14 @@ def cmd_bench_train(args: BenchTrainArgs) -> dict:
     device = resolve_device(args.device)
     if args.throughput:
         out = bench_train.training_throughput(
-            args.preset, device, args.iterations, args.out, compile=args.compile, worlds=args.worlds
+            args.preset,
+            device,
+            args.iterations,
+            args.out,
+            compile=args.compile,
+            worlds=args.worlds,
+            encoder=args.encoder,
+            hidden=args.hidden,
         )
     else:
         out = bench_train.time_to_target(

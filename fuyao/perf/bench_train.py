@@ -92,38 +92,46 @@ def time_to_target(
 
 
 def training_throughput(
-    preset: str, device: torch.device, iterations: int, out: Path, compile: bool = False, worlds: int | None = None
+    preset: str,
+    device: torch.device,
+    iterations: int,
+    out: Path,
+    compile: bool = False,
+    worlds: int | None = None,
+    encoder: str | None = None,
+    hidden: int | None = None,
 ) -> dict[str, Any]:
-    """PPO decisions/s including learning, every vehicle driven by the policy."""
-    from fuyao.train.run import train
+    """PPO decisions/s including learning, every vehicle driven by the policy; `iterations` PPO iterations of
+    the preset (optionally another network), the first not counted."""
+    from fuyao.pilots.networks import PolicyConfig
+    from fuyao.train import ppo
+    from fuyao.train.distributed import Dist
+    from fuyao.train.session import build_session
 
     base = train_preset(preset)
     sim = dataclasses.replace(base.sim, controlled=base.sim.vehicles, worlds=worlds or base.sim.worlds)
-    per_iter = sim.worlds * sim.controlled * base.ppo.rollout_steps
+    policy = PolicyConfig(encoder=encoder or base.policy.encoder, hidden=hidden or base.policy.hidden)
     cfg = dataclasses.replace(
-        base,
-        sim=sim,
-        out=out,
-        bc_warm_start=0,
-        steps=per_iter * iterations,
-        eval_every=0,
-        eval_episodes=0,
-        checkpoint_every=10**9,
-        compile=compile,
+        base, sim=sim, policy=policy, out=out, bc_warm_start=0, eval_every=0, checkpoint_every=10**9, compile=compile
     )
-    summary = train(cfg, device, evaluator=None)
-    rows = [json.loads(line) for line in open(out / "metrics.jsonl")]
-    rates = [r["decisions_per_s"] for r in rows[1:]] or [rows[-1]["decisions_per_s"]]
-    fractions = {k: statistics.median(r[f"time_{k}_frac"] for r in rows[1:] or rows) for k in ("sim", "act", "learn")}
+    session = build_session(cfg, Dist(), device, None)
+    try:
+        for _ in range(iterations):
+            ppo.train(session, until=session.decisions + 1)  # exactly one iteration
+    finally:
+        session.logger.close()
+    rows = [json.loads(line) for line in open(out / "metrics.jsonl")][-iterations:]
+    timed = rows[1:] or rows
     return {
         "preset": preset,
         "self_play": True,
         "worlds": sim.worlds,
-        "controlled_per_world": sim.controlled,
-        "iterations": len(rows),
-        "decisions": summary["decisions"],
-        "decisions_per_s": statistics.median(rates),
-        "time_fractions": fractions,
+        "vehicle_slots_per_world": sim.controlled,
+        "encoder": policy.encoder.value,
+        "hidden": policy.hidden,
+        "iterations_timed": len(timed),
+        "decisions_per_s": statistics.median(r["decisions_per_s"] for r in timed),
+        "time_fractions": {k: statistics.median(r[f"time_{k}_frac"] for r in timed) for k in ("sim", "act", "learn")},
         "compile": compile,
         "device": str(device),
         "machine": machine_info(device),
@@ -145,7 +153,10 @@ def sb3_highway_fast(timesteps: int, n_envs: int | None = None) -> dict[str, Any
         ) from None
     n_envs = n_envs or max(1, os.cpu_count() or 1)
     batch_size = 64
-    env = make_vec_env("highway-fast-v0", n_envs=n_envs, vec_env_cls=SubprocVecEnv)
+    # fork: the workers inherit highway-env's registration of its ids
+    env = make_vec_env(
+        "highway-fast-v0", n_envs=n_envs, vec_env_cls=SubprocVecEnv, vec_env_kwargs={"start_method": "fork"}
+    )
     model = PPO(
         "MlpPolicy",
         env,

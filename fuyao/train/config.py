@@ -15,7 +15,7 @@ from typing import Literal
 
 from fuyao.pilots.networks import Encoder, PolicyConfig
 from fuyao.presets import PRESETS
-from fuyao.sim.config import ConfigError, SimConfig
+from fuyao.sim.config import ConfigError, RewardConfig, SimConfig
 
 
 def _bad(owner: str, name: str, value, allowed: str) -> ConfigError:
@@ -136,8 +136,16 @@ HIGHWAY = TrainConfig(
     preset="highway",
     steps=3_000_000,
     bc_warm_start=200_000,
-    sim=dataclasses.replace(PRESETS["highway"], worlds=256, controlled=8),
+    sim=dataclasses.replace(
+        PRESETS["highway"],
+        worlds=256,
+        controlled=8,
+        # A crash must cost more than the progress a bolder pilot gains over an episode (~40 decisions).
+        reward=RewardConfig(collision=-20.0, offroad=-20.0, route_failure=-10.0),
+    ),
     policy=PolicyConfig(encoder=Encoder.POOLED, hidden=128),
+    # Fine-tuning a cloned policy: small steps and little entropy keep PPO from unlearning it.
+    ppo=PPOConfig(lr=1.0e-4, ent_coef=0.001),
     bc=BCConfig(epochs=4, teacher_iterations=8),
 )
 
