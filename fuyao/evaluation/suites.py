@@ -33,15 +33,9 @@ from fuyao.envs.gym import single_action_space
 from fuyao.presets import preset
 from fuyao.roads.lanegraph import RoadMap
 from fuyao.sim.config import ConfigError, DriverConfig, SimConfig
-from fuyao.sim.geometry import lane_attr, route_attr
 from fuyao.sim.observe import observation_shape
-from fuyao.sim.reset import UNREACHABLE_HALF
-from fuyao.sim.state import WorldState, replace
-
-RAMP_KIND = 1  # `RoadMap.lane_kind` of ramp lanes
-RAMP_START_S = 30.0  # m along the on-ramp where the ego starts in `EgoStart.ON_RAMP`
-RAMP_CLEARANCE_M = 30.0  # m: background cars on the ramp closer than this to the ego's start are removed
-RAMP_SPEED_FRACTION = 0.8  # x the ramp's speed limit: the ego's speed at the start
+from fuyao.sim.reset import has_on_ramp, start_on_ramp
+from fuyao.sim.state import WorldState
 
 
 class EgoStart(enum.Enum):
@@ -147,41 +141,12 @@ class Suite:
 
 
 def place_ego_on_ramp(state: WorldState, road: RoadMap, cfg: SimConfig) -> WorldState:
-    """Move the first controlled vehicle of every world to `RAMP_START_S` on its map's on-ramp (the ramp lane
-    traffic enters by), at `RAMP_SPEED_FRACTION` of the ramp's limit, keeping its destination where the ramp
-    reaches it. Background cars on the ramp within `RAMP_CLEARANCE_M` of that spot are removed. Pure."""
-    v = state.vehicles
-    m = state.map_id
-    on_ramp = road.lane_valid & road.lane_is_source & (road.lane_kind == RAMP_KIND)  # [M, L]
-    if not bool(on_ramp.any(dim=1).all()):
+    """Move the first controlled vehicle of every world onto its map's on-ramp (`fuyao.sim.reset.start_on_ramp`:
+    `RAMP_START_S` along it at `RAMP_SPEED_FRACTION` of the ramp's limit, background cars on the ramp within
+    `RAMP_CLEARANCE_M` removed). Pure."""
+    if not bool(has_on_ramp(road).all()):
         raise ConfigError("EgoStart.ON_RAMP: a map of this scenario has no on-ramp; allowed: road.on_ramp_s set")
-    ramp_lane = on_ramp.long().argmax(dim=1)[m]  # [W]
-    ego = torch.zeros_like(v.present)
-    ego[:, 0] = True  # slot 0 is the first controlled vehicle
-    lane = torch.where(ego, ramp_lane.unsqueeze(1), v.lane)
-    length = lane_attr(road.lane_length, road, m, ramp_lane)
-    start_s = torch.minimum(torch.full_like(length, RAMP_START_S), 0.5 * length).unsqueeze(1)
-    limit = lane_attr(road.lane_speed_limit, road, m, ramp_lane).unsqueeze(1)
-    speed = RAMP_SPEED_FRACTION * limit
-    speeds = torch.tensor(cfg.target_speeds, device=v.s.device)
-    target = speeds[(speed.unsqueeze(-1) - speeds).abs().argmin(-1)]
-    reach = route_attr(road.route.cost, road, m, ramp_lane.unsqueeze(1), v.dest[:, :1]) < UNREACHABLE_HALF
-    dest = torch.where(reach, v.dest[:, :1], lane_attr(road.route.default_dest, road, m, ramp_lane).unsqueeze(1))
-    crowding = (v.lane == ramp_lane.unsqueeze(1)) & ((v.s - start_s).abs() < RAMP_CLEARANCE_M) & ~v.controlled
-    zero = torch.zeros_like(v.s)
-    moved = replace(
-        v,
-        lane=lane,
-        s=torch.where(ego, start_s, v.s),
-        d=torch.where(ego, zero, v.d),
-        psi=torch.where(ego, zero, v.psi),
-        speed=torch.where(ego, speed, v.speed),
-        target_speed=torch.where(ego, target, v.target_speed),
-        dest=torch.where(ego, dest, v.dest),
-        lc_dir=torch.where(ego, 0, v.lc_dir),
-        present=v.present & ~crowding,
-    )
-    return replace(state, vehicles=moved)
+    return start_on_ramp(state, road, cfg, torch.ones_like(state.map_id, dtype=torch.bool))
 
 
 # ------------------------------------------------------------------------------------------------ the suites

@@ -24,7 +24,7 @@ import torch
 from torch import nn
 
 from fuyao.sim.config import ActionType, ConfigError, ObservationType, SimConfig
-from fuyao.sim.observe import EGO_FEATURES, NEIGHBOUR_FEATURES, ROUTE_FEATURES, observation_shape
+from fuyao.sim.observe import EGO_FEATURES, NEIGHBOUR_FEATURES, ROUTE_FEATURES, TRAFFIC_FEATURES, observation_shape
 
 NUM_META_ACTIONS = 5
 MASKED_LOGIT = -1.0e8  # logit of an impossible action (finite: keeps softmax NaN-free when all are masked)
@@ -89,7 +89,7 @@ class NativeEncoder(nn.Module):
         super().__init__()
         self.k = cfg.neighbours
         self.points = len(cfg.lookahead_m)
-        self.ego = _mlp(EGO_FEATURES + ROUTE_FEATURES, hidden)
+        self.ego = _mlp(EGO_FEATURES + TRAFFIC_FEATURES + ROUTE_FEATURES, hidden)
         self.neighbour = _mlp(NEIGHBOUR_FEATURES, hidden)
         self.lane_point = _mlp(3 + 3 + 1, hidden)  # (x, y, yaw) + which lane one-hot + distance rank
         self.out_dim = 3 * hidden
@@ -104,13 +104,15 @@ class NativeEncoder(nn.Module):
         neigh = obs[:, at : at + self.k * NEIGHBOUR_FEATURES].reshape(b, self.k, NEIGHBOUR_FEATURES)
         at += self.k * NEIGHBOUR_FEATURES
         lanes = obs[:, at : at + 3 * (1 + 3 * self.points)].reshape(b, 3, 1 + 3 * self.points)
+        at += 3 * (1 + 3 * self.points)
+        traffic = obs[:, at : at + TRAFFIC_FEATURES]
         route = obs[:, -ROUTE_FEATURES:]
         lane_exists = lanes[:, :, 0:1].expand(b, 3, self.points).reshape(b, 3 * self.points)
         points = lanes[:, :, 1:].reshape(b, 3 * self.points, 3)
         extra = torch.cat([self.lane_onehot, self.point_rank], dim=-1).expand(b, -1, -1)
         pooled_neigh = _pool(self.neighbour(neigh), neigh[:, :, 0])
         pooled_lanes = _pool(self.lane_point(torch.cat([points, extra], dim=-1)), lane_exists)
-        return torch.cat([self.ego(torch.cat([ego, route], dim=-1)), pooled_neigh, pooled_lanes], dim=-1)
+        return torch.cat([self.ego(torch.cat([ego, traffic, route], dim=-1)), pooled_neigh, pooled_lanes], dim=-1)
 
 
 class KinematicsEncoder(nn.Module):

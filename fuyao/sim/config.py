@@ -106,6 +106,7 @@ class SimConfig:
     ego_speed: float = 25.0  # m/s at reset
     ego_position: float = 0.15  # where in the spawn window the controlled vehicles start (fraction)
     ego_exit_fraction: float = 0.5  # share of episodes whose route for the controlled vehicles takes the exit
+    ego_ramp_fraction: float = 0.0  # share of episodes whose first controlled vehicle starts on the on-ramp
     spawn_gap_m: float = 25.0  # minimum centre distance between vehicles placed in one lane at reset
     inflow: bool = True  # refill free slots at the road's entries so traffic does not thin out
     neighbours: int = 8  # K nearest vehicles in the native observation
@@ -140,6 +141,8 @@ class SimConfig:
             raise _bad("SimConfig", "ego_position", self.ego_position, "0 to 1")
         if not 0.0 <= self.ego_exit_fraction <= 1.0:
             raise _bad("SimConfig", "ego_exit_fraction", self.ego_exit_fraction, "0 to 1")
+        if not 0.0 <= self.ego_ramp_fraction <= 1.0:
+            raise _bad("SimConfig", "ego_ramp_fraction", self.ego_ramp_fraction, "0 to 1")
         if self.spawn_gap_m <= 0:
             raise _bad("SimConfig", "spawn_gap_m", self.spawn_gap_m, "> 0 m")
         if self.kinematics_vehicles < 1:

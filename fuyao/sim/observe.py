@@ -8,6 +8,9 @@ native `[W, C, F]` (flat, fixed size):
                         frame), length/10, width/3, lane relation one-hot (same, left, right, other)
     3 lanes (own, left, right) x (exists + len(lookahead) points x (x/100, y/10, relative yaw)), ego frame,
                         continuing on the route's successor past a lane's end
+    traffic (18)        leader and follower in the own, left and right lanes (along the lanes, as car
+                        following and lane-change decisions see them): present, bumper gap/50 (clipped to
+                        [-1, 2]), their speed minus own/30
     route (8)           lane changes needed/3 (signed), metres left to do them/1000, own/left/right lane on
                         route, cost-to-go/2000, lanes here/6, episode time fraction
 
@@ -26,11 +29,13 @@ import torch
 from fuyao.roads.lanegraph import RoadMap
 from fuyao.sim.config import ObservationType, SimConfig
 from fuyao.sim.geometry import lane_attr, lane_point, next_lane, route_attr, vehicle_pose, wrap_angle
+from fuyao.sim.neighbours import surroundings
 from fuyao.sim.state import WorldState
 
 EGO_FEATURES = 10
 NEIGHBOUR_FEATURES = 13
 ROUTE_FEATURES = 8
+TRAFFIC_FEATURES = 18  # 6 lane neighbours x (present, gap, relative speed)
 KINEMATICS_FEATURES = ("presence", "x", "y", "vx", "vy")
 HIGHWAY_ENV_MAX_SPEED = 40.0  # m/s, highway-env Vehicle.MAX_SPEED
 HIGHWAY_ENV_LANE_WIDTH = 4.0  # m, AbstractLane.DEFAULT_WIDTH
@@ -40,7 +45,7 @@ def observation_shape(cfg: SimConfig) -> tuple[int, ...]:
     if cfg.observation is ObservationType.HIGHWAY_KINEMATICS:
         return (cfg.kinematics_vehicles, len(KINEMATICS_FEATURES))
     lane_features = 3 * (1 + 3 * len(cfg.lookahead_m))
-    return (EGO_FEATURES + cfg.neighbours * NEIGHBOUR_FEATURES + lane_features + ROUTE_FEATURES,)
+    return (EGO_FEATURES + cfg.neighbours * NEIGHBOUR_FEATURES + lane_features + TRAFFIC_FEATURES + ROUTE_FEATURES,)
 
 
 def observe(state: WorldState, road: RoadMap, cfg: SimConfig) -> torch.Tensor:
@@ -149,6 +154,18 @@ def native(state: WorldState, road: RoadMap, cfg: SimConfig) -> torch.Tensor:
         lanes.append(torch.cat([exists.float().unsqueeze(-1), pts.flatten(2)], dim=-1))
     lanes = torch.cat(lanes, dim=-1)
 
+    sur = surroundings(road, m, v.lane, v.s, v.length, v.speed, v.present, v.dest)
+    own_speed = v.speed[:, :c]
+    traffic = []
+    for nb in (sur.lead, sur.follow, sur.left_lead, sur.left_follow, sur.right_lead, sur.right_follow):
+        ok = nb.exists[:, :c]
+        traffic += [
+            ok.float(),
+            torch.where(ok, (nb.gap[:, :c] / 50.0).clamp(-1.0, 2.0), 2.0),
+            torch.where(ok, (nb.speed[:, :c] - own_speed) / 30.0, 0.0),
+        ]
+    traffic = torch.stack(traffic, dim=-1)
+
     changes = route_attr(road.route.changes, road, m, lane, dest)
     remaining = route_attr(road.route.deadline, road, m, lane, dest) - v.s[:, :c]
     cost = route_attr(road.route.cost, road, m, lane, dest) - v.s[:, :c]
@@ -171,7 +188,7 @@ def native(state: WorldState, road: RoadMap, cfg: SimConfig) -> torch.Tensor:
         ],
         dim=-1,
     )
-    obs = torch.cat([ego, neighbours, lanes, route], dim=-1)
+    obs = torch.cat([ego, neighbours, lanes, traffic, route], dim=-1)
     return obs * state.active.unsqueeze(-1)
 
 

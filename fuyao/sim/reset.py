@@ -14,11 +14,15 @@ from fuyao.roads.lanegraph import RoadMap
 from fuyao.sim.config import DriverProfile, SimConfig
 from fuyao.sim.geometry import lane_attr, route_attr
 from fuyao.sim.rng import uniform
-from fuyao.sim.state import Vehicles, WorldState
+from fuyao.sim.state import Vehicles, WorldState, replace
 
 # Random streams (any distinct integers; changing one changes the rollouts, so the golden numbers too).
-S_MAP, S_LANE, S_POS, S_DRIVER, S_DEST, S_EGO_DEST, S_INFLOW = range(1, 8)
+S_MAP, S_LANE, S_POS, S_DRIVER, S_DEST, S_EGO_DEST, S_INFLOW, S_RAMP = range(1, 9)
 UNREACHABLE_HALF = 5.0e8
+RAMP_KIND = 1  # `RoadMap.lane_kind` of ramp lanes
+RAMP_START_S = 30.0  # m along the on-ramp where an on-ramp start puts the first controlled vehicle
+RAMP_CLEARANCE_M = 30.0  # m: background cars on the ramp closer than this to that spot are removed
+RAMP_SPEED_FRACTION = 0.8  # x the ramp's speed limit: the vehicle's speed at the start
 
 
 def sample_drivers(cfg: SimConfig, key, counter, shape: tuple[int, int], device) -> dict[str, torch.Tensor]:
@@ -142,8 +146,20 @@ def reset_state(
     def zeros():  # a fresh tensor per field: aliased fields would make compiled steps guard on identity
         return torch.zeros_like(s)
 
-    # Controlled cars: an ordinary car, so that the rule-based pilot drives them as a typical driver would.
-    controlled_car = dict(length=5.0, width=2.0, desire=1.0, max_speed=45.0)
+    # Controlled cars: one fixed ordinary car and driver (the middle of the car range), so that the rule-based
+    # pilot drives every controlled car alike: its decisions depend on the scene only, never on a hidden draw.
+    controlled_car = dict(
+        length=5.0,
+        width=2.0,
+        desire=1.0,
+        max_speed=45.0,
+        idm_headway=1.35,
+        idm_gap=2.25,
+        idm_accel=1.75,
+        idm_decel=2.5,
+        idm_delta=4.0,
+        politeness=0.35,
+    )
     for name, value in controlled_car.items():
         drivers[name] = torch.where(controlled, torch.full_like(s, value), drivers[name])
     speeds = torch.tensor(cfg.target_speeds, device=device)
@@ -166,7 +182,7 @@ def reset_state(
         cmd_steer=zeros(),
         **drivers,
     )
-    return WorldState(
+    state = WorldState(
         vehicles=vehicles,
         map_id=map_id,
         time_s=torch.zeros(w, device=device),
@@ -176,6 +192,54 @@ def reset_state(
         ticks=ticks,
         active=controlled[:, :c].clone(),
     )
+    if cfg.ego_ramp_fraction > 0.0:
+        on_ramp = uniform(seed, counter, (1,), S_RAMP)[:, 0] < cfg.ego_ramp_fraction
+        state = start_on_ramp(state, road, cfg, on_ramp)
+    return state
 
 
-__all__ = ["reset_state", "sample_drivers", "sample_destination"]
+def has_on_ramp(road: RoadMap) -> torch.Tensor:
+    """`[M]` bool: the map has an on-ramp (a ramp lane that traffic enters by)."""
+    return (road.lane_valid & road.lane_is_source & (road.lane_kind == RAMP_KIND)).any(dim=1)
+
+
+def start_on_ramp(state: WorldState, road: RoadMap, cfg: SimConfig, where: torch.Tensor) -> WorldState:
+    """Move the first controlled vehicle of the worlds `where [W]` (whose map has an on-ramp) to `RAMP_START_S`
+    on the on-ramp, at `RAMP_SPEED_FRACTION` of the ramp's limit, keeping its destination where the ramp reaches
+    it; background cars on the ramp within `RAMP_CLEARANCE_M` of that spot are removed. Pure."""
+    v = state.vehicles
+    m = state.map_id
+    on_ramp = road.lane_valid & road.lane_is_source & (road.lane_kind == RAMP_KIND)  # [M, L]
+    ramp_lane = on_ramp.long().argmax(dim=1)[m]  # [W]
+    ego = torch.zeros_like(v.present)
+    ego[:, 0] = True  # slot 0 is the first controlled vehicle
+    ego = ego & (where & on_ramp.any(dim=1)[m] & v.controlled[:, 0]).unsqueeze(1)
+    lane = torch.where(ego, ramp_lane.unsqueeze(1), v.lane)
+    length = lane_attr(road.lane_length, road, m, ramp_lane)
+    start_s = torch.minimum(torch.full_like(length, RAMP_START_S), 0.5 * length).unsqueeze(1)
+    limit = lane_attr(road.lane_speed_limit, road, m, ramp_lane).unsqueeze(1)
+    speed = RAMP_SPEED_FRACTION * limit
+    speeds = torch.tensor(cfg.target_speeds, device=v.s.device)
+    target = speeds[(speed.unsqueeze(-1) - speeds).abs().argmin(-1)]
+    reach = route_attr(road.route.cost, road, m, ramp_lane.unsqueeze(1), v.dest[:, :1]) < UNREACHABLE_HALF
+    dest = torch.where(reach, v.dest[:, :1], lane_attr(road.route.default_dest, road, m, ramp_lane).unsqueeze(1))
+    crowding = (
+        (v.lane == ramp_lane.unsqueeze(1)) & ((v.s - start_s).abs() < RAMP_CLEARANCE_M) & ~v.controlled & ego[:, :1]
+    )
+    zero = torch.zeros_like(v.s)
+    moved = replace(
+        v,
+        lane=lane,
+        s=torch.where(ego, start_s, v.s),
+        d=torch.where(ego, zero, v.d),
+        psi=torch.where(ego, zero, v.psi),
+        speed=torch.where(ego, speed, v.speed),
+        target_speed=torch.where(ego, target, v.target_speed),
+        dest=torch.where(ego, dest, v.dest),
+        lc_dir=torch.where(ego, 0, v.lc_dir),
+        present=v.present & ~crowding,
+    )
+    return replace(state, vehicles=moved)
+
+
+__all__ = ["has_on_ramp", "reset_state", "sample_drivers", "sample_destination", "start_on_ramp"]

@@ -63,6 +63,7 @@ def train(s: Session, until: int) -> None:
                 teacher=teacher.act,
                 teacher_share=teacher_share,
                 timers=s.timers,
+                greedy=cfg.greedy_student,
             )
         s.check_rollout(buf)
         with s.timers.phase("learn"):

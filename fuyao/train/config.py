@@ -53,10 +53,19 @@ class PPOConfig:
     ent_coef: float = 0.01
     max_grad_norm: float = 0.5
     norm_adv: bool = True
+    # Teacher regularisation (after DAPG, Rajeswaran et al. 2018, and human-regularised PPO, Cornelisse et al.
+    # 2024): + teacher_coef x -log pi(rule-based pilot's action | obs), with the teacher labelling the PPO
+    # rollouts; the weight decays linearly to 0 over `teacher_decay` decisions of PPO (0: constant).
+    teacher_coef: float = 0.0
+    teacher_decay: int = 0
 
     def __post_init__(self) -> None:
         _check_positive("PPOConfig", self, ("rollout_steps", "epochs", "minibatches"))
         _check_positive("PPOConfig", self, ("lr", "clip", "max_grad_norm"), float)
+        if not self.teacher_coef >= 0.0:
+            raise _bad("PPOConfig", "teacher_coef", self.teacher_coef, "a number >= 0")
+        if not isinstance(self.teacher_decay, int) or self.teacher_decay < 0:
+            raise _bad("PPOConfig", "teacher_decay", self.teacher_decay, "an integer >= 0")
         for name in ("gamma", "gae_lambda"):
             if not 0.0 <= getattr(self, name) <= 1.0:
                 raise _bad("PPOConfig", name, getattr(self, name), "0 to 1")
@@ -75,6 +84,7 @@ class BCConfig:
     lr: float = 1.0e-3
     teacher_iterations: int = 8
     vf_coef: float = 0.5
+    greedy_student: bool = True  # the student drives by its mode (as it is evaluated), not by samples
 
     def __post_init__(self) -> None:
         _check_positive("BCConfig", self, ("rollout_steps", "epochs", "minibatches"))
@@ -130,22 +140,26 @@ class TrainConfig:
 # Fields a resumed run may change: how long it runs and where.
 RESUMABLE_CHANGES = ("steps", "time_budget", "device", "resume", "out", "threads", "compile")
 
-# The default highway pilot: the `highway` world (curves, ramps, routes, mixed traffic) with 8 of its 32
-# vehicles driven by the policy (self-play beside IDM/MOBIL traffic), native observation, meta actions.
+# The default highway pilot: the `highway` world (curves, ramps, routes, mixed traffic) with 4 of its 32
+# vehicles driven by the policy (self-play beside IDM/MOBIL traffic), native observation, meta actions; an MLP
+# cloned from the rule-based pilot (DAgger), then PPO regularised toward the rule-based pilot's actions.
 HIGHWAY = TrainConfig(
     preset="highway",
     steps=3_000_000,
-    bc_warm_start=200_000,
+    bc_warm_start=300_000,
     sim=dataclasses.replace(
         PRESETS["highway"],
-        worlds=256,
-        controlled=8,
+        worlds=512,
+        controlled=4,
+        # Half the episodes begin with a merge from the on-ramp (the evaluation's `merge` scenario): without
+        # them the pilot never sees an acceleration lane end and drives off it.
+        ego_ramp_fraction=0.5,
         # A crash must cost more than the progress a bolder pilot gains over an episode (~40 decisions).
         reward=RewardConfig(collision=-20.0, offroad=-20.0, route_failure=-10.0),
     ),
-    policy=PolicyConfig(encoder=Encoder.POOLED, hidden=128),
-    # Fine-tuning a cloned policy: small steps and little entropy keep PPO from unlearning it.
-    ppo=PPOConfig(lr=1.0e-4, ent_coef=0.001),
+    policy=PolicyConfig(encoder=Encoder.MLP, hidden=256),
+    # Fine-tuning a cloned policy: small steps, little entropy and the teacher term keep PPO from unlearning it.
+    ppo=PPOConfig(lr=1.0e-4, ent_coef=0.001, teacher_coef=1.0, teacher_decay=3_000_000),
     bc=BCConfig(epochs=4, teacher_iterations=8),
 )
 

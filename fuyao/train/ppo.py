@@ -5,6 +5,7 @@ One iteration: `collect` T decisions of every agent into preallocated `[T, E]` t
 compute GAE advantages and lambda-returns, then `epochs` passes of `minibatches` clipped-surrogate updates.
 
     loss = policy loss (clipped surrogate)  +  vf_coef x value loss  -  ent_coef x entropy
+           [+ teacher_coef x -log pi(rule-based pilot's action)]   (teacher regularisation, off by default)
 
 Every mean is over active agent-steps only (agents that left their episode weigh nothing). Meta actions are
 sampled from logits with impossible lane changes masked out; continuous actions from a Gaussian whose sample is
@@ -18,6 +19,7 @@ from __future__ import annotations
 import torch
 
 from fuyao.pilots.networks import ActorCritic, distribution
+from fuyao.pilots.rule_based import RuleBasedPilot
 from fuyao.train.config import PPOConfig
 from fuyao.train.rollout import Rollout, collect, gae
 from fuyao.train.session import NonFiniteError, Session
@@ -35,8 +37,10 @@ def ppo_loss(
     value_old: torch.Tensor,  # [B]
     weight: torch.Tensor,  # [B] float, 1 for active agent-steps
     cfg: PPOConfig,
+    teacher: torch.Tensor | None = None,  # [B] or [B, 2], the rule-based pilot's action
+    teacher_coef: torch.Tensor | None = None,  # [] float
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """The PPO loss and its parts `[policy, value, entropy, approx_kl, clip_fraction]`."""
+    """The PPO loss and its parts `[policy, value, entropy, approx_kl, clip_fraction, teacher_nll]`."""
     actor_out, value = learner(obs)
     dist = distribution(model, actor_out, mask)
     logp = dist.log_prob(action)
@@ -59,7 +63,14 @@ def ppo_loss(
     approx_kl = mean((ratio - 1.0) - log_ratio)  # Schulman's k3 estimator
     clip_fraction = mean(((ratio - 1.0).abs() > cfg.clip).float())
     loss = policy_loss + cfg.vf_coef * value_loss - cfg.ent_coef * entropy
-    return loss, torch.stack([policy_loss, value_loss, entropy, approx_kl, clip_fraction]).detach()
+    teacher_nll = torch.zeros_like(loss)
+    if teacher is not None and teacher_coef is not None:
+        if model.log_std is None:  # the teacher's own action always counts as allowed
+            mask = mask | torch.nn.functional.one_hot(teacher, mask.shape[-1]).bool()
+        teacher_nll = mean(-distribution(model, actor_out, mask).log_prob(teacher))
+        loss = loss + teacher_coef * teacher_nll
+    parts = [policy_loss, value_loss, entropy, approx_kl, clip_fraction, teacher_nll]
+    return loss, torch.stack(parts).detach()
 
 
 def normalise(adv: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
@@ -69,7 +80,9 @@ def normalise(adv: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
     return (adv - mean) / (std + 1e-8)
 
 
-def update(s: Session, buf: Rollout, adv: torch.Tensor, ret: torch.Tensor, loss_fn) -> dict[str, float]:
+def update(
+    s: Session, buf: Rollout, adv: torch.Tensor, ret: torch.Tensor, loss_fn, teacher_coef: float = 0.0
+) -> dict[str, float]:
     cfg = s.cfg.ppo
     b = buf.flat()
     weight = b["active"].float()
@@ -79,7 +92,8 @@ def update(s: Session, buf: Rollout, adv: torch.Tensor, ret: torch.Tensor, loss_
         adv = normalise(adv, weight)
     n = adv.shape[0]
     size = n // cfg.minibatches
-    parts = torch.zeros(5, device=adv.device)
+    parts = torch.zeros(6, device=adv.device)
+    coef = torch.tensor(teacher_coef, device=adv.device) if teacher_coef > 0.0 else None
     grad_norm = torch.zeros((), device=adv.device)
     for epoch in range(cfg.epochs):
         order = torch.randperm(n, generator=s.generator, device=s.generator.device).to(adv.device)
@@ -97,6 +111,8 @@ def update(s: Session, buf: Rollout, adv: torch.Tensor, ret: torch.Tensor, loss_
                 b["value"][idx],
                 weight[idx],
                 cfg,
+                b["teacher"][idx] if coef is not None else None,
+                coef,
             )
             s.optimizer.zero_grad(set_to_none=True)
             loss.backward()
@@ -107,7 +123,7 @@ def update(s: Session, buf: Rollout, adv: torch.Tensor, ret: torch.Tensor, loss_
             parts += part
             grad_norm += norm.detach()
     steps = cfg.epochs * cfg.minibatches
-    names = ("loss_policy", "loss_value", "entropy", "approx_kl", "clip_fraction")
+    names = ("loss_policy", "loss_value", "entropy", "approx_kl", "clip_fraction", "teacher_nll")
     host = (parts / steps).tolist()
     return {**dict(zip(names, host)), "grad_norm": float(grad_norm) / steps}
 
@@ -117,15 +133,30 @@ def train(s: Session, until: int) -> None:
     cfg = s.cfg.ppo
     buf = Rollout.allocate(cfg.rollout_steps, s.world, s.device)
     loss_fn = torch.compile(ppo_loss) if s.cfg.compile else ppo_loss
+    teacher = RuleBasedPilot(s.world) if cfg.teacher_coef > 0.0 else None
     s.message(f"PPO: {s.agents_per_rank * s.dist.world_size:,} agents x {cfg.rollout_steps} decisions per iteration")
     while not s.should_stop(until):
         lr = cfg.lr * max(0.0, 1.0 - s.decisions / s.cfg.steps) if cfg.anneal_lr else cfg.lr
         for group in s.optimizer.param_groups:
             group["lr"] = lr
+        coef = cfg.teacher_coef
+        if cfg.teacher_decay:
+            # PPO begins after the BC warm start; counting from there keeps a resumed run on the same schedule.
+            coef *= max(0.0, 1.0 - max(0, s.decisions - s.cfg.bc_warm_start) / cfg.teacher_decay)
         with s.timers.phase("rollout"):
-            s.carry = collect(s.world, s.model, s.carry, buf, s.generator, cfg.gamma, s.on_step, timers=s.timers)
+            s.carry = collect(
+                s.world,
+                s.model,
+                s.carry,
+                buf,
+                s.generator,
+                cfg.gamma,
+                s.on_step,
+                teacher=teacher.act if teacher is not None and coef > 0.0 else None,
+                timers=s.timers,
+            )
         s.check_rollout(buf)
         with s.timers.phase("learn"):
             adv, ret = gae(buf.reward, buf.value, buf.done, buf.next_value, cfg.gamma, cfg.gae_lambda)
-            row = update(s, buf, adv, ret, loss_fn)
-        s.end_iteration(buf, {**row, "lr": lr, "phase_ppo": 1.0})
+            row = update(s, buf, adv, ret, loss_fn, teacher_coef=coef)
+        s.end_iteration(buf, {**row, "lr": lr, "teacher_coef": coef, "phase_ppo": 1.0})

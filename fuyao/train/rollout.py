@@ -18,7 +18,7 @@ from dataclasses import dataclass
 
 import torch
 
-from fuyao.pilots.networks import ActorCritic, distribution, masked_logits
+from fuyao.pilots.networks import ActorCritic, deterministic_action, distribution, masked_logits
 from fuyao.sim.config import ActionType
 from fuyao.sim.state import WorldState
 from fuyao.sim.world import World
@@ -129,6 +129,7 @@ def collect(
     teacher: Teacher | None = None,
     teacher_share: float = 0.0,
     timers=None,
+    greedy: bool = False,
 ) -> Carry:
     """Fill `buf` with `T` decisions of every agent; return the carry for the next rollout.
 
@@ -136,7 +137,8 @@ def collect(
     episode-end mask `[E]` (episode statistics). `timers.add("act" | "sim", seconds)` splits the time between
     the policy (and teacher) and the world (without a device sync: on CUDA these are launch times). With a `teacher`, its action for every observation goes to `buf.teacher`, and each agent's
     executed action is the teacher's with probability `teacher_share` (drawn per agent and step), else the
-    policy's sample (DAgger's mixture policy).
+    policy's sample (DAgger's mixture policy). `greedy`: the policy's own actions are its mode (the pilot it
+    will be judged as) instead of samples; `logp` is still of the taken action under the sampling distribution.
     """
     cfg = world.cfg
     e = cfg.worlds * cfg.controlled
@@ -147,6 +149,9 @@ def collect(
         state = carry.state
         actor_out, value = model(carry.obs)
         action, logp = sample_action(model, actor_out, carry.mask, generator)
+        if greedy:
+            action = deterministic_action(model, actor_out, carry.mask)
+            logp = distribution(model, actor_out, carry.mask).log_prob(action)
         if teacher is not None:
             shape = (e,) if cfg.action is ActionType.META else (e, 2)
             label = teacher(carry.obs.view(cfg.worlds, cfg.controlled, *world.observation_shape), state)
