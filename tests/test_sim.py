@@ -283,3 +283,57 @@ def test_same_seed_same_rollout_bit_for_bit():
     a, b, c = rollout(0), rollout(0), rollout(1)
     assert all(torch.equal(x, y) for x, y in zip(a, b))
     assert not all(torch.equal(x, y) for x, y in zip(a, c))
+
+
+def test_native_observation_lane_neighbours_report_gap_and_closing_speed():
+    cfg = SimConfig(worlds=1, vehicles=4, controlled=1, inflow=False)
+    road = build_highway(HighwayConfig(lanes=3, max_curvature=0.0, on_ramp_s=None, off_ramp_s=None, length_m=2000.0))
+    st = scene(
+        road,
+        cfg,
+        [
+            [
+                dict(lane=1, s=500.0, speed=25.0, controlled=True),  # 5 m long
+                dict(lane=1, s=540.0, speed=20.0, length=5.0),  # leader: bumper gap 35 m, 5 m/s slower
+                dict(lane=0, s=480.0, speed=30.0, length=5.0),  # lane 0 follower: gap 15 m, 5 m/s faster
+                dict(lane=2, s=600.0, speed=25.0, length=10.0),  # lane 2 leader: gap 92.5 m
+            ]
+        ],
+    )
+    from fuyao.sim.observe import ROUTE_FEATURES, TRAFFIC_FEATURES, observe
+
+    obs = observe(st, road, cfg)[0, 0]
+    traffic = obs[-ROUTE_FEATURES - TRAFFIC_FEATURES : -ROUTE_FEATURES].view(6, 3)
+    lead, follow, a_lead, a_follow, b_lead, b_follow = traffic.tolist()
+    assert lead == pytest.approx([1.0, 35.0 / 50.0, -5.0 / 30.0], abs=1e-5)
+    assert follow == [0.0, 2.0, 0.0]  # nobody behind in the own lane: absent, far, no closing speed
+    # Lane 0 and lane 2 are the two sides; whichever is "left" in this map, both neighbours are reported.
+    sides = {tuple(round(x, 4) for x in row) for row in (a_lead, a_follow, b_lead, b_follow)}
+    assert (1.0, round(15.0 / 50.0, 4), round(5.0 / 30.0, 4)) in sides
+    assert (1.0, round(92.5 / 50.0, 4), 0.0) in sides
+
+
+def test_on_ramp_starts_put_the_first_controlled_car_on_the_ramp():
+    from fuyao.sim.reset import RAMP_KIND, RAMP_START_S
+
+    def ramp_starts(fraction):
+        world = World(preset("highway", worlds=64, ego_ramp_fraction=fraction), torch.device("cpu"))
+        st = world.reset(3)
+        kind = world.road.lane_kind[st.map_id.unsqueeze(1), st.vehicles.lane][:, 0]
+        on = (kind == RAMP_KIND) & (st.vehicles.s[:, 0] == RAMP_START_S)
+        return on, st
+
+    none, _ = ramp_starts(0.0)
+    every, st = ramp_starts(1.0)
+    half, _ = ramp_starts(0.5)
+    assert not none.any() and every.all()
+    assert 16 <= int(half.sum()) <= 48
+    assert bool(st.vehicles.controlled[:, 0].all()) and bool(st.active[:, 0].all())
+    # The ramp car's route still reaches a destination from the ramp.
+    world = World(preset("highway", worlds=64, ego_ramp_fraction=1.0), torch.device("cpu"))
+    from fuyao.sim.geometry import route_attr
+
+    cost = route_attr(
+        world.road.route.cost, world.road, st.map_id.unsqueeze(1), st.vehicles.lane[:, :1], st.vehicles.dest[:, :1]
+    )
+    assert bool((cost < 5.0e8).all())

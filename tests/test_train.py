@@ -110,6 +110,20 @@ def test_ppo_learns_to_drive_at_the_top_speed(tmp_path):
     assert last > 0.85 * decisions_per_episode, (first, last)
 
 
+def test_teacher_regularised_ppo_moves_the_policy_toward_the_rule_based_pilot(tmp_path):
+    # No reward at all: the teacher term is the only signal, so the policy must come to agree with the teacher.
+    cfg = speed_task(tmp_path, steps=4_000)
+    sim = dataclasses.replace(cfg.sim, reward=RewardConfig(progress=0.0, arrived=0.0, comfort=0.0))
+    cfg = dataclasses.replace(cfg, sim=sim, ppo=dataclasses.replace(cfg.ppo, teacher_coef=1.0, teacher_decay=1_000_000))
+    train(cfg, CPU, evaluator=None)
+    rows = [eval(line, {"NaN": float("nan"), "Infinity": float("inf")}) for line in open(cfg.out / "metrics.jsonl")]
+    nll = [r["teacher_nll"] for r in rows if "teacher_nll" in r]
+    coef = [r["teacher_coef"] for r in rows if "teacher_coef" in r]
+    assert nll[0] > 0.5  # a fresh policy is near uniform over the allowed actions
+    assert nll[-1] < 0.5 * nll[0], nll
+    assert coef[0] == 1.0 and coef[-1] < coef[0]  # decays linearly with the decisions of PPO
+
+
 def weights_digest(model: torch.nn.Module) -> str:
     h = hashlib.sha256()
     for name, t in sorted(model.state_dict().items()):
