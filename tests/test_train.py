@@ -14,7 +14,7 @@ from fuyao.pilots import CheckpointError, load
 from fuyao.pilots.networks import ActorCritic, Encoder, PolicyConfig
 from fuyao.presets import preset
 from fuyao.roads.highway import HighwayConfig
-from fuyao.sim.config import ObservationType, RewardConfig
+from fuyao.sim.config import ConfigError, ObservationType, RewardConfig
 from fuyao.train import ppo
 from fuyao.train.checkpoint import checkpoint_payload
 from fuyao.train.config import TRAIN_PRESETS, PPOConfig, TrainConfig
@@ -156,6 +156,11 @@ def test_resume_refuses_another_configuration(tmp_path):
     other = dataclasses.replace(cfg, resume=True, ppo=dataclasses.replace(cfg.ppo, lr=1e-4), steps=600)
     with pytest.raises(CheckpointError, match="ppo"):
         train(other, CPU, evaluator=None)
+    # A fresh run into the same folder would overwrite that run's checkpoints: refused, nothing touched.
+    before = {p.name: p.read_bytes() for p in (cfg.out / "checkpoints").iterdir()}
+    with pytest.raises(ConfigError, match="already holds checkpoints"):
+        train(dataclasses.replace(cfg, steps=600), CPU, evaluator=None)
+    assert {p.name: p.read_bytes() for p in (cfg.out / "checkpoints").iterdir()} == before
 
 
 def test_nan_stops_the_run_and_keeps_the_checkpoint(tmp_path):
