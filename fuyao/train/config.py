@@ -155,7 +155,7 @@ HIGHWAY = TrainConfig(
         # them the pilot never sees an acceleration lane end and drives off it.
         ego_ramp_fraction=0.5,
         # A crash must cost more than the progress a bolder pilot gains over an episode (~40 decisions).
-        reward=RewardConfig(collision=-20.0, offroad=-20.0, route_failure=-10.0),
+        reward=RewardConfig(collision=-40.0, offroad=-20.0, route_failure=-10.0),
     ),
     policy=PolicyConfig(encoder=Encoder.MLP, hidden=256),
     # Fine-tuning a cloned policy: small steps, little entropy and the teacher term keep PPO from unlearning it.
