@@ -285,12 +285,13 @@ def cmd_maps(args: MapsArgs) -> Path:
 def cmd_run(args: RunArgs) -> dict:
     """The main job: train the default pilot, evaluate it beside the rule-based pilot on the same episodes,
     write the HTML report (plots, videos of the worst episodes) and a summary."""
+    from fuyao.train.checkpoint import existing_checkpoints
     from fuyao.train.config import train_preset
 
     device = resolve_device(args.device)
     train_dir = args.out / "train"
     # A main job that was killed (or ran before) continues from its last checkpoint instead of starting over.
-    earlier = any((train_dir / "checkpoints").glob("*.pt"))
+    earlier = bool(existing_checkpoints(train_dir))
     cfg = train_preset(args.preset, out=train_dir, time_budget=args.time_budget, device=args.device, resume=earlier)
     trained = cmd_train(cfg)
     checkpoint = (

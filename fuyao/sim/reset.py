@@ -198,9 +198,14 @@ def reset_state(
     return state
 
 
+def on_ramp_lanes(road: RoadMap) -> torch.Tensor:
+    """`[M, L]` bool: the on-ramp lanes (ramp lanes that traffic enters by)."""
+    return road.lane_valid & road.lane_is_source & (road.lane_kind == RAMP_KIND)
+
+
 def has_on_ramp(road: RoadMap) -> torch.Tensor:
-    """`[M]` bool: the map has an on-ramp (a ramp lane that traffic enters by)."""
-    return (road.lane_valid & road.lane_is_source & (road.lane_kind == RAMP_KIND)).any(dim=1)
+    """`[M]` bool: the map has an on-ramp."""
+    return on_ramp_lanes(road).any(dim=1)
 
 
 def start_on_ramp(state: WorldState, road: RoadMap, cfg: SimConfig, where: torch.Tensor) -> WorldState:
@@ -209,7 +214,7 @@ def start_on_ramp(state: WorldState, road: RoadMap, cfg: SimConfig, where: torch
     it; background cars on the ramp within `RAMP_CLEARANCE_M` of that spot are removed. Pure."""
     v = state.vehicles
     m = state.map_id
-    on_ramp = road.lane_valid & road.lane_is_source & (road.lane_kind == RAMP_KIND)  # [M, L]
+    on_ramp = on_ramp_lanes(road)  # [M, L]
     ramp_lane = on_ramp.long().argmax(dim=1)[m]  # [W]
     ego = torch.zeros_like(v.present)
     ego[:, 0] = True  # slot 0 is the first controlled vehicle
@@ -242,4 +247,4 @@ def start_on_ramp(state: WorldState, road: RoadMap, cfg: SimConfig, where: torch
     return replace(state, vehicles=moved)
 
 
-__all__ = ["has_on_ramp", "reset_state", "sample_drivers", "sample_destination", "start_on_ramp"]
+__all__ = ["has_on_ramp", "on_ramp_lanes", "reset_state", "sample_drivers", "sample_destination", "start_on_ramp"]

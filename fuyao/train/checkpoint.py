@@ -72,6 +72,11 @@ def checkpoint_payload(
     return payload
 
 
+def existing_checkpoints(out: Path) -> list[Path]:
+    """The checkpoint files a run in `out` has written (`out/checkpoints/*.pt`), sorted by name."""
+    return sorted((Path(out) / "checkpoints").glob("*.pt"))
+
+
 class Checkpointer:
     """Writes and finds a run's checkpoints. Only the process that owns the run (rank 0) writes."""
 

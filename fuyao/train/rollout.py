@@ -149,9 +149,9 @@ def collect(
         state = carry.state
         actor_out, value = model(carry.obs)
         action, logp = sample_action(model, actor_out, carry.mask, generator)
+        replaced = greedy  # the executed action is not the sample: its log-probability is taken again below
         if greedy:
             action = deterministic_action(model, actor_out, carry.mask)
-            logp = distribution(model, actor_out, carry.mask).log_prob(action)
         if teacher is not None:
             shape = (e,) if cfg.action is ActionType.META else (e, 2)
             label = teacher(carry.obs.view(cfg.worlds, cfg.controlled, *world.observation_shape), state)
@@ -160,7 +160,9 @@ def collect(
             if teacher_share > 0.0:
                 pick = torch.rand(e, generator=generator, device=label.device) < teacher_share
                 action = torch.where(pick if label.ndim == 1 else pick.unsqueeze(-1), label, action)
-                logp = distribution(model, actor_out, carry.mask).log_prob(action)
+                replaced = True
+        if replaced:
+            logp = distribution(model, actor_out, carry.mask).log_prob(action)
         t1 = clock()
         result = world.step(state, world_action(world, action))
         active = state.active.reshape(e)

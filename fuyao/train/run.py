@@ -9,9 +9,9 @@ from typing import Any
 
 import torch
 
-from fuyao.train import bc, distributed, ppo
-from fuyao.train.checkpoint import atomic_write_text
 from fuyao.sim.config import ConfigError
+from fuyao.train import bc, distributed, ppo
+from fuyao.train.checkpoint import atomic_write_text, existing_checkpoints
 from fuyao.train.config import Algo, TrainConfig
 from fuyao.train.session import build_session, restore
 
@@ -31,7 +31,7 @@ def train(
     `evaluator`: "default" builds `make_evaluator(cfg)`; None trains without periodic evaluation.
     `stop_when(eval_summary) -> bool` ends the run after a periodic evaluation that satisfies it (time to target).
     """
-    earlier = sorted((cfg.out / "checkpoints").glob("*.pt")) if not cfg.resume else []
+    earlier = existing_checkpoints(cfg.out) if not cfg.resume else []
     if earlier:
         raise ConfigError(
             f"out: {cfg.out} already holds checkpoints of a run ({earlier[-1].name}, ...); allowed: --resume to "
