@@ -268,6 +268,29 @@ def test_more_vehicles_than_fit_is_refused():
         World(cfg)
 
 
+def test_unknown_compile_choice_is_refused():
+    with pytest.raises(ConfigError, match=r"World.compile: got 'fast'; allowed: False, True / 'all', 'tick'"):
+        World(preset("smoke"), compile="fast")
+
+
+def test_a_failed_compile_falls_back_to_the_eager_step_with_a_warning():
+    cfg = preset("smoke", worlds=3)
+    action = torch.full((3, cfg.controlled), 3)
+    world = World(cfg)
+    eager = world.step(world.reset(seed=2), action)
+
+    def no_compiler(*args, **kwargs):
+        raise RuntimeError("InductorError: no C++ compiler")
+
+    broken = World(cfg)
+    broken._parts = (no_compiler, no_compiler, no_compiler)  # what World(compile=True) holds, failing
+    with pytest.warns(RuntimeWarning, match="no C\\+\\+ compiler.*running it eagerly"):
+        result = broken.step(broken.reset(seed=2), action)
+    assert torch.equal(result.state.vehicles.s, eager.state.vehicles.s)
+    assert torch.equal(result.reward, eager.reward)
+    assert broken._parts is None
+
+
 def test_same_seed_same_rollout_bit_for_bit():
     def rollout(seed):
         world = World(preset("smoke", worlds=6))

@@ -328,3 +328,10 @@ def test_two_processes_with_gloo_keep_identical_replicas(tmp_path):
     assert summary["replicas_identical"] is True
     assert summary["decisions"] >= 300
     assert not (out / "checkpoints" / "rank1").exists()
+
+
+def test_progress_line_names_how_many_episodes_the_rates_cover():
+    from fuyao.train.logger import _fmt
+
+    line = _fmt({"decisions_per_s": 1234.0, "episodes": 3.0, "collision_rate": 1.0, "progress_m": float("nan")})
+    assert line == "dec/s 1,234  ep 3  coll 1.000"

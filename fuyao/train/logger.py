@@ -13,9 +13,12 @@ from pathlib import Path
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn, TimeElapsedColumn
 
-# Shown on the progress line, in this order, when present: (key, label, format).
+# Shown on the progress line, in this order, when present: (key, label, format). Return, collision rate and
+# progress are over the episodes that ended in the iteration ("ep"): early in a run only crashes end episodes,
+# so a "coll 1.000" over a handful of episodes is what it says, not a pilot that always crashes.
 PROGRESS_FIELDS = (
     ("decisions_per_s", "dec/s", "{:,.0f}"),
+    ("episodes", "ep", "{:,.0f}"),
     ("episode_return", "return", "{:.2f}"),
     ("collision_rate", "coll", "{:.3f}"),
     ("progress_m", "prog m", "{:.0f}"),
