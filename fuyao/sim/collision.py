@@ -3,20 +3,31 @@ gives: the leader in the own lane and the leaders and followers in both adjacent
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import torch
 
 
 def boxes_overlap(xy_a, yaw_a, len_a, wid_a, xy_b, yaw_b, len_b, wid_b) -> torch.Tensor:
     """Whether oriented boxes overlap, elementwise over any batch shape (`xy [..., 2]`, the rest `[...]`)."""
     return boxes_overlap_cs(
-        xy_a, torch.cos(yaw_a), torch.sin(yaw_a), len_a, wid_a, xy_b, torch.cos(yaw_b), torch.sin(yaw_b), len_b, wid_b
+        xy_b[..., 0] - xy_a[..., 0],
+        xy_b[..., 1] - xy_a[..., 1],
+        torch.cos(yaw_a),
+        torch.sin(yaw_a),
+        len_a,
+        wid_a,
+        torch.cos(yaw_b),
+        torch.sin(yaw_b),
+        len_b,
+        wid_b,
     )
 
 
-def boxes_overlap_cs(xy_a, ca, sa, len_a, wid_a, xy_b, cb, sb, len_b, wid_b) -> torch.Tensor:
-    """`boxes_overlap` with headings given as cosine and sine (computed once per vehicle, not per pair)."""
-    dx = xy_b[..., 0] - xy_a[..., 0]
-    dy = xy_b[..., 1] - xy_a[..., 1]
+def boxes_overlap_cs(dx, dy, ca, sa, len_a, wid_a, cb, sb, len_b, wid_b) -> torch.Tensor:
+    """`boxes_overlap` from the centre offset `(dx, dy)` of box b from box a and the headings as cosine and sine
+    (computed once per vehicle, not per pair). Separate x and y tensors, no trailing dimension of 2, so compiled
+    CPU kernels vectorise over vehicles."""
     hla, hwa, hlb, hwb = 0.5 * len_a, 0.5 * wid_a, 0.5 * len_b, 0.5 * wid_b
     # Separating axes: both boxes' length and width directions. |cos| and |sin| of the relative heading give
     # each box's extent along the other's axes.
@@ -29,36 +40,39 @@ def boxes_overlap_cs(xy_a, ca, sa, len_a, wid_a, xy_b, cb, sb, len_b, wid_b) -> 
     return ~(sep_a_len | sep_a_wid | sep_b_len | sep_b_wid)
 
 
-def collisions(xy, yaw, length, width, present, candidates: torch.Tensor) -> torch.Tensor:
-    """Which vehicles touch another present vehicle. `xy [W, N, 2]`, others `[W, N]`, `candidates [W, N, K]`
-    slot ids (-1 none). Returns `[W, N]` bool, symmetric (if i hits j, both are flagged)."""
-    w, n, k = candidates.shape
-    ok = (candidates >= 0) & present.unsqueeze(-1)
-    flat = candidates.clamp(min=0).view(w, n * k)
+def collisions(x, y, yaw, length, width, present, candidates: Sequence[torch.Tensor]) -> torch.Tensor:
+    """Which vehicles touch another present vehicle. `x, y, yaw, length, width, present [W, N]`; `candidates`:
+    `[W, N]` slot ids (-1 none), one tensor per candidate kind (the leader, the side leaders and followers, ...),
+    each checked in turn so every operation stays `[W, N]`. Returns `[W, N]` bool, symmetric (if i hits j,
+    both are flagged)."""
     cos_yaw, sin_yaw = torch.cos(yaw), torch.sin(yaw)
+    mine = torch.zeros_like(present)
+    theirs = torch.zeros(present.shape, dtype=torch.int32, device=present.device)
+    for slot in candidates:
+        safe = slot.clamp(min=0)
 
-    def other(x):
-        return x.gather(1, flat).view(w, n, k)
+        def other(t, safe=safe):
+            return t.gather(1, safe)
 
-    other_xy = torch.stack([other(xy[..., 0]), other(xy[..., 1])], dim=-1)
-    hit = (
-        boxes_overlap_cs(
-            xy.unsqueeze(2),
-            cos_yaw.unsqueeze(2),
-            sin_yaw.unsqueeze(2),
-            length.unsqueeze(2),
-            width.unsqueeze(2),
-            other_xy,
-            other(cos_yaw),
-            other(sin_yaw),
-            other(length),
-            other(width),
+        hit = (
+            boxes_overlap_cs(
+                other(x) - x,
+                other(y) - y,
+                cos_yaw,
+                sin_yaw,
+                length,
+                width,
+                other(cos_yaw),
+                other(sin_yaw),
+                other(length),
+                other(width),
+            )
+            & (slot >= 0)
+            & present
+            & other(present)
         )
-        & ok
-        & other(present)
-    )
-    mine = hit.any(dim=2)
-    theirs = torch.zeros(w, n, dtype=torch.int32, device=xy.device).scatter_add_(1, flat, hit.view(w, n * k).int())
+        mine = mine | hit
+        theirs = theirs.scatter_add(1, safe, hit.int())
     return mine | (theirs > 0)
 
 
@@ -66,7 +80,7 @@ STOPPED_SPEED = 0.05  # m/s: an ego slower than this is stopped and never at fau
 
 
 def at_fault_collisions(
-    xy, yaw, length, width, present, new_hit, speed, lateral_d, psi, lane_width, controlled: int
+    x, y, yaw, length, width, present, new_hit, speed, lateral_d, psi, lane_width, controlled: int
 ) -> torch.Tensor:
     """Which of the first `controlled` vehicles caused a collision that began this tick, `[W, C]` bool.
 
@@ -77,25 +91,23 @@ def at_fault_collisions(
     something at its side while its box straddled a lane boundary (changing lanes). Being rear-ended, or
     side-swiped while keeping its lane, is not the ego's fault.
 
-    `xy [W, N, 2]` m, `yaw [W, N]` rad (world frame); `length, width [W, N]` m; `present, new_hit [W, N]` bool
+    `x, y [W, N]` m, `yaw [W, N]` rad (world frame); `length, width [W, N]` m; `present, new_hit [W, N]` bool
     (a collision that began this tick); `speed [W, N]` m/s; `lateral_d, psi [W, N]` m and rad in the lane
     frame; `lane_width [W, N]` m of each vehicle's lane.
     """
     c = controlled
-    n = xy.shape[1]
+    n = x.shape[1]
     cos_all, sin_all = torch.cos(yaw), torch.sin(yaw)
     ce, se = cos_all[:, :c, None], sin_all[:, :c, None]  # [W, C, 1]
     len_e, wid_e = length[:, :c, None], width[:, :c, None]
-    ego_xy = xy[:, :c, None, :]  # [W, C, 1, 2]
-    other_xy = xy[:, None, :, :]  # [W, 1, N, 2]
+    rel_x = x[:, None, :] - x[:, :c, None]  # [W, C, N]: every vehicle from each ego
+    rel_y = y[:, None, :] - y[:, :c, None]
     touching = boxes_overlap_cs(
-        ego_xy, ce, se, len_e, wid_e, other_xy, cos_all[:, None], sin_all[:, None], length[:, None], width[:, None]
+        rel_x, rel_y, ce, se, len_e, wid_e, cos_all[:, None], sin_all[:, None], length[:, None], width[:, None]
     )  # [W, C, N]
-    slots = torch.arange(n, device=xy.device)
+    slots = torch.arange(n, device=x.device)
     not_self = slots[None, :] != slots[:c, None]  # [C, N]
     touching = touching & present[:, None, :] & not_self
-    rel_x = other_xy[..., 0] - ego_xy[..., 0]
-    rel_y = other_xy[..., 1] - ego_xy[..., 1]
     ahead = (rel_x * ce + rel_y * se) / (0.5 * (len_e + length[:, None]))
     side = ((-rel_x * se + rel_y * ce) / (0.5 * (wid_e + width[:, None]))).abs()
     front = ahead > side

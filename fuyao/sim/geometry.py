@@ -38,6 +38,13 @@ def lane_point(road: RoadMap, map_id: torch.Tensor, lane: torch.Tensor, s: torch
     Returns `(xy [W, ..., 2] m, yaw [W, ...] rad, kappa [W, ...] 1/m)`; `s` outside the lane extrapolates along
     its first or last segment.
     """
+    x, y, yaw, kappa = lane_point_xy(road, map_id, lane, s)
+    return torch.stack([x, y], dim=-1), yaw, kappa
+
+
+def lane_point_xy(road: RoadMap, map_id: torch.Tensor, lane: torch.Tensor, s: torch.Tensor):
+    """`lane_point` with the point as two tensors `(x, y, yaw, kappa)`, each `[W, ...]`. The hot path uses this
+    form: a trailing dimension of 2 keeps compiled CPU kernels from vectorising over vehicles."""
     num_points = road.lane_xy.shape[2]
     flat = lane_index(road, map_id, lane)
     ds = road.lane_ds.reshape(-1)[flat]
@@ -47,20 +54,26 @@ def lane_point(road: RoadMap, map_id: torch.Tensor, lane: torch.Tensor, s: torch
     i0 = torch.minimum(i0, (last - 1).clamp(min=0))
     frac = pos - i0.to(pos.dtype)
     point = flat * num_points + i0
-    xy_table = road.lane_xy.reshape(-1, 2)
-    p0 = xy_table[point]
-    p1 = xy_table[point + 1]
-    xy = p0 + (p1 - p0) * frac.unsqueeze(-1)
+    xy_table = road.lane_xy.reshape(-1)  # (x, y) interleaved
+    x0, y0 = xy_table[2 * point], xy_table[2 * point + 1]
+    x1, y1 = xy_table[2 * point + 2], xy_table[2 * point + 3]
+    x = x0 + (x1 - x0) * frac
+    y = y0 + (y1 - y0) * frac
     yaw = road.lane_yaw.reshape(-1)[point]
     kappa = road.lane_kappa.reshape(-1)[point]
-    return xy, yaw, kappa
+    return x, y, yaw, kappa
 
 
 def vehicle_pose(road: RoadMap, map_id: torch.Tensor, lane, s, d, psi):
     """World pose of vehicles in lane coordinates. Returns `(xy [W, N, 2] m, yaw [W, N] rad)`."""
-    xy, yaw, _ = lane_point(road, map_id, lane, s)
-    normal = torch.stack([-torch.sin(yaw), torch.cos(yaw)], dim=-1)
-    return xy + d.unsqueeze(-1) * normal, wrap_angle(yaw + psi)
+    x, y, yaw = vehicle_pose_xy(road, map_id, lane, s, d, psi)
+    return torch.stack([x, y], dim=-1), yaw
+
+
+def vehicle_pose_xy(road: RoadMap, map_id: torch.Tensor, lane, s, d, psi):
+    """`vehicle_pose` as `(x, y, yaw)`, each `[W, N]`."""
+    x, y, yaw, _ = lane_point_xy(road, map_id, lane, s)
+    return x + d * -torch.sin(yaw), y + d * torch.cos(yaw), wrap_angle(yaw + psi)
 
 
 def wrap_angle(a: torch.Tensor) -> torch.Tensor:
@@ -89,11 +102,11 @@ def map_to_lane(road: RoadMap, map_id: torch.Tensor, lane_a, s, d, lane_b):
     """
     len_a = lane_attr(road.lane_length, road, map_id, lane_a)
     len_b = lane_attr(road.lane_length, road, map_id, lane_b)
-    point, _ = vehicle_pose(road, map_id, lane_a, s, d, torch.zeros_like(s))
+    px, py, _ = vehicle_pose_xy(road, map_id, lane_a, s, d, torch.zeros_like(s))
     s_est = s * len_b / len_a
-    centre_b, yaw_b, _ = lane_point(road, map_id, lane_b, s_est)
-    delta = point - centre_b
+    cx, cy, yaw_b, _ = lane_point_xy(road, map_id, lane_b, s_est)
+    dx, dy = px - cx, py - cy
     cos_b, sin_b = torch.cos(yaw_b), torch.sin(yaw_b)
-    s_b = s_est + delta[..., 0] * cos_b + delta[..., 1] * sin_b
-    d_b = -delta[..., 0] * sin_b + delta[..., 1] * cos_b
+    s_b = s_est + dx * cos_b + dy * sin_b
+    d_b = -dx * sin_b + dy * cos_b
     return s_b, d_b

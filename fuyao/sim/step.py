@@ -18,7 +18,15 @@ from fuyao.roads.routing import UNREACHABLE
 from fuyao.sim import traffic
 from fuyao.sim.collision import at_fault_collisions, collisions
 from fuyao.sim.config import ActionType, SimConfig
-from fuyao.sim.geometry import lane_attr, lane_point, map_to_lane, next_lane, route_attr, vehicle_pose, wrap_angle
+from fuyao.sim.geometry import (
+    lane_attr,
+    lane_point_xy,
+    map_to_lane,
+    next_lane,
+    route_attr,
+    vehicle_pose_xy,
+    wrap_angle,
+)
 from fuyao.sim.neighbours import Surroundings, surroundings
 from fuyao.sim.reset import S_INFLOW, reset_state, sample_destination, sample_drivers
 from fuyao.sim.rng import uniform
@@ -134,7 +142,7 @@ def tick(state: WorldState, road: RoadMap, cfg: SimConfig, mobil: bool) -> tuple
     left_ok = lane_attr(road.lane_change_left_ok, road, m, v.lane)
     right_ok = lane_attr(road.lane_change_right_ok, road, m, v.lane)
     sur = surroundings(road, m, v.lane, v.s, v.length, v.speed, v.present, v.dest)
-    _, _, kappa = lane_point(road, m, v.lane, v.s)
+    _, _, _, kappa = lane_point_xy(road, m, v.lane, v.s)
 
     accel_bg, lc_bg = background_control(road, m, v, sur, limit, mobil, left_ok, right_ok)
     lc_dir = torch.where(v.controlled, v.lc_dir, lc_bg)
@@ -210,15 +218,13 @@ def tick(state: WorldState, road: RoadMap, cfg: SimConfig, mobil: bool) -> tuple
     present = v.present & ~(arrived & ~v.controlled)
     moved = replace(v, lane=lane, s=s, d=d, psi=psi, speed=speed, accel=accel, steer=steer, lc_dir=lc_dir, dest=dest)
     moved = replace(moved, present=present)
-    xy, yaw = vehicle_pose(road, m, lane, s, d, psi)
-    candidates = torch.stack(
-        [sur.lead.slot, sur.left_lead.slot, sur.left_follow.slot, sur.right_lead.slot, sur.right_follow.slot], dim=-1
-    )
+    x, y, yaw = vehicle_pose_xy(road, m, lane, s, d, psi)
+    candidates = [sur.lead.slot, sur.left_lead.slot, sur.left_follow.slot, sur.right_lead.slot, sur.right_follow.slot]
     if sur.conflict_slot is not None:
-        candidates = torch.cat([candidates, sur.conflict_slot], dim=-1)
-    collided = collisions(xy, yaw, v.length, v.width, present, candidates) & present
+        candidates += list(sur.conflict_slot.unbind(-1))
+    collided = collisions(x, y, yaw, v.length, v.width, present, candidates) & present
     at_fault = at_fault_collisions(
-        xy, yaw, v.length, v.width, present, collided & ~v.crashed, speed, d, psi, width, cfg.controlled
+        x, y, yaw, v.length, v.width, present, collided & ~v.crashed, speed, d, psi, width, cfg.controlled
     )
     # [W, C] -> [W, N] (background slots are never judged); padded as uint8, see `end_decision`.
     at_fault = torch.nn.functional.pad(at_fault.to(torch.uint8), (0, v.s.shape[1] - cfg.controlled)).bool()
