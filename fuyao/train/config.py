@@ -106,7 +106,7 @@ class TrainConfig:
     device: Literal["auto", "cpu", "cuda"] = "auto"
     out: Path = Path("runs/train")
     resume: bool = False
-    compile: bool = False  # torch.compile the world step and the policy update
+    compile: bool = False  # torch.compile the world's tick and the policy update (needs a C++ compiler on CPU)
     threads: int | None = None  # torch CPU threads (default: torch's choice)
     eval_every: int = 20  # iterations between periodic evaluations (0: only at the end)
     eval_episodes: int = 64  # episodes per periodic evaluation
@@ -155,9 +155,11 @@ HIGHWAY = TrainConfig(
         # them the pilot never sees an acceleration lane end and drives off it.
         ego_ramp_fraction=0.5,
         # A crash must cost more than the progress a bolder pilot gains over an episode (~40 decisions).
-        reward=RewardConfig(collision=-40.0, offroad=-20.0, route_failure=-10.0),
+        reward=RewardConfig(collision=-50.0, offroad=-20.0, route_failure=-40.0),
     ),
     policy=PolicyConfig(encoder=Encoder.MLP, hidden=256),
+    # The world's tick compiled: ~60 s of compilation once (cached on disk after), then a decision 2.9x faster.
+    compile=True,
     # Fine-tuning a cloned policy: small steps, little entropy and the teacher term keep PPO from unlearning it.
     ppo=PPOConfig(lr=1.0e-4, ent_coef=0.001, teacher_coef=1.0, teacher_decay=3_000_000),
     bc=BCConfig(epochs=4, teacher_iterations=8),
