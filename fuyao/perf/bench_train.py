@@ -36,7 +36,7 @@ def time_to_target(
     eval_every: int,
     out: Path,
     seed: int = 0,
-    compile: bool = False,
+    compile: bool | None = None,
 ) -> dict[str, Any]:
     from fuyao.evaluation import evaluate, get_suite
     from fuyao.pilots import RuleBasedPilot
@@ -59,7 +59,7 @@ def time_to_target(
         steps=10**12,  # the time limit or the target ends the run
         eval_every=eval_every,
         eval_episodes=eval_episodes,
-        compile=compile,
+        compile=train_preset(preset).compile if compile is None else compile,
     )
     # The learning-rate schedule needs a horizon: the preset's own step count.
     cfg = dataclasses.replace(cfg, steps=train_preset(preset).steps * 4)
@@ -74,6 +74,8 @@ def time_to_target(
         "decisions": int(hit["decisions"]) if hit else int(summary["decisions"]),
         "time_limit_s": time_limit_s,
         "eval_episodes": eval_episodes,
+        "eval_every": eval_every,
+        "compile": cfg.compile,
         "target": target,
         "rule_based": {k: reference[k] for k in ("score", "collision_rate", "progress_m", "route_completion")},
         "rule_based_eval_s": reference_s,
@@ -96,7 +98,7 @@ def training_throughput(
     device: torch.device,
     iterations: int,
     out: Path,
-    compile: bool = False,
+    compile: bool | None = None,
     worlds: int | None = None,
     encoder: str | None = None,
     hidden: int | None = None,
@@ -109,6 +111,7 @@ def training_throughput(
     from fuyao.train.session import build_session
 
     base = train_preset(preset)
+    compile = base.compile if compile is None else compile
     sim = dataclasses.replace(base.sim, controlled=base.sim.vehicles, worlds=worlds or base.sim.worlds)
     policy = PolicyConfig(encoder=encoder or base.policy.encoder, hidden=hidden or base.policy.hidden)
     cfg = dataclasses.replace(
