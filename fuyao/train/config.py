@@ -145,8 +145,12 @@ RESUMABLE_CHANGES = ("steps", "time_budget", "device", "resume", "out", "threads
 # cloned from the rule-based pilot (DAgger), then PPO regularised toward the rule-based pilot's actions.
 HIGHWAY = TrainConfig(
     preset="highway",
-    steps=3_000_000,
+    # The learning rate anneals to 0 over `steps`: 12M keeps it near 1e-4 through the minutes of `fuyao run`
+    # (with 3M it was down to a fifth by 2.5M decisions, and merges were never learned in the main job).
+    steps=12_000_000,
     bc_warm_start=300_000,
+    # The best checkpoint is chosen on 200 episodes (64 picked an early one by noise).
+    eval_episodes=200,
     sim=dataclasses.replace(
         PRESETS["highway"],
         worlds=512,
