@@ -25,6 +25,19 @@ RAMP_CLEARANCE_M = 30.0  # m: background cars on the ramp closer than this to th
 RAMP_SPEED_FRACTION = 0.8  # x the ramp's speed limit: the vehicle's speed at the start
 
 
+def car_driver(z):
+    """IDM and MOBIL parameters of a car driver of aggressiveness `z` in [0, 1] (timid to aggressive): a tensor,
+    or a number for one fixed driver."""
+    return dict(
+        desire=0.85 + 0.3 * z,
+        idm_headway=1.8 - 0.9 * z,
+        idm_gap=3.0 - 1.5 * z,
+        idm_accel=1.0 + 1.5 * z,
+        idm_decel=2.0 + 1.0 * z,
+        politeness=0.6 - 0.5 * z,
+    )
+
+
 def sample_drivers(cfg: SimConfig, key, counter, shape: tuple[int, int], device) -> dict[str, torch.Tensor]:
     """Driver and vehicle parameters `[W, N]` each: timid to aggressive cars and trucks (or highway-env's)."""
     u = uniform(key, counter, (shape[1], 8), S_DRIVER)  # [W, N, 8]
@@ -51,17 +64,18 @@ def sample_drivers(cfg: SimConfig, key, counter, shape: tuple[int, int], device)
     def pick(car, trk):
         return torch.where(truck, trk, car)
 
+    car = car_driver(z)
     return dict(
         length=pick(4.2 + 1.0 * u[..., 2], 10.0 + 6.0 * u[..., 2]),
         width=pick(1.75 + 0.3 * u[..., 3], torch.full(shape, 2.5, device=device)),
-        desire=pick(0.85 + 0.3 * z, 0.75 + 0.1 * z),
+        desire=pick(car["desire"], 0.75 + 0.1 * z),
         max_speed=pick(torch.full(shape, 45.0, device=device), torch.full(shape, 25.0, device=device)),
-        idm_headway=pick(1.8 - 0.9 * z, 1.8 + 0.4 * u[..., 4]),
-        idm_gap=pick(3.0 - 1.5 * z, torch.full(shape, 4.0, device=device)),
-        idm_accel=pick(1.0 + 1.5 * z, torch.full(shape, 0.8, device=device)),
-        idm_decel=pick(2.0 + 1.0 * z, torch.full(shape, 1.5, device=device)),
+        idm_headway=pick(car["idm_headway"], 1.8 + 0.4 * u[..., 4]),
+        idm_gap=pick(car["idm_gap"], torch.full(shape, 4.0, device=device)),
+        idm_accel=pick(car["idm_accel"], torch.full(shape, 0.8, device=device)),
+        idm_decel=pick(car["idm_decel"], torch.full(shape, 1.5, device=device)),
         idm_delta=torch.full(shape, 4.0, device=device),
-        politeness=pick(0.6 - 0.5 * z, torch.full(shape, 0.5, device=device)),
+        politeness=pick(car["politeness"], torch.full(shape, 0.5, device=device)),
         init_fraction=lo + (hi - lo) * u[..., 5],
     )
 
@@ -148,18 +162,7 @@ def reset_state(
 
     # Controlled cars: one fixed ordinary car and driver (the middle of the car range), so that the rule-based
     # pilot drives every controlled car alike: its decisions depend on the scene only, never on a hidden draw.
-    controlled_car = dict(
-        length=5.0,
-        width=2.0,
-        desire=1.0,
-        max_speed=45.0,
-        idm_headway=1.35,
-        idm_gap=2.25,
-        idm_accel=1.75,
-        idm_decel=2.5,
-        idm_delta=4.0,
-        politeness=0.35,
-    )
+    controlled_car = dict(length=5.0, width=2.0, max_speed=45.0, idm_delta=4.0, **car_driver(0.5))
     for name, value in controlled_car.items():
         drivers[name] = torch.where(controlled, torch.full_like(s, value), drivers[name])
     speeds = torch.tensor(cfg.target_speeds, device=device)
@@ -247,4 +250,12 @@ def start_on_ramp(state: WorldState, road: RoadMap, cfg: SimConfig, where: torch
     return replace(state, vehicles=moved)
 
 
-__all__ = ["has_on_ramp", "on_ramp_lanes", "reset_state", "sample_drivers", "sample_destination", "start_on_ramp"]
+__all__ = [
+    "car_driver",
+    "has_on_ramp",
+    "on_ramp_lanes",
+    "reset_state",
+    "sample_drivers",
+    "sample_destination",
+    "start_on_ramp",
+]
