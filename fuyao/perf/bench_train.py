@@ -51,19 +51,18 @@ def time_to_target(
     def reached(m: dict) -> bool:
         return m["progress_m"] >= target["progress_m"] and m["collision_rate"] <= target["collision_rate"]
 
-    cfg = train_preset(
-        preset,
+    # `steps` stays the preset's own: the learning-rate schedule's horizon, as `fuyao run` and `fuyao train` see
+    # it (the `highway` preset's 12M is not reached in minutes, so the time limit or the target ends the run).
+    base = train_preset(preset)
+    cfg = dataclasses.replace(
+        base,
         out=out,
         seed=seed,
         time_budget=time_limit_s,
-        steps=10**12,  # the time limit or the target ends the run
         eval_every=eval_every,
         eval_episodes=eval_episodes,
-        compile=train_preset(preset).compile if compile is None else compile,
+        compile=base.compile if compile is None else compile,
     )
-    # The learning-rate schedule needs a horizon: the preset's own step count (the `highway` preset's 12M keeps
-    # the rate near its start for the minutes this runs, as `fuyao run` and `fuyao train` see it).
-    cfg = dataclasses.replace(cfg, steps=train_preset(preset).steps)
     summary = train(cfg, device, stop_when=reached)
     curve = summary["curve"]
     hit = next((row for row in curve if reached({k[5:]: v for k, v in row.items() if k.startswith("eval_")})), None)
