@@ -130,6 +130,8 @@ class BenchTrainArgs:
     """Also time Stable-Baselines3 PPO on highway-fast-v0 for this many timesteps (needs fuyao[compare])."""
     compile: bool | None = None
     """torch.compile the world's tick and the loss (default: as the preset; the `highway` preset compiles)."""
+    precision: Literal["fp32", "bf16", "auto"] | None = None
+    """The network's matrix multiplies (default: as the preset; see `fuyao.train.precision`)."""
     device: Device = "auto"
     threads: int | None = None
     out: Path = Path("runs/bench-train")
@@ -333,10 +335,19 @@ def cmd_bench_train(args: BenchTrainArgs) -> dict:
             worlds=args.worlds,
             encoder=args.encoder,
             hidden=args.hidden,
+            precision=args.precision,
         )
     else:
         out = bench_train.time_to_target(
-            args.preset, device, args.time_limit, args.eval_episodes, args.eval_every, args.out, args.seed, args.compile
+            args.preset,
+            device,
+            args.time_limit,
+            args.eval_episodes,
+            args.eval_every,
+            args.out,
+            args.seed,
+            args.compile,
+            args.precision,
         )
     if args.sb3_timesteps > 0:
         ref = bench_train.sb3_highway_fast(args.sb3_timesteps)

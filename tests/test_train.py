@@ -15,7 +15,7 @@ from fuyao.pilots.networks import ActorCritic, Encoder, PolicyConfig
 from fuyao.presets import preset
 from fuyao.roads.highway import HighwayConfig
 from fuyao.sim.config import ConfigError, ObservationType, RewardConfig
-from fuyao.train import ppo
+from fuyao.train import ppo, precision
 from fuyao.train.checkpoint import checkpoint_payload
 from fuyao.train.config import TRAIN_PRESETS, PPOConfig, TrainConfig
 from fuyao.train.distributed import Dist
@@ -97,8 +97,9 @@ def speed_task(tmp_path: Path, steps: int = 12_000, **changes) -> TrainConfig:
     return dataclasses.replace(base, **changes)
 
 
-def test_ppo_learns_to_drive_at_the_top_speed(tmp_path):
-    cfg = speed_task(tmp_path)
+@pytest.mark.parametrize("precision", ["fp32", "bf16"])
+def test_ppo_learns_to_drive_at_the_top_speed(tmp_path, precision):
+    cfg = speed_task(tmp_path, precision=precision)
     summary = train(cfg, CPU, evaluator=None)
     assert summary["decisions"] >= cfg.steps
     rows = [eval(line, {"NaN": float("nan"), "Infinity": float("inf")}) for line in open(cfg.out / "metrics.jsonl")]
@@ -122,6 +123,58 @@ def test_teacher_regularised_ppo_moves_the_policy_toward_the_rule_based_pilot(tm
     assert nll[0] > 0.5  # a fresh policy is near uniform over the allowed actions
     assert nll[-1] < 0.5 * nll[0], nll
     assert coef[0] == 1.0 and coef[-1] < coef[0]  # decays linearly with the decisions of PPO
+
+
+def test_bf16_autocast_runs_the_network_in_bfloat16_and_keeps_the_rest_float32(tmp_path):
+    torch.manual_seed(0)
+    cfg = speed_task(tmp_path)
+    model = ActorCritic(cfg.sim, PolicyConfig(encoder=Encoder.MLP, hidden=64))
+    obs = torch.randn(256, *model.obs_shape)
+    exact_out, exact_value = precision.forward(model, obs, bf16=False)
+    out, value = precision.forward(model, obs, bf16=True)
+    assert out.dtype == value.dtype == torch.float32
+    assert not torch.equal(out, exact_out)  # the matrix multiplies did run in bfloat16
+    torch.testing.assert_close(out, exact_out, rtol=0.05, atol=0.02)
+    torch.testing.assert_close(value, exact_value, rtol=0.05, atol=0.02)
+    torch.testing.assert_close(precision.value(model, obs, bf16=True), value)
+
+
+def test_bf16_training_is_deterministic_with_float32_weights(tmp_path):
+    digests = []
+    for name, prec in (("a", "bf16"), ("b", "bf16"), ("c", "fp32")):
+        cfg = speed_task(tmp_path / name, steps=600, precision=prec)
+        train(cfg, CPU, evaluator=None)
+        model = load(cfg.out / "checkpoints" / "last.pt").model
+        assert all(p.dtype == torch.float32 for p in model.parameters())
+        digests.append(weights_digest(model))
+    assert digests[0] == digests[1]  # same seed, same precision: bit for bit
+    assert digests[0] != digests[2]  # and bf16 is not fp32 under another name
+
+
+def test_precision_is_checked_and_auto_follows_the_hardware():
+    with pytest.raises(ConfigError, match=r"TrainConfig.precision: got 'fp16'.*'fp32', 'bf16', 'auto'"):
+        TrainConfig(precision="fp16")
+    assert precision.use_bf16("fp32", CPU) is False
+    assert precision.use_bf16("bf16", CPU) is True
+    assert precision.use_bf16("auto", CPU) is precision.cpu_has_native_bf16()
+    assert TRAIN_PRESETS["highway"].precision == "auto"
+
+
+def test_the_final_evaluation_is_not_repeated_after_a_periodic_one(tmp_path):
+    calls = []
+
+    def evaluator(model):
+        calls.append(weights_digest(model))
+        return {"score": 0.5, "collision_rate": 0.0, "progress_m": 1.0}
+
+    # 32 agents x 8 decisions per iteration: 4 iterations, evaluated every 2 (the last one is the end).
+    cfg = speed_task(tmp_path / "even", steps=1024, eval_every=2)
+    summary = train(cfg, CPU, evaluator=evaluator)
+    assert summary["iteration"] == 4 and len(calls) == 2 and len(set(calls)) == 2
+    calls.clear()
+    cfg = speed_task(tmp_path / "odd", steps=768, eval_every=2)  # 3 iterations: the end needs its own
+    summary = train(cfg, CPU, evaluator=evaluator)
+    assert summary["iteration"] == 3 and len(calls) == 2 and len(set(calls)) == 2
 
 
 def weights_digest(model: torch.nn.Module) -> str:

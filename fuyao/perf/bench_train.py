@@ -37,6 +37,7 @@ def time_to_target(
     out: Path,
     seed: int = 0,
     compile: bool | None = None,
+    precision: str | None = None,
 ) -> dict[str, Any]:
     from fuyao.evaluation import evaluate, get_suite
     from fuyao.pilots import RuleBasedPilot
@@ -62,6 +63,7 @@ def time_to_target(
         eval_every=eval_every,
         eval_episodes=eval_episodes,
         compile=base.compile if compile is None else compile,
+        precision=precision or base.precision,
     )
     summary = train(cfg, device, stop_when=reached)
     curve = summary["curve"]
@@ -76,6 +78,7 @@ def time_to_target(
         "eval_episodes": eval_episodes,
         "eval_every": eval_every,
         "compile": cfg.compile,
+        "precision": cfg.precision,
         "target": target,
         "rule_based": {k: reference[k] for k in ("score", "collision_rate", "progress_m", "route_completion")},
         "rule_based_eval_s": reference_s,
@@ -102,9 +105,10 @@ def training_throughput(
     worlds: int | None = None,
     encoder: str | None = None,
     hidden: int | None = None,
+    precision: str | None = None,
 ) -> dict[str, Any]:
     """PPO decisions/s including learning, every vehicle driven by the policy; `iterations` PPO iterations of
-    the preset (optionally another network), the first not counted."""
+    the preset (optionally another network or precision), the first not counted."""
     from fuyao.pilots.networks import PolicyConfig
     from fuyao.train import ppo
     from fuyao.train.distributed import Dist
@@ -115,7 +119,15 @@ def training_throughput(
     sim = dataclasses.replace(base.sim, controlled=base.sim.vehicles, worlds=worlds or base.sim.worlds)
     policy = PolicyConfig(encoder=encoder or base.policy.encoder, hidden=hidden or base.policy.hidden)
     cfg = dataclasses.replace(
-        base, sim=sim, policy=policy, out=out, bc_warm_start=0, eval_every=0, checkpoint_every=10**9, compile=compile
+        base,
+        sim=sim,
+        policy=policy,
+        out=out,
+        bc_warm_start=0,
+        eval_every=0,
+        checkpoint_every=10**9,
+        compile=compile,
+        precision=precision or base.precision,
     )
     session = build_session(cfg, Dist(), device, None)
     try:
@@ -136,6 +148,8 @@ def training_throughput(
         "decisions_per_s": statistics.median(r["decisions_per_s"] for r in timed),
         "time_fractions": {k: statistics.median(r[f"time_{k}_frac"] for r in timed) for k in ("sim", "act", "learn")},
         "compile": compile,
+        "precision": cfg.precision,
+        "bf16": session.bf16,
         "device": str(device),
         "machine": machine_info(device),
     }

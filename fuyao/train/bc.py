@@ -18,6 +18,7 @@ import torch
 
 from fuyao.pilots.networks import distribution
 from fuyao.pilots.rule_based import RuleBasedPilot
+from fuyao.train import precision
 from fuyao.train.rollout import Rollout, collect, gae
 from fuyao.train.session import NonFiniteError, Session
 
@@ -26,7 +27,7 @@ def bc_loss(s: Session, b: dict[str, torch.Tensor], ret: torch.Tensor, idx: torc
     """The loss on minibatch `idx` and its parts `[imitation, value, accuracy]`."""
     weight = b["active"][idx].float()
     n = weight.sum().clamp(min=1.0)
-    actor_out, value = s.learner(b["obs"][idx])
+    actor_out, value = precision.forward(s.learner, b["obs"][idx], s.bf16)
     label = b["teacher"][idx]
     mask = b["mask"][idx]
     if s.model.log_std is None:
@@ -64,6 +65,7 @@ def train(s: Session, until: int) -> None:
                 teacher_share=teacher_share,
                 timers=s.timers,
                 greedy=cfg.greedy_student,
+                bf16=s.bf16,
             )
         s.check_rollout(buf)
         with s.timers.phase("learn"):

@@ -107,6 +107,9 @@ class TrainConfig:
     out: Path = Path("runs/train")
     resume: bool = False
     compile: bool = False  # torch.compile the world's tick and the policy update (needs a C++ compiler on CPU)
+    # The network's matrix multiplies: "fp32", "bf16" (autocast) or "auto" (bf16 where the hardware does it
+    # natively); see `fuyao.train.precision`.
+    precision: Literal["fp32", "bf16", "auto"] = "fp32"
     threads: int | None = None  # torch CPU threads (default: torch's choice)
     eval_every: int = 20  # iterations between periodic evaluations (0: only at the end)
     eval_episodes: int = 64  # episodes per periodic evaluation
@@ -132,13 +135,15 @@ class TrainConfig:
                 raise _bad("TrainConfig", name, value, "an integer >= 0")
         if self.device not in ("auto", "cpu", "cuda"):
             raise _bad("TrainConfig", "device", self.device, "'auto', 'cpu', 'cuda'")
+        if self.precision not in ("fp32", "bf16", "auto"):
+            raise _bad("TrainConfig", "precision", self.precision, "'fp32', 'bf16', 'auto'")
 
     def with_budget(self, **changes) -> TrainConfig:
         return dataclasses.replace(self, **changes)
 
 
 # Fields a resumed run may change: how long it runs and where.
-RESUMABLE_CHANGES = ("steps", "time_budget", "device", "resume", "out", "threads", "compile")
+RESUMABLE_CHANGES = ("steps", "time_budget", "device", "resume", "out", "threads", "compile", "precision")
 
 # The default highway pilot: the `highway` world (curves, ramps, routes, mixed traffic) with 4 of its 32
 # vehicles driven by the policy (self-play beside IDM/MOBIL traffic), native observation, meta actions; an MLP
@@ -164,6 +169,9 @@ HIGHWAY = TrainConfig(
     policy=PolicyConfig(encoder=Encoder.MLP, hidden=256),
     # The world's tick compiled: ~60 s of compilation once (cached on disk after), then a decision 2.9x faster.
     compile=True,
+    # bfloat16 matrix multiplies where the hardware has them (AMX / AVX512-BF16 CPUs, Ampere+ GPUs): the
+    # update and the policy's forward 2.3x faster on a Sapphire Rapids CPU (BENCHMARKS.md).
+    precision="auto",
     # Fine-tuning a cloned policy: small steps, little entropy and the teacher term keep PPO from unlearning it.
     ppo=PPOConfig(lr=1.0e-4, ent_coef=0.001, teacher_coef=1.0, teacher_decay=3_000_000),
     bc=BCConfig(epochs=4, teacher_iterations=8),

@@ -20,6 +20,7 @@ import torch
 
 from fuyao.pilots.networks import ActorCritic, distribution
 from fuyao.pilots.rule_based import RuleBasedPilot
+from fuyao.train import precision
 from fuyao.train.config import PPOConfig
 from fuyao.train.rollout import Rollout, collect, gae
 from fuyao.train.session import NonFiniteError, Session
@@ -39,9 +40,10 @@ def ppo_loss(
     cfg: PPOConfig,
     teacher: torch.Tensor | None = None,  # [B] or [B, 2], the rule-based pilot's action
     teacher_coef: torch.Tensor | None = None,  # [] float
+    bf16: bool = False,  # the network under bfloat16 autocast (`fuyao.train.precision`)
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """The PPO loss and its parts `[policy, value, entropy, approx_kl, clip_fraction, teacher_nll]`."""
-    actor_out, value = learner(obs)
+    actor_out, value = precision.forward(learner, obs, bf16)
     dist = distribution(model, actor_out, mask)
     logp = dist.log_prob(action)
     log_ratio = logp - logp_old
@@ -113,6 +115,7 @@ def update(
                 cfg,
                 b["teacher"][idx] if coef is not None else None,
                 coef,
+                s.bf16,
             )
             s.optimizer.zero_grad(set_to_none=True)
             loss.backward()
@@ -154,6 +157,7 @@ def train(s: Session, until: int) -> None:
                 s.on_step,
                 teacher=teacher.act if teacher is not None and coef > 0.0 else None,
                 timers=s.timers,
+                bf16=s.bf16,
             )
         s.check_rollout(buf)
         with s.timers.phase("learn"):

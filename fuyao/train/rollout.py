@@ -22,6 +22,7 @@ from fuyao.pilots.networks import ActorCritic, deterministic_action, distributio
 from fuyao.sim.config import ActionType
 from fuyao.sim.state import WorldState
 from fuyao.sim.world import World
+from fuyao.train import precision
 
 
 @dataclass(frozen=True)
@@ -130,6 +131,7 @@ def collect(
     teacher_share: float = 0.0,
     timers=None,
     greedy: bool = False,
+    bf16: bool = False,
 ) -> Carry:
     """Fill `buf` with `T` decisions of every agent; return the carry for the next rollout.
 
@@ -139,6 +141,7 @@ def collect(
     executed action is the teacher's with probability `teacher_share` (drawn per agent and step), else the
     policy's sample (DAgger's mixture policy). `greedy`: the policy's own actions are its mode (the pilot it
     will be judged as) instead of samples; `logp` is still of the taken action under the sampling distribution.
+    `bf16`: the network runs under bfloat16 autocast (`fuyao.train.precision`), as the update does.
     """
     cfg = world.cfg
     e = cfg.worlds * cfg.controlled
@@ -147,7 +150,7 @@ def collect(
     for t in range(steps):
         t0 = clock()
         state = carry.state
-        actor_out, value = model(carry.obs)
+        actor_out, value = precision.forward(model, carry.obs, bf16)
         action, logp = sample_action(model, actor_out, carry.mask, generator)
         replaced = greedy  # the executed action is not the sample: its log-probability is taken again below
         if greedy:
@@ -172,7 +175,7 @@ def collect(
         # Truncated agents are still active in `final_state`, so its observation is what they last saw.
         final_obs = world.observe(result.final_state).reshape(e, *world.observation_shape)
         t2 = clock()
-        reward = torch.where(truncated, reward + gamma * model.value(final_obs), reward)
+        reward = torch.where(truncated, reward + gamma * precision.value(model, final_obs, bf16), reward)
         t3 = clock()
         buf.obs[t] = carry.obs
         buf.mask[t] = carry.mask
@@ -189,7 +192,7 @@ def collect(
         if timers is not None:
             timers.add("act", (t1 - t0) + (t3 - t2))
             timers.add("sim", (t2 - t1) + (clock() - t3))
-    buf.next_value.copy_(model.value(carry.obs))
+    buf.next_value.copy_(precision.value(model, carry.obs, bf16))
     return carry
 
 

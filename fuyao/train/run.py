@@ -56,7 +56,12 @@ def train(
             if cfg.bc_warm_start and s.decisions < cfg.bc_warm_start:
                 bc.train(s, min(cfg.bc_warm_start, cfg.steps))
             ppo.train(s, cfg.steps)
-        score = s.evaluate() if s.evaluator is not None and not s.target_reached else None
+        if s.evaluator is None or s.target_reached:
+            score = None
+        elif s.curve and s.curve[-1]["decisions"] == s.decisions:
+            score = s.curve[-1]["eval_score"]  # the last iteration's periodic evaluation saw these weights
+        else:
+            score = s.evaluate()
         s.save(score)
         summary = {**s.summary(), "processes": d.world_size}
         if d.enabled:

@@ -23,6 +23,7 @@ from fuyao.train.checkpoint import Checkpointer, checkpoint_payload
 from fuyao.train.config import RESUMABLE_CHANGES, TrainConfig
 from fuyao.train.distributed import RANK_SEED_STRIDE, Dist, broadcast_flag, sum_across
 from fuyao.train.logger import RunLogger
+from fuyao.train.precision import use_bf16
 from fuyao.train.rollout import Carry, Rollout, check_finite, observe_carry, state_from_tensors, state_tensors
 
 
@@ -100,6 +101,7 @@ class Session:
     checkpointer: Checkpointer
     evaluator: Any  # callable(model) -> dict with "score" (fuyao.train.evaluator.Evaluator) or None
     stats: EpisodeStats
+    bf16: bool = False  # the network under bfloat16 autocast (`TrainConfig.precision` resolved on this device)
     timers: Timers = field(default_factory=Timers)
     iteration: int = 0
     decisions: int = 0  # active controlled-vehicle decisions so far, every rank summed
@@ -266,6 +268,8 @@ def build_session(cfg: TrainConfig, d: Dist, device: torch.device, evaluator) ->
     logger = RunLogger(cfg.out, cfg.steps, enabled=d.is_main)
     checkpointer = Checkpointer(cfg.out, cfg.keep_last, enabled=d.is_main)
     stats = EpisodeStats(sim.worlds * sim.controlled, device, 1.0 / sim.decision_hz)
+    bf16 = use_bf16(cfg.precision, device)
+    logger.message(f"precision: {'bf16 autocast' if bf16 else 'fp32'} ({cfg.precision} on {device})")
     return Session(
-        cfg, d, device, world, model, learner, optimizer, generator, carry, logger, checkpointer, evaluator, stats
+        cfg, d, device, world, model, learner, optimizer, generator, carry, logger, checkpointer, evaluator, stats, bf16
     )
