@@ -31,3 +31,21 @@ def test_decision_parts_compile_fullgraph_and_match_eager():
                 assert torch.equal(a, b), name
         torch.testing.assert_close(eager.reward, compiled.reward, rtol=1e-4, atol=1e-4)
         eager_state, compiled_state = eager.state, compiled.state
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", ["smoke", "highway-v0"])
+def test_observation_compiles_fullgraph_and_matches_eager(name):
+    # The native observation (smoke) and highway-env's Kinematics (highway-v0); the world after a few decisions.
+    cfg = preset(name, worlds=3)
+    world = World(cfg)
+    state = world.reset(seed=4)
+    for _ in range(2):
+        state = world.step(state, torch.full((3, cfg.controlled), 3)).state
+    from fuyao.sim.observe import observe
+
+    compiled = torch.compile(observe, dynamic=False, fullgraph=True)(state, world.road, cfg)
+    torch.testing.assert_close(compiled, observe(state, world.road, cfg), rtol=1e-5, atol=1e-5)
+    training_world = World(cfg, compile="tick+observe")
+    torch.testing.assert_close(training_world.observe(state), world.observe(state), rtol=1e-5, atol=1e-5)
+    assert training_world._observe is not None  # it compiled, it did not fall back

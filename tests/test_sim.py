@@ -269,7 +269,9 @@ def test_more_vehicles_than_fit_is_refused():
 
 
 def test_unknown_compile_choice_is_refused():
-    with pytest.raises(ConfigError, match=r"World.compile: got 'fast'; allowed: False, True / 'all', 'tick'"):
+    with pytest.raises(
+        ConfigError, match=r"World.compile: got 'fast'; allowed: False, True / 'all', 'tick', 'tick\+observe'"
+    ):
         World(preset("smoke"), compile="fast")
 
 
@@ -289,6 +291,12 @@ def test_a_failed_compile_falls_back_to_the_eager_step_with_a_warning():
     assert torch.equal(result.state.vehicles.s, eager.state.vehicles.s)
     assert torch.equal(result.reward, eager.reward)
     assert broken._parts is None
+
+    broken._observe = no_compiler  # what World(compile="tick+observe") holds, failing
+    state = broken.reset(seed=2)
+    with pytest.warns(RuntimeWarning, match=r"observation failed.*no C\+\+ compiler.*running it eagerly"):
+        obs = broken.observe(state)
+    assert torch.equal(obs, world.observe(state)) and broken._observe is None
 
 
 def test_same_seed_same_rollout_bit_for_bit():

@@ -251,7 +251,7 @@ def restore(s: Session) -> str:
 def build_session(cfg: TrainConfig, d: Dist, device: torch.device, evaluator) -> Session:
     torch.manual_seed(cfg.seed + RANK_SEED_STRIDE * d.rank)
     sim = dataclasses.replace(cfg.sim)
-    world = World(sim, device, compile="tick" if cfg.compile else False)  # see World: minutes-long runs
+    world = World(sim, device, compile="tick+observe" if cfg.compile else False)  # see World: minutes-long runs
     model = ActorCritic(sim, cfg.policy).to(device)
     if d.enabled:
         from torch.nn.parallel import DistributedDataParallel
