@@ -27,6 +27,7 @@ from rich.table import Table
 from fuyao.presets import PRESETS
 from fuyao.roads.lanegraph import MapError
 from fuyao.sim.config import ConfigError, SimConfig
+from fuyao.train.precision import Precision
 
 console = Console(stderr=True)
 
@@ -130,7 +131,7 @@ class BenchTrainArgs:
     """Also time Stable-Baselines3 PPO on highway-fast-v0 for this many timesteps (needs fuyao[compare])."""
     compile: bool | None = None
     """torch.compile the world's tick and the loss (default: as the preset; the `highway` preset compiles)."""
-    precision: Literal["fp32", "bf16", "auto"] | None = None
+    precision: Precision | None = None
     """The network's matrix multiplies (default: as the preset; see `fuyao.train.precision`)."""
     device: Device = "auto"
     threads: int | None = None

@@ -79,12 +79,7 @@ class World:
             try:
                 result = step(state, action, self.road, self.cfg, self._parts)
             except Exception as err:  # noqa: BLE001 (any compiler failure; see above)
-                warnings.warn(
-                    f"torch.compile of the world step failed ({type(err).__name__}: {str(err)[:200]}); "
-                    "running it eagerly",
-                    RuntimeWarning,
-                    stacklevel=2,
-                )
+                _warn_eager("the world step", err)
                 self._parts = None
             else:
                 self._compiled_once = True
@@ -97,15 +92,20 @@ class World:
             try:
                 return self._observe(state, self.road, self.cfg)
             except Exception as err:  # noqa: BLE001 (a compiler failure, as in `step`)
-                warnings.warn(
-                    f"torch.compile of the observation failed ({type(err).__name__}: {str(err)[:200]}); "
-                    "running it eagerly",
-                    RuntimeWarning,
-                    stacklevel=2,
-                )
+                _warn_eager("the observation", err)
                 self._observe = None
         return observe(state, self.road, self.cfg)
 
     def action_mask(self, state: WorldState) -> torch.Tensor:
         """`[W, C, 5]` bool (meta actions)."""
         return action_mask(state, self.road, self.cfg)
+
+
+def _warn_eager(what: str, err: Exception) -> None:
+    """Say once, at the caller's caller (the user's `World.step` / `World.observe` call), that compiling `what`
+    failed and it now runs eagerly."""
+    warnings.warn(
+        f"torch.compile of {what} failed ({type(err).__name__}: {str(err)[:200]}); running it eagerly",
+        RuntimeWarning,
+        stacklevel=3,
+    )

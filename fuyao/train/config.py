@@ -16,7 +16,7 @@ from typing import Literal
 from fuyao.pilots.networks import Encoder, PolicyConfig
 from fuyao.presets import PRESETS
 from fuyao.sim.config import ConfigError, RewardConfig, SimConfig
-from fuyao.train.precision import PRECISIONS
+from fuyao.train.precision import PRECISIONS, Precision
 
 
 def _bad(owner: str, name: str, value, allowed: str) -> ConfigError:
@@ -110,7 +110,7 @@ class TrainConfig:
     compile: bool = False  # torch.compile the world's tick and observation and the PPO loss (CPU: needs a C++ compiler)
     # The network's matrix multiplies: "fp32", "bf16" (autocast) or "auto" (bf16 where the hardware does it
     # natively); see `fuyao.train.precision`.
-    precision: Literal["fp32", "bf16", "auto"] = "fp32"
+    precision: Precision = "fp32"
     threads: int | None = None  # torch CPU threads (default: torch's choice)
     eval_every: int = 20  # iterations between periodic evaluations (0: only at the end)
     eval_episodes: int = 64  # episodes per periodic evaluation
@@ -137,7 +137,7 @@ class TrainConfig:
         if self.device not in ("auto", "cpu", "cuda"):
             raise _bad("TrainConfig", "device", self.device, "'auto', 'cpu', 'cuda'")
         if self.precision not in PRECISIONS:
-            raise _bad("TrainConfig", "precision", self.precision, "'fp32', 'bf16', 'auto'")
+            raise _bad("TrainConfig", "precision", self.precision, ", ".join(map(repr, PRECISIONS)))
 
     def with_budget(self, **changes) -> TrainConfig:
         return dataclasses.replace(self, **changes)

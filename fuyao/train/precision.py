@@ -19,9 +19,12 @@ precision: the same run, bit for bit.
 
 from __future__ import annotations
 
+from typing import Literal, get_args
+
 import torch
 
-PRECISIONS = ("fp32", "bf16", "auto")
+Precision = Literal["fp32", "bf16", "auto"]
+PRECISIONS: tuple[str, ...] = get_args(Precision)
 
 
 def cpu_has_native_bf16() -> bool:
@@ -41,15 +44,19 @@ def use_bf16(precision: str, device: torch.device) -> bool:
     return device.type == "cpu" and cpu_has_native_bf16()
 
 
+def _autocast(obs: torch.Tensor, bf16: bool) -> torch.autocast:
+    return torch.autocast(obs.device.type, dtype=torch.bfloat16, enabled=bf16)
+
+
 def forward(module: torch.nn.Module, obs: torch.Tensor, bf16: bool) -> tuple[torch.Tensor, torch.Tensor]:
     """`module(obs) -> (actor_out, value)` with the matrix multiplies in bfloat16 if `bf16`; outputs float32."""
-    with torch.autocast(obs.device.type, dtype=torch.bfloat16, enabled=bf16):
+    with _autocast(obs, bf16):
         actor_out, value = module(obs)
     return actor_out.float(), value.float()
 
 
 def value(model: torch.nn.Module, obs: torch.Tensor, bf16: bool) -> torch.Tensor:
     """`model.value(obs)` as `forward` computes it."""
-    with torch.autocast(obs.device.type, dtype=torch.bfloat16, enabled=bf16):
+    with _autocast(obs, bf16):
         v = model.value(obs)
     return v.float()
