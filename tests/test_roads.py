@@ -1,5 +1,6 @@
 """Lane graph geometry, routing tables, highway and junction builders, and their input checks."""
 
+import dataclasses
 import math
 
 import numpy as np
@@ -31,6 +32,14 @@ def test_point_and_pose_on_a_straight_lane():
     )
     assert torch.allclose(pos, torch.tensor([[[10.0, -6.5]]]), atol=1e-4)  # d > 0 is to the left (+y)
     assert torch.allclose(heading, torch.tensor([[0.2]]), atol=1e-6)
+
+
+def test_tables_too_large_for_int32_indices_are_refused():
+    road = build_highway(STRAIGHT)
+    # An expanded view: 2^31 + 2 entries without the memory.
+    huge = torch.zeros(1, 1, 1, 1).expand(1, 1, 2**30 + 1, 2)
+    with pytest.raises(ValueError, match=r"lane_xy has 2,147,483,650 .*at most 2,147,483,647"):
+        lane_point(dataclasses.replace(road, lane_xy=huge), _one(0), torch.tensor([[0]]), torch.tensor([[1.0]]))
 
 
 def test_arc_lane_has_its_curvature_and_positions():
