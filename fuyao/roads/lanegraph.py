@@ -20,6 +20,8 @@ import torch
 
 from fuyao.roads.routing import RoutingTables, build_routing_tables
 
+INT32_MAX = 2**31 - 1  # table entries a bank may have: `fuyao.sim.geometry` indexes them in int32
+
 
 class MapError(ValueError):
     """A road map that cannot be built: the message names the field, its value and what is allowed."""
@@ -172,6 +174,14 @@ class RoadMap:
     route: RoutingTables
     names: tuple[str, ...] = ()
     has_conflicts: bool = False  # any connector lanes that cross or merge (a static flag: no host sync)
+
+    def __post_init__(self) -> None:
+        # `fuyao.sim.geometry` indexes these tables in int32; checked on shapes only, once per bank.
+        if max(self.lane_xy.numel(), self.route.cost.numel()) > INT32_MAX:
+            raise MapError(
+                f"RoadMap: lane_xy has {self.lane_xy.numel():,} and route tables {self.route.cost.numel():,} entries; "
+                f"allowed: at most {INT32_MAX:,} (int32 indices): use fewer maps per bank or fewer points per lane"
+            )
 
     @property
     def num_maps(self) -> int:
