@@ -127,6 +127,8 @@ class BenchTrainArgs:
     """Throughput: network encoder (default: the preset's)."""
     hidden: int | None = None
     """Throughput: network width (default: the preset's)."""
+    respawn: bool | None = None
+    """Throughput: agents out of their episode enter again at once (`SimConfig.respawn`; default: the preset's)."""
     sb3_timesteps: int = 0
     """Also time Stable-Baselines3 PPO on highway-fast-v0 for this many timesteps (needs fuyao[compare])."""
     compile: bool | None = None
@@ -337,6 +339,7 @@ def cmd_bench_train(args: BenchTrainArgs) -> dict:
             encoder=args.encoder,
             hidden=args.hidden,
             precision=args.precision,
+            respawn=args.respawn,
         )
     else:
         out = bench_train.time_to_target(

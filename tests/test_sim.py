@@ -368,3 +368,75 @@ def test_on_ramp_starts_put_the_first_controlled_car_on_the_ramp():
         world.road.route.cost, world.road, st.map_id.unsqueeze(1), st.vehicles.lane[:, :1], st.vehicles.dest[:, :1]
     )
     assert bool((cost < 5.0e8).all())
+
+
+def _self_play_rollout(cfg, decisions, seed=0):
+    """(state before, result) of every decision of `cfg`'s worlds under random meta actions."""
+    world = World(cfg)
+    st = world.reset(seed=seed)
+    g = torch.Generator().manual_seed(seed)
+    out = []
+    for _ in range(decisions):
+        r = world.step(st, torch.randint(0, 5, (cfg.worlds, cfg.controlled), generator=g))
+        out.append((st, r))
+        st = r.state
+    return world, out
+
+
+def test_respawned_agents_enter_clear_road_entries_as_fresh_controlled_cars():
+    from fuyao.sim.geometry import lane_attr, route_attr
+    from fuyao.sim.reset import CONTROLLED_CAR
+
+    cfg = preset("highway", worlds=16, controlled=6, respawn=True)
+    world, rollout = _self_play_rollout(cfg, 12)
+    road = world.road
+    respawned = waited = 0
+    for before, r in rollout:
+        v, m = r.state.vehicles, r.state.map_id.unsqueeze(1)
+        c = cfg.controlled
+        ended = (r.terminated | ~before.active) & ~r.world_done.unsqueeze(1)
+        back = ended & r.state.active
+        respawned += int(back.sum())
+        waited += int((ended & ~r.state.active).sum())
+        # A slot out of its episode is off the road (crashed cars towed) unless it came back.
+        assert not bool((ended & ~r.state.active & v.present[:, :c]).any())
+        new = torch.nn.functional.pad(back, (0, v.s.shape[1] - c))
+        if not bool(new.any()):
+            continue
+        assert bool((v.s[new] == 0.0).all()) and bool((v.d[new] == 0.0).all())
+        assert bool(lane_attr(road.lane_is_source, road, m, v.lane)[new].all())
+        assert bool(v.controlled[new].all()) and not bool(v.crashed[new].any())
+        for name, value in CONTROLLED_CAR.items():
+            assert bool((getattr(v, name)[new] == value).all()), name
+        assert bool((v.speed[new] <= cfg.ego_speed).all())
+        assert bool((route_attr(road.route.cost, road, m, v.lane, v.dest)[new] < 5.0e8).all())
+        # The entry was clear: no other car on that lane within spawn_gap_m of its start.
+        same_lane = (v.lane.unsqueeze(2) == v.lane.unsqueeze(1)) & v.present.unsqueeze(1)
+        near = same_lane & ((v.s.unsqueeze(1) - 0.5 * v.length.unsqueeze(1)) <= cfg.spawn_gap_m)
+        near = near & ~torch.eye(v.s.shape[1], dtype=torch.bool).unsqueeze(0)
+        assert not bool(near[new].any())
+    assert respawned > 20  # random actions crash often; most agents come straight back
+
+
+def test_respawn_keeps_self_play_slots_busy_and_changes_nothing_for_one_controlled_car():
+    def active_fraction(respawn):
+        _, rollout = _self_play_rollout(preset("smoke", worlds=8, controlled=4, respawn=respawn), 10)
+        return sum(float(st.active.float().mean()) for st, _ in rollout) / len(rollout)
+
+    assert active_fraction(True) > active_fraction(False) + 0.1
+
+    def one_car(respawn):
+        _, rollout = _self_play_rollout(preset("smoke", worlds=8, respawn=respawn), 14, seed=1)
+        return [(r.state.vehicles.s, r.state.vehicles.lane, r.reward, r.terminated) for _, r in rollout]
+
+    for a, b in zip(one_car(False), one_car(True)):
+        assert all(torch.equal(x, y) for x, y in zip(a, b))
+
+
+def test_respawn_rollouts_are_deterministic():
+    cfg = preset("smoke", worlds=6, controlled=4, respawn=True)
+    a = [r.state for _, r in _self_play_rollout(cfg, 8, seed=5)[1]]
+    b = [r.state for _, r in _self_play_rollout(cfg, 8, seed=5)[1]]
+    for x, y in zip(a, b):
+        assert torch.equal(x.vehicles.s, y.vehicles.s) and torch.equal(x.active, y.active)
+        assert torch.equal(x.vehicles.dest, y.vehicles.dest)

@@ -19,7 +19,9 @@
     inactive until the whole world resets: `infos["active"]` False, reward 0, terminated and truncated False,
     an all-zero observation. Its next episode starts, without a flag, at the step its world resets (when every
     controlled vehicle of the world is done or time is up). Mask inactive steps out of the loss with
-    `infos["active"]`.
+    `infos["active"]`. With `SimConfig.respawn` it instead enters again as a new agent at a clear road entry
+    while its world drives on: the returned observation is then its new episode's first, as for a reset world
+    (it stays inactive, as above, for the decisions its entry is blocked).
 
 `FuyaoEnv` (gymnasium.Env)
     One world with one controlled vehicle; NumPy float32 observations, `int` (meta) or `(2,)` float (continuous)

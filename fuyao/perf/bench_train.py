@@ -106,9 +106,10 @@ def training_throughput(
     encoder: str | None = None,
     hidden: int | None = None,
     precision: str | None = None,
+    respawn: bool | None = None,
 ) -> dict[str, Any]:
     """PPO decisions/s including learning, every vehicle driven by the policy; `iterations` PPO iterations of
-    the preset (optionally another network or precision), the first not counted."""
+    the preset (optionally another network, precision or respawn rule), the first not counted."""
     from fuyao.pilots.networks import PolicyConfig
     from fuyao.train import ppo
     from fuyao.train.distributed import Dist
@@ -116,7 +117,12 @@ def training_throughput(
 
     base = train_preset(preset)
     compile = base.compile if compile is None else compile
-    sim = dataclasses.replace(base.sim, controlled=base.sim.vehicles, worlds=worlds or base.sim.worlds)
+    sim = dataclasses.replace(
+        base.sim,
+        controlled=base.sim.vehicles,
+        worlds=worlds or base.sim.worlds,
+        respawn=base.sim.respawn if respawn is None else respawn,
+    )
     policy = PolicyConfig(encoder=encoder or base.policy.encoder, hidden=hidden or base.policy.hidden)
     cfg = dataclasses.replace(
         base,
@@ -137,6 +143,11 @@ def training_throughput(
         session.logger.close()
     rows = [json.loads(line) for line in open(out / "metrics.jsonl")][-iterations:]
     timed = rows[1:] or rows
+    # Decisions count agents that were driving; slots idle between an agent's episode and its respawn (or its
+    # world's reset) cost the same compute and count nothing.
+    slots = sim.worlds * sim.controlled * cfg.ppo.rollout_steps
+    done_before = [0.0] + [r["decisions"] for r in rows[:-1]]
+    active = [(r["decisions"] - d) / slots for r, d in zip(rows, done_before)][1:] or [rows[0]["decisions"] / slots]
     return {
         "preset": preset,
         "self_play": True,
@@ -146,6 +157,8 @@ def training_throughput(
         "hidden": policy.hidden,
         "iterations_timed": len(timed),
         "decisions_per_s": statistics.median(r["decisions_per_s"] for r in timed),
+        "active_fraction": statistics.median(active),
+        "respawn": sim.respawn,
         "time_fractions": {k: statistics.median(r[f"time_{k}_frac"] for r in timed) for k in ("sim", "act", "learn")},
         "compile": compile,
         "precision": cfg.precision,

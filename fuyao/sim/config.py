@@ -109,6 +109,10 @@ class SimConfig:
     ego_ramp_fraction: float = 0.0  # share of episodes whose first controlled vehicle starts on the on-ramp
     spawn_gap_m: float = 25.0  # minimum centre distance between vehicles placed in one lane at reset
     inflow: bool = True  # refill free slots at the road's entries so traffic does not thin out
+    # Several controlled vehicles (self-play): an agent whose episode ended enters again at a road entry as a new
+    # agent while its world drives on (`fuyao.sim.step.respawn`), instead of waiting for the whole world to reset.
+    # No effect with one controlled vehicle: its world resets when it is done.
+    respawn: bool = False
     neighbours: int = 8  # K nearest vehicles in the native observation
     lookahead_m: tuple[float, ...] = (0.0, 10.0, 25.0, 50.0, 80.0, 120.0)  # lane geometry points ahead
     kinematics_vehicles: int = 5  # highway-kinematics rows (ego first)

@@ -17,7 +17,7 @@ from fuyao.sim.rng import uniform
 from fuyao.sim.state import Vehicles, WorldState, replace
 
 # Random streams (any distinct integers; changing one changes the rollouts, so the golden numbers too).
-S_MAP, S_LANE, S_POS, S_DRIVER, S_DEST, S_EGO_DEST, S_INFLOW, S_RAMP = range(1, 9)
+S_MAP, S_LANE, S_POS, S_DRIVER, S_DEST, S_EGO_DEST, S_INFLOW, S_RAMP, S_RESPAWN = range(1, 10)
 UNREACHABLE_HALF = 5.0e8
 RAMP_KIND = 1  # `RoadMap.lane_kind` of ramp lanes
 RAMP_START_S = 30.0  # m along the on-ramp where an on-ramp start puts the first controlled vehicle
@@ -36,6 +36,11 @@ def car_driver(z):
         idm_decel=2.0 + 1.0 * z,
         politeness=0.6 - 0.5 * z,
     )
+
+
+# Controlled cars: one fixed ordinary car and driver (the middle of the car range), so that the rule-based pilot
+# drives every controlled car alike: its decisions depend on the scene only, never on a hidden draw.
+CONTROLLED_CAR = dict(length=5.0, width=2.0, max_speed=45.0, idm_delta=4.0, **car_driver(0.5))
 
 
 def sample_drivers(cfg: SimConfig, key, counter, shape: tuple[int, int], device) -> dict[str, torch.Tensor]:
@@ -160,10 +165,7 @@ def reset_state(
     def zeros():  # a fresh tensor per field: aliased fields would make compiled steps guard on identity
         return torch.zeros_like(s)
 
-    # Controlled cars: one fixed ordinary car and driver (the middle of the car range), so that the rule-based
-    # pilot drives every controlled car alike: its decisions depend on the scene only, never on a hidden draw.
-    controlled_car = dict(length=5.0, width=2.0, max_speed=45.0, idm_delta=4.0, **car_driver(0.5))
-    for name, value in controlled_car.items():
+    for name, value in CONTROLLED_CAR.items():
         drivers[name] = torch.where(controlled, torch.full_like(s, value), drivers[name])
     speeds = torch.tensor(cfg.target_speeds, device=device)
     nearest = (speed.unsqueeze(-1) - speeds).abs().argmin(-1)
@@ -251,6 +253,7 @@ def start_on_ramp(state: WorldState, road: RoadMap, cfg: SimConfig, where: torch
 
 
 __all__ = [
+    "CONTROLLED_CAR",
     "car_driver",
     "has_on_ramp",
     "on_ramp_lanes",

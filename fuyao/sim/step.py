@@ -28,7 +28,14 @@ from fuyao.sim.geometry import (
     wrap_angle,
 )
 from fuyao.sim.neighbours import Surroundings, surroundings
-from fuyao.sim.reset import S_INFLOW, reset_state, sample_destination, sample_drivers
+from fuyao.sim.reset import (
+    CONTROLLED_CAR,
+    S_INFLOW,
+    S_RESPAWN,
+    reset_state,
+    sample_destination,
+    sample_drivers,
+)
 from fuyao.sim.rng import uniform
 from fuyao.sim.state import Vehicles, WorldState, replace, where_world
 
@@ -309,19 +316,20 @@ def cost_to_go(road: RoadMap, state: WorldState) -> torch.Tensor:
     return (cost - v.s).clamp(min=0.0)
 
 
-def inflow(state: WorldState, road: RoadMap, cfg: SimConfig) -> WorldState:
-    """Refill free background slots at the map's entry lanes, one car per entry lane and decision, where the
-    entry is clear for `spawn_gap_m`."""
+def _entry_spawn(state: WorldState, road: RoadMap, cfg: SimConfig, free: torch.Tensor, stream: int):
+    """Which of the slots `free [W, N]` enter the map this decision: each draws an entry lane (a source lane that
+    is not a junction connector); per entry lane the lowest such slot spawns at s = 0 if the lane is clear for
+    `spawn_gap_m`. Returns `spawn [W, N]`, the drawn `lane`, the speed of the first car on that lane (1e6 if
+    none: a new car is never faster) and a uniform draw `[W, N]` for the destination."""
     v = state.vehicles
-    m = state.map_id
     w, n = v.s.shape
     num_lanes = road.max_lanes
-    source = road.lane_is_source[m] & road.lane_valid[m] & (road.lane_kind[m] != 2)  # [W, L]
-    u = uniform(state.seed, state.ticks, (n, 2), S_INFLOW)
+    source = road.lane_is_source[state.map_id] & road.lane_valid[state.map_id] & (road.lane_kind[state.map_id] != 2)
+    u = uniform(state.seed, state.ticks, (n, 2), stream)
     cdf = torch.cumsum(source.float(), dim=1)
     cdf = cdf / cdf[:, -1:].clamp(min=1.0)
     lane = torch.searchsorted(cdf, u[..., 0].contiguous(), right=True).clamp(max=num_lanes - 1)
-    free = ~v.present & ~v.controlled & source.any(dim=1, keepdim=True)
+    free = free & source.any(dim=1, keepdim=True)
     big = torch.full((w, num_lanes), 1.0e6, device=v.s.device)
     occupied_s = torch.where(v.present, v.s - 0.5 * v.length, 1.0e6)
     first_s = big.scatter_reduce(1, v.lane.clamp(min=0), occupied_s, reduce="amin")
@@ -337,29 +345,70 @@ def inflow(state: WorldState, road: RoadMap, cfg: SimConfig) -> WorldState:
         1, lane, torch.where(candidate, slot_ids, n), reduce="amin"
     )
     spawn = candidate & (winner_slot.gather(1, lane) == slot_ids)
-    drivers = sample_drivers(cfg, state.seed, state.ticks, (w, n), v.s.device)
-    limit = lane_attr(road.lane_speed_limit, road, m, lane)
-    desired = torch.minimum(drivers["desire"] * limit, drivers["max_speed"])
-    speed = torch.minimum(desired * drivers.pop("init_fraction"), lane_speed.gather(1, lane))
-    dest = sample_destination(road, cfg, m, lane, u[..., 1], cfg.drivers.exit_fraction)
+    return spawn, lane, lane_speed.gather(1, lane), u[..., 1]
+
+
+def _entered(v: Vehicles, spawn: torch.Tensor, lane: torch.Tensor, **fields: torch.Tensor) -> Vehicles:
+    """`v` with the slots `spawn` replaced by a car at the start (s = 0) of `lane`, at rest laterally."""
     zeros = torch.zeros_like(v.s)
     fresh = dict(
         lane=lane,
         s=zeros,
         d=zeros,
         psi=zeros,
-        speed=speed,
         accel=zeros,
         steer=zeros,
-        dest=dest,
         lc_dir=torch.zeros_like(lane),
-        target_speed=desired,
         present=torch.ones_like(v.present),
         crashed=torch.zeros_like(v.present),
-        **drivers,
+        **fields,
     )
-    merged = {k: torch.where(spawn, val, getattr(v, k)) for k, val in fresh.items()}
-    return replace(state, vehicles=replace(v, **merged))
+    return replace(v, **{k: torch.where(spawn, val, getattr(v, k)) for k, val in fresh.items()})
+
+
+def inflow(state: WorldState, road: RoadMap, cfg: SimConfig) -> WorldState:
+    """Refill free background slots at the map's entry lanes, one car per entry lane and decision, where the
+    entry is clear for `spawn_gap_m`."""
+    v = state.vehicles
+    w, n = v.s.shape
+    spawn, lane, lane_speed, u_dest = _entry_spawn(state, road, cfg, ~v.present & ~v.controlled, S_INFLOW)
+    drivers = sample_drivers(cfg, state.seed, state.ticks, (w, n), v.s.device)
+    limit = lane_attr(road.lane_speed_limit, road, state.map_id, lane)
+    desired = torch.minimum(drivers["desire"] * limit, drivers["max_speed"])
+    speed = torch.minimum(desired * drivers.pop("init_fraction"), lane_speed)
+    dest = sample_destination(road, cfg, state.map_id, lane, u_dest, cfg.drivers.exit_fraction)
+    v = _entered(v, spawn, lane, speed=speed, dest=dest, target_speed=desired, **drivers)
+    return replace(state, vehicles=v)
+
+
+def respawn(state: WorldState, road: RoadMap, cfg: SimConfig) -> WorldState:
+    """Controlled slots whose agent is out of its episode (crashed, off the road, arrived, missed its exit) enter
+    again as a new agent, as MetaDrive's multi-agent environments respawn theirs: the old car is towed away, and
+    the new one starts at an entry lane clear for `spawn_gap_m` (at most one car per entry lane and decision;
+    a slot whose entry is blocked waits, inactive, for a later decision) with the controlled car's parameters, at
+    `ego_speed` (no faster than the lane's limit and its first car), on a route drawn like a reset's
+    (`ego_exit_fraction`)."""
+    v = state.vehicles
+    w, n = v.s.shape
+    c = state.active.shape[1]
+    ended = v.controlled[:, :c] & ~state.active
+    # Padded as uint8, as in `end_decision` (Inductor's CPU vectoriser and padded bools).
+    out = torch.nn.functional.pad(ended.to(torch.uint8), (0, n - c)).bool()
+    v = replace(v, present=v.present & ~out)
+    state = replace(state, vehicles=v)
+    spawn, lane, lane_speed, u_dest = _entry_spawn(state, road, cfg, out, S_RESPAWN)
+    m = state.map_id
+    limit = lane_attr(road.lane_speed_limit, road, m, lane)
+    speed = torch.minimum(torch.minimum(torch.full_like(limit, cfg.ego_speed), limit), lane_speed)
+    speeds = torch.tensor(cfg.target_speeds, device=v.s.device)
+    target = speeds[(speed.unsqueeze(-1) - speeds).abs().argmin(-1)]
+    dest = sample_destination(road, cfg, m, lane, u_dest, cfg.ego_exit_fraction)
+    fields = {k: torch.full_like(v.s, value) for k, value in CONTROLLED_CAR.items()}
+    fields.update(
+        speed=speed, dest=dest, target_speed=target, cmd_accel=torch.zeros_like(v.s), cmd_steer=torch.zeros_like(v.s)
+    )
+    v = _entered(v, spawn, lane, **fields)
+    return replace(state, vehicles=v, active=state.active | spawn[:, :c])
 
 
 @dataclass(frozen=True)
@@ -442,7 +491,8 @@ def end_decision(
     road: RoadMap,
     cfg: SimConfig,
 ) -> StepResult:
-    """Score the decision, tow crashed cars away, refill traffic, auto-reset finished worlds."""
+    """Score the decision, tow crashed cars away, refill traffic, respawn agents (`cfg.respawn`), auto-reset
+    finished worlds."""
     from fuyao.sim.reward import reward_terms, total_reward
 
     c = cfg.controlled
@@ -513,6 +563,8 @@ def end_decision(
         "world_background_vehicle_s": background_present.float() / cfg.decision_hz,
     }
     final_state = state
+    if cfg.respawn and c > 1:
+        state = respawn(state, road, cfg)
     fresh = reset_state(road, cfg, state.seed, state.episode + 1, state.ticks)
     state = where_world(world_done, fresh, state)
     return StepResult(state, final_state, reward, terminated, truncated, world_done, info)

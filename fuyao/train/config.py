@@ -164,6 +164,10 @@ HIGHWAY = TrainConfig(
         # Half the episodes begin with a merge from the on-ramp (the evaluation's `merge` scenario): without
         # them the pilot never sees an acceleration lane end and drives off it.
         ego_ramp_fraction=0.5,
+        # An agent that crashed, arrived or missed its exit enters again at a road entry while its world drives on:
+        # without it a quarter of the slots sat idle waiting for their world's reset (all of a slot's compute,
+        # world step and update, spent for nothing); with every vehicle self-driven, over half.
+        respawn=True,
         # A crash must cost more than the progress a bolder pilot gains over an episode (~40 decisions). A missed
         # exit costs half a crash: at -40 the pilot forced its way to the off-ramp and crashed there (10% of `exit`
         # episodes); at -10 it drifted into off-ramp lanes it did not need (BENCHMARKS.md runs 6-7, 19-20).
