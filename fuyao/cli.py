@@ -128,7 +128,7 @@ class BenchTrainArgs:
     hidden: int | None = None
     """Throughput: network width (default: the preset's)."""
     respawn: bool | None = None
-    """Throughput: agents out of their episode enter again at once (`SimConfig.respawn`; default: the preset's)."""
+    """Agents out of their episode enter again at once (`SimConfig.respawn`; default: the preset's)."""
     sb3_timesteps: int = 0
     """Also time Stable-Baselines3 PPO on highway-fast-v0 for this many timesteps (needs fuyao[compare])."""
     compile: bool | None = None
@@ -352,6 +352,7 @@ def cmd_bench_train(args: BenchTrainArgs) -> dict:
             args.seed,
             args.compile,
             args.precision,
+            args.respawn,
         )
     if args.sb3_timesteps > 0:
         ref = bench_train.sb3_highway_fast(args.sb3_timesteps)

@@ -38,6 +38,7 @@ def time_to_target(
     seed: int = 0,
     compile: bool | None = None,
     precision: str | None = None,
+    respawn: bool | None = None,
 ) -> dict[str, Any]:
     from fuyao.evaluation import evaluate, get_suite
     from fuyao.pilots import RuleBasedPilot
@@ -64,6 +65,7 @@ def time_to_target(
         eval_episodes=eval_episodes,
         compile=base.compile if compile is None else compile,
         precision=precision or base.precision,
+        sim=dataclasses.replace(base.sim, respawn=base.sim.respawn if respawn is None else respawn),
     )
     summary = train(cfg, device, stop_when=reached)
     curve = summary["curve"]
@@ -79,6 +81,7 @@ def time_to_target(
         "eval_every": eval_every,
         "compile": cfg.compile,
         "precision": cfg.precision,
+        "respawn": cfg.sim.respawn,
         "target": target,
         "rule_based": {k: reference[k] for k in ("score", "collision_rate", "progress_m", "route_completion")},
         "rule_based_eval_s": reference_s,

@@ -164,10 +164,12 @@ HIGHWAY = TrainConfig(
         # Half the episodes begin with a merge from the on-ramp (the evaluation's `merge` scenario): without
         # them the pilot never sees an acceleration lane end and drives off it.
         ego_ramp_fraction=0.5,
-        # An agent that crashed, arrived or missed its exit enters again at a road entry while its world drives on:
-        # without it a quarter of the slots sat idle waiting for their world's reset (all of a slot's compute,
-        # world step and update, spent for nothing); with every vehicle self-driven, over half.
-        respawn=True,
+        # No respawn (`sim.respawn`): an agent that crashed, arrived or missed its exit waits for its world's reset.
+        # Respawning at a road entry keeps every slot driving (~20% of them idle without it) and trains ~10% more
+        # decisions in the same time, but on the time-to-target bench it learned a pilot that crashes more
+        # (collisions 0.030-0.045 against 0.000-0.015 at the same decisions; seed 0 not reached in 600 s, against
+        # reached in 407 s without it; BENCHMARKS.md runs 22-23).
+        respawn=False,
         # A crash must cost more than the progress a bolder pilot gains over an episode (~40 decisions). A missed
         # exit costs half a crash: at -40 the pilot forced its way to the off-ramp and crashed there (10% of `exit`
         # episodes); at -10 it drifted into off-ramp lanes it did not need (BENCHMARKS.md runs 6-7, 19-20).
