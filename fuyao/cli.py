@@ -128,7 +128,8 @@ class BenchTrainArgs:
     hidden: int | None = None
     """Throughput: network width (default: the preset's)."""
     respawn: bool | None = None
-    """Agents out of their episode enter again at once (`SimConfig.respawn`; default: the preset's)."""
+    """Agents out of their episode enter again at once (`SimConfig.respawn`; default: the preset's for time to
+    target, on for --throughput, where every vehicle is the policy's)."""
     sb3_timesteps: int = 0
     """Also time Stable-Baselines3 PPO on highway-fast-v0 for this many timesteps (needs fuyao[compare])."""
     compile: bool | None = None

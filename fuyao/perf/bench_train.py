@@ -111,8 +111,9 @@ def training_throughput(
     precision: str | None = None,
     respawn: bool | None = None,
 ) -> dict[str, Any]:
-    """PPO decisions/s including learning, every vehicle driven by the policy; `iterations` PPO iterations of
-    the preset (optionally another network, precision or respawn rule), the first not counted."""
+    """PPO decisions/s including learning, every vehicle driven by the policy and agents respawning (unless
+    `respawn=False`); `iterations` PPO iterations of the preset (optionally another network or precision), the
+    first not counted."""
     from fuyao.pilots.networks import PolicyConfig
     from fuyao.train import ppo
     from fuyao.train.distributed import Dist
@@ -124,7 +125,9 @@ def training_throughput(
         base.sim,
         controlled=base.sim.vehicles,
         worlds=worlds or base.sim.worlds,
-        respawn=base.sim.respawn if respawn is None else respawn,
+        # Every vehicle is the policy's, as in MetaDrive's multi-agent environments, which respawn their agents:
+        # without it ~78% of the slots idle once their cars crash or arrive (`active_fraction`).
+        respawn=True if respawn is None else respawn,
     )
     policy = PolicyConfig(encoder=encoder or base.policy.encoder, hidden=hidden or base.policy.hidden)
     cfg = dataclasses.replace(
