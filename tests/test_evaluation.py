@@ -428,4 +428,4 @@ def test_cli_eval_space_mismatch_names_both_spaces(tmp_path):
     proc = fuyao("eval", str(path), "--suite", "smoke")
     assert proc.returncode == 2 and "Traceback" not in proc.stderr
     text = " ".join((proc.stderr + proc.stdout).split())  # rich wraps long lines
-    assert "observation space Box" in text and "(5, 5)" in text and "(197,)" in text
+    assert "observation space Box" in text and "(5, 5)" in text and "(202,)" in text

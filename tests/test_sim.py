@@ -440,3 +440,52 @@ def test_respawn_rollouts_are_deterministic():
     for x, y in zip(a, b):
         assert torch.equal(x.vehicles.s, y.vehicles.s) and torch.equal(x.active, y.active)
         assert torch.equal(x.vehicles.dest, y.vehicles.dest)
+
+
+def test_native_observation_lane_potential_is_the_idm_acceleration_per_lane():
+    """The lane-potential block: the ego's IDM acceleration behind each lane's leader and the one it would impose
+    on a new follower, in the scene of the lane-neighbour test."""
+    from fuyao.sim.observe import POTENTIAL_FEATURES, ROUTE_FEATURES, TRAFFIC_FEATURES, observe
+    from fuyao.sim.step import driver_params, effective_limit
+    from fuyao.sim.traffic import idm_acceleration
+
+    cfg = SimConfig(worlds=1, vehicles=4, controlled=1, inflow=False)
+    road = build_highway(HighwayConfig(lanes=3, max_curvature=0.0, on_ramp_s=None, off_ramp_s=None, length_m=2000.0))
+    st = scene(
+        road,
+        cfg,
+        [
+            [
+                dict(lane=1, s=500.0, speed=25.0, controlled=True),
+                dict(lane=1, s=540.0, speed=20.0, length=5.0),  # own leader: gap 35 m, 5 m/s slower
+                dict(lane=0, s=480.0, speed=30.0, length=5.0),  # lane 0: a follower 15 m back, 5 m/s faster
+                dict(lane=2, s=600.0, speed=25.0, length=10.0),  # lane 2: a leader 92.5 m ahead, same speed
+            ]
+        ],
+    )
+    end = -ROUTE_FEATURES - TRAFFIC_FEATURES
+    own, left, right, imposed_left, imposed_right = observe(st, road, cfg)[
+        0, 0, end - POTENTIAL_FEATURES : end
+    ].tolist()
+    v = st.vehicles
+    p = driver_params(v, effective_limit(road, st.map_id, v))
+
+    def idm(speed, gap, lead_speed, has_lead=True):
+        def one(x):
+            return torch.tensor([[x]], dtype=torch.float32)
+
+        q = type(p)(*(getattr(p, f)[:, :1] for f in p.__dataclass_fields__))
+        a = idm_acceleration(one(speed), one(gap), one(lead_speed), torch.tensor([[has_lead]]), q)
+        return max(-2.0, min(1.0, a.item() / 5.0))
+
+    assert own == pytest.approx(idm(25.0, 35.0, 20.0), abs=1e-5)
+    assert own < 0.0  # closing on a slower leader at 35 m
+    lane0_left = road.lane_left[0, 1].item() == 0
+    lead_0, lead_2 = (left, right) if lane0_left else (right, left)
+    imposed_0, imposed_2 = (imposed_left, imposed_right) if lane0_left else (imposed_right, imposed_left)
+    assert lead_0 == pytest.approx(idm(25.0, 1.0e4, 25.0, has_lead=False), abs=1e-5)  # nobody ahead in lane 0
+    assert lead_2 == pytest.approx(idm(25.0, 92.5, 25.0), abs=1e-5)
+    assert lead_0 > own and lead_2 > own  # both side lanes are better than staying behind the slow leader
+    # The lane 0 follower (30 m/s, 15 m behind) would brake hard for the ego; nobody follows in lane 2.
+    assert imposed_0 == pytest.approx(idm(30.0, 15.0, 25.0), abs=1e-5)
+    assert imposed_0 < -0.2 and imposed_2 == 0.0

@@ -8,6 +8,11 @@ native `[W, C, F]` (flat, fixed size):
                         frame), length/10, width/3, lane relation one-hot (same, left, right, other)
     3 lanes (own, left, right) x (exists + len(lookahead) points x (x/100, y/10, relative yaw)), ego frame,
                         continuing on the route's successor past a lane's end
+    lane potential (5)  the car-following quantities MOBIL weighs, as IDM accelerations/5 clipped to [-2, 1]:
+                        the ego's behind the own, left and right lane's leader (-2 where the lane does not
+                        exist), and the one a new follower in the left and right lane would need behind the ego
+                        (0 where there is none); the ego's own driver parameters stand for the follower's, which
+                        are not observable
     traffic (18)        leader and follower in the own, left and right lanes (along the lanes, as car
                         following and lane-change decisions see them): present, bumper gap/50 (clipped to
                         [-1, 2]), their speed minus own/30
@@ -31,11 +36,15 @@ from fuyao.sim.config import ObservationType, SimConfig
 from fuyao.sim.geometry import lane_attr, lane_point, next_lane, route_attr, vehicle_pose, wrap_angle
 from fuyao.sim.neighbours import surroundings
 from fuyao.sim.state import WorldState
+from fuyao.sim.step import driver_params, effective_limit
+from fuyao.sim.traffic import DriverParams, idm_acceleration
 
 EGO_FEATURES = 10
 NEIGHBOUR_FEATURES = 13
 ROUTE_FEATURES = 8
 TRAFFIC_FEATURES = 18  # 6 lane neighbours x (present, gap, relative speed)
+# IDM acceleration behind the own / left / right lane's leader, and imposed on the new left / right follower
+POTENTIAL_FEATURES = 5
 KINEMATICS_FEATURES = ("presence", "x", "y", "vx", "vy")
 HIGHWAY_ENV_MAX_SPEED = 40.0  # m/s, highway-env Vehicle.MAX_SPEED
 HIGHWAY_ENV_LANE_WIDTH = 4.0  # m, AbstractLane.DEFAULT_WIDTH
@@ -45,7 +54,14 @@ def observation_shape(cfg: SimConfig) -> tuple[int, ...]:
     if cfg.observation is ObservationType.HIGHWAY_KINEMATICS:
         return (cfg.kinematics_vehicles, len(KINEMATICS_FEATURES))
     lane_features = 3 * (1 + 3 * len(cfg.lookahead_m))
-    return (EGO_FEATURES + cfg.neighbours * NEIGHBOUR_FEATURES + lane_features + TRAFFIC_FEATURES + ROUTE_FEATURES,)
+    return (
+        EGO_FEATURES
+        + cfg.neighbours * NEIGHBOUR_FEATURES
+        + lane_features
+        + POTENTIAL_FEATURES
+        + TRAFFIC_FEATURES
+        + ROUTE_FEATURES,
+    )
 
 
 def observe(state: WorldState, road: RoadMap, cfg: SimConfig) -> torch.Tensor:
@@ -166,6 +182,31 @@ def native(state: WorldState, road: RoadMap, cfg: SimConfig) -> torch.Tensor:
         ]
     traffic = torch.stack(traffic, dim=-1)
 
+    # Lane potential: what MOBIL compares, so that a pilot can see where a lane change pays (a cloned pilot that saw
+    # only gaps and speed differences almost never overtook, BENCHMARKS.md "Runs 17-20 and a diagnosis").
+    full = driver_params(v, effective_limit(road, m, v))
+    params = DriverParams(*(getattr(full, f)[:, :c] for f in full.__dataclass_fields__))
+
+    def behind(nb):  # the ego following `nb`
+        return idm_acceleration(own_speed, nb.gap[:, :c], nb.speed[:, :c], nb.exists[:, :c], params)
+
+    def imposed(nb):  # `nb` following the ego
+        ok = nb.exists[:, :c]
+        return torch.where(ok, idm_acceleration(nb.speed[:, :c], nb.gap[:, :c], own_speed, ok, params), 0.0)
+
+    has_left, has_right = sur.left_lane[:, :c] >= 0, sur.right_lane[:, :c] >= 0
+    potential = torch.stack(
+        [
+            behind(sur.lead),
+            torch.where(has_left, behind(sur.left_lead), -10.0),
+            torch.where(has_right, behind(sur.right_lead), -10.0),
+            imposed(sur.left_follow),
+            imposed(sur.right_follow),
+        ],
+        dim=-1,
+    )
+    potential = (potential / 5.0).clamp(-2.0, 1.0)
+
     changes = route_attr(road.route.changes, road, m, lane, dest)
     remaining = route_attr(road.route.deadline, road, m, lane, dest) - v.s[:, :c]
     cost = route_attr(road.route.cost, road, m, lane, dest) - v.s[:, :c]
@@ -188,7 +229,7 @@ def native(state: WorldState, road: RoadMap, cfg: SimConfig) -> torch.Tensor:
         ],
         dim=-1,
     )
-    obs = torch.cat([ego, neighbours, lanes, traffic, route], dim=-1)
+    obs = torch.cat([ego, neighbours, lanes, potential, traffic, route], dim=-1)
     return obs * state.active.unsqueeze(-1)
 
 
