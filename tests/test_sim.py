@@ -446,6 +446,7 @@ def test_native_observation_lane_potential_is_the_idm_acceleration_per_lane():
     """The lane-potential block: the ego's IDM acceleration behind each lane's leader and the one it would impose
     on a new follower, in the scene of the lane-neighbour test."""
     from fuyao.sim.observe import POTENTIAL_FEATURES, ROUTE_FEATURES, TRAFFIC_FEATURES, observe
+    from fuyao.sim.state import first_slots
     from fuyao.sim.step import driver_params, effective_limit
     from fuyao.sim.traffic import idm_acceleration
 
@@ -467,15 +468,14 @@ def test_native_observation_lane_potential_is_the_idm_acceleration_per_lane():
     own, left, right, imposed_left, imposed_right = observe(st, road, cfg)[
         0, 0, end - POTENTIAL_FEATURES : end
     ].tolist()
-    v = st.vehicles
-    p = driver_params(v, effective_limit(road, st.map_id, v))
+    ego = first_slots(st.vehicles, 1)
+    p = driver_params(ego, effective_limit(road, st.map_id, ego))  # the controlled car's, [1, 1] each
 
     def idm(speed, gap, lead_speed, has_lead=True):
         def one(x):
             return torch.tensor([[x]], dtype=torch.float32)
 
-        q = type(p)(*(getattr(p, f)[:, :1] for f in p.__dataclass_fields__))
-        a = idm_acceleration(one(speed), one(gap), one(lead_speed), torch.tensor([[has_lead]]), q)
+        a = idm_acceleration(one(speed), one(gap), one(lead_speed), torch.tensor([[has_lead]]), p)
         return max(-2.0, min(1.0, a.item() / 5.0))
 
     assert own == pytest.approx(idm(25.0, 35.0, 20.0), abs=1e-5)

@@ -35,9 +35,9 @@ from fuyao.roads.lanegraph import RoadMap
 from fuyao.sim.config import ObservationType, SimConfig
 from fuyao.sim.geometry import lane_attr, lane_point, next_lane, route_attr, vehicle_pose, wrap_angle
 from fuyao.sim.neighbours import surroundings
-from fuyao.sim.state import WorldState
+from fuyao.sim.state import WorldState, first_slots
 from fuyao.sim.step import driver_params, effective_limit
-from fuyao.sim.traffic import DriverParams, idm_acceleration
+from fuyao.sim.traffic import idm_acceleration
 
 EGO_FEATURES = 10
 NEIGHBOUR_FEATURES = 13
@@ -184,8 +184,8 @@ def native(state: WorldState, road: RoadMap, cfg: SimConfig) -> torch.Tensor:
 
     # Lane potential: what MOBIL compares, so that a pilot can see where a lane change pays (a cloned pilot that saw
     # only gaps and speed differences almost never overtook, BENCHMARKS.md "Runs 17-20 and a diagnosis").
-    full = driver_params(v, effective_limit(road, m, v))
-    params = DriverParams(*(getattr(full, f)[:, :c] for f in full.__dataclass_fields__))
+    egos = first_slots(v, c)
+    params = driver_params(egos, effective_limit(road, m, egos))  # [W, C] each
 
     def behind(nb):  # the ego following `nb`
         return idm_acceleration(own_speed, nb.gap[:, :c], nb.speed[:, :c], nb.exists[:, :c], params)

@@ -76,6 +76,11 @@ def permute_vehicles(v: Vehicles, order: torch.Tensor) -> Vehicles:
     return Vehicles(**{f.name: getattr(v, f.name).gather(1, order) for f in dataclasses.fields(v)})
 
 
+def first_slots(v: Vehicles, count: int) -> Vehicles:
+    """The first `count` vehicle slots of every world (the controlled ones): every field `[W, count]`."""
+    return Vehicles(**{f.name: getattr(v, f.name)[:, :count] for f in dataclasses.fields(v)})
+
+
 def select_worlds(obj, index: torch.Tensor):
     """The sub-batch of worlds `index [K]` of a state (or any dataclass of `[W, ...]` tensors)."""
     if isinstance(obj, torch.Tensor):
