@@ -17,6 +17,7 @@ from fuyao.roads.highway import HighwayConfig, build_highway
 from fuyao.sim import step as S
 from fuyao.sim.config import ActionType, SimConfig
 from fuyao.sim.geometry import wrap_angle
+from fuyao.sim.neighbours import sorted_count
 from fuyao.sim.reset import reset_state
 from fuyao.sim.scene import scene
 from fuyao.sim.state import permute_vehicles, replace, select_worlds
@@ -79,6 +80,30 @@ def test_wrap_angle_lands_in_minus_pi_to_pi(angle):
     # Same direction: a whole number of turns apart (up to float32 rounding of the large input).
     turns = (a.double() - w.double()) / (2.0 * math.pi)
     assert bool(((turns - turns.round()).abs() < 1e-3 + 1e-7 * a.double().abs()).all()), (angle, w.tolist())
+
+
+# ------------------------------------------------------------------------------ sorted-row binary search
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    rows=st.lists(st.lists(st.integers(-5, 5), min_size=1, max_size=70), min_size=1, max_size=3).map(
+        lambda rs: [r + r[:1] * (max(map(len, rs)) - len(r)) for r in rs]  # equal lengths, repeated keys
+    ),
+    queries=st.lists(st.integers(-7, 7), min_size=1, max_size=9),
+    right=st.booleans(),
+)
+def test_sorted_count_equals_searchsorted(rows, queries, right):
+    keys = torch.tensor(rows, dtype=torch.float64).sort(dim=1).values
+    q = (torch.tensor(queries, dtype=torch.float64) + 0.5 * torch.arange(len(queries)).remainder(2)).expand(
+        len(rows), -1
+    )
+    expected = torch.searchsorted(keys, q.contiguous(), right=right)
+    assert torch.equal(sorted_count(keys, q, right=right), expected), (keys, q)
+    lanes = keys.long()  # integer rows, as the lane starts use it
+    assert torch.equal(
+        sorted_count(lanes, q.long(), right=right), torch.searchsorted(lanes, q.long().contiguous(), right=right)
+    )
 
 
 # ---------------------------------------------------------------------------------------- padding slots
