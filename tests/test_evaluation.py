@@ -257,6 +257,22 @@ def test_moving_ego_rear_ended_in_its_lane_is_not_at_fault():
     assert hit["collision_at_fault"][0].tolist() == [False, True]
 
 
+def test_lane_changer_that_side_swipes_a_lane_keeper_is_at_fault_and_the_keeper_is_not():
+    # Side by side at 20 m/s; slot 0 already straddles its lane's left edge, heading 0.1 rad into the left
+    # lane, where slot 1 keeps its lane centre.
+    road = build_highway(HighwayConfig(max_curvature=0.0, on_ramp_s=None, off_ramp_s=None))
+    left = int(road.lane_left[0, 1])
+    assert left >= 0
+    infos = collide(
+        dict(lane=1, s=100.0, d=1.5, psi=0.1, speed=20.0, controlled=True),
+        dict(lane=left, s=100.0, speed=20.0, controlled=True),
+        controlled=2,
+        decisions=1,
+    )
+    assert infos[0]["collision"][0].tolist() == [True, True]
+    assert infos[0]["collision_at_fault"][0].tolist() == [True, False]
+
+
 # ------------------------------------------------------------------------------------------------ suites and runner
 
 

@@ -106,7 +106,7 @@ class World:
 # bounds check per vector. Scalar code is faster here (a compiled highway-v0 tick at 1,024 worlds: 8.4-8.6 vs
 # 10.0 ms on a 2-core AMD EPYC, see BENCHMARKS.md) and compiles in about half the time. It applies to these
 # graphs only, not to the policy network's. No effect on CUDA (Triton).
-SIM_INDUCTOR_OPTIONS = {"cpp.vec_isa_ok": False}
+SIM_INDUCTOR_OPTIONS = {"cpp.simdlen": 1}
 
 
 def _compile(fn):
