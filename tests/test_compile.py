@@ -1,12 +1,15 @@
 """The step compiles with torch.compile as whole graphs (fullgraph=True: no graph breaks, so no `.item()`,
 host synchronisation or data-dependent Python control flow inside), and the compiled step matches eager."""
 
+import subprocess
+import sys
+
 import pytest
 import torch
 
 from fuyao.presets import preset
 from fuyao.sim import step as S
-from fuyao.sim.world import World
+from fuyao.sim.world import SIM_INDUCTOR_OPTIONS, World
 
 
 @pytest.mark.slow
@@ -16,7 +19,7 @@ def test_decision_parts_compile_fullgraph_and_match_eager():
     state = world.reset(seed=5)
     action = torch.tensor([[3], [0], [2], [4]])
     parts = tuple(
-        torch.compile(f, dynamic=False, fullgraph=True)
+        torch.compile(f, dynamic=False, fullgraph=True, options=SIM_INDUCTOR_OPTIONS)  # as `World` compiles them
         for f in (S.begin_decision, S.tick_and_accumulate, S.end_decision)
     )
     eager_state, compiled_state = state, state
@@ -49,3 +52,29 @@ def test_observation_compiles_fullgraph_and_matches_eager(name):
     training_world = World(cfg, compile="tick+observe")
     torch.testing.assert_close(training_world.observe(state), world.observe(state), rtol=1e-5, atol=1e-5)
     assert training_world._observe is not None  # it compiled, it did not fall back
+
+
+VEC_ISA_AFTER = """
+import torch
+from torch._inductor.cpu_vec_isa import pick_vec_isa
+if {compile_world}:
+    from fuyao.sim.world import _compile  # how `World` compiles its graphs
+    _compile(lambda x: torch.sin(x) * 2.0 + 1.0)(torch.randn(64))
+print(bool(pick_vec_isa()))
+"""
+
+
+@pytest.mark.slow
+def test_compiling_the_world_scalar_leaves_later_compiles_vectorised(tmp_path):
+    """The world's graphs compile to scalar C++ (`SIM_INDUCTOR_OPTIONS`); the policy compiled after them in
+    the same process (training) must still get vector code. A fresh process each, as the first compile of a
+    process decides what Inductor caches (with `cpp.vec_isa_ok=False` it cached "no vector ISA" for good)."""
+
+    def vec_isa(compile_world: bool) -> str:
+        env = {"TORCHINDUCTOR_CACHE_DIR": str(tmp_path / "inductor"), "PATH": "/usr/bin:/bin"}
+        code = VEC_ISA_AFTER.format(compile_world=compile_world)
+        out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=600)
+        assert out.returncode == 0, out.stderr[-2000:]
+        return out.stdout.strip().splitlines()[-1]
+
+    assert vec_isa(compile_world=True) == vec_isa(compile_world=False)

@@ -104,8 +104,10 @@ class World:
 # Inductor's C++ backend, scalar: the world's kernels are gathers by lane, slot and route index more than
 # arithmetic, and a vectorised gather is a scalar loop through a stack buffer plus an index copy and a
 # bounds check per vector. Scalar code is faster here (a compiled highway-v0 tick at 1,024 worlds: 8.4-8.6 vs
-# 10.0 ms on a 2-core AMD EPYC, see BENCHMARKS.md) and compiles in about half the time. It applies to these
-# graphs only, not to the policy network's. No effect on CUDA (Triton).
+# 10.0 ms on a 2-core AMD EPYC, see BENCHMARKS.md) and compiles in about half the time. `simdlen=1` matches no
+# vector ISA, so these graphs only get scalar code; the policy's graphs keep theirs (`cpp.vec_isa_ok=False`
+# would do the same here, but Inductor caches the ISA list from the process's first compile, and training
+# would be left scalar: test_compile). No effect on CUDA (Triton).
 SIM_INDUCTOR_OPTIONS = {"cpp.simdlen": 1}
 
 
