@@ -40,70 +40,88 @@ def boxes_overlap_cs(dx, dy, ca, sa, len_a, wid_a, cb, sb, len_b, wid_b) -> torc
     return ~(sep_a_len | sep_a_wid | sep_b_len | sep_b_wid)
 
 
-STOPPED_SPEED = 0.05  # m/s: an ego slower than this is stopped and never at fault (nuPlan's stopped_speed_threshold)
-
-
-def collisions(
-    x, y, yaw, length, width, present, candidates: Sequence[torch.Tensor], lateral_d, psi, lane_width
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """Which vehicles touch another present vehicle, and which are on the faulty side of at least one of those
-    contacts, both `[W, N]` bool (`at_fault_collisions` turns the second into the verdict). `x, y, yaw, length,
-    width, present [W, N]`; `candidates`: `[W, N]` slot ids (-1 none), one tensor per candidate kind (the leader,
-    the side leaders and followers, ...), each checked in turn so every operation stays `[W, N]`. Collisions are
-    symmetric (if i hits j, both are flagged).
-
-    Fault, in the manner of nuPlan's `no_ego_at_fault_collisions`: the vehicle touched is classified by where
-    it is in the vehicle's frame, in units of the two boxes' half sizes: *front* (more ahead than to the side),
-    *rear* (more behind than to the side) or *lateral*. A vehicle is on the faulty side if the other is in front
-    (rear-ending a leader, moving or stopped), or at its side while its own box straddles a lane boundary
-    (changing lanes). Being rear-ended, or side-swiped while keeping its lane, is not a fault.
-
-    Only the contacts the candidates find are judged (each pair from both sides), the same contacts that make
-    `collided`, so the cost is `[W, N]` per candidate kind and not `[W, C, N]`: pairwise over every vehicle,
-    that was most of a self-play tick (every vehicle the policy's). `lateral_d, psi [W, N]` m and rad in the
-    lane frame, `lane_width [W, N]` m of each vehicle's lane."""
+def collisions(x, y, yaw, length, width, present, candidates: Sequence[torch.Tensor]) -> torch.Tensor:
+    """Which vehicles touch another present vehicle. `x, y, yaw, length, width, present [W, N]`; `candidates`:
+    `[W, N]` slot ids (-1 none), one tensor per candidate kind (the leader, the side leaders and followers, ...),
+    each checked in turn so every operation stays `[W, N]`. Returns `[W, N]` bool, symmetric (if i hits j,
+    both are flagged)."""
     cos_yaw, sin_yaw = torch.cos(yaw), torch.sin(yaw)
-    half_extent = 0.5 * length * torch.sin(psi).abs() + 0.5 * width * torch.cos(psi).abs()
-    straddling = lateral_d.abs() + half_extent > 0.5 * lane_width
     mine = torch.zeros_like(present)
-    mine_fault = torch.zeros_like(present)
-    slots, theirs = [], []  # contacts seen from the other side, scattered onto those vehicles at the end
+    theirs = torch.zeros(present.shape, dtype=torch.int32, device=present.device)
     for slot in candidates:
         safe = slot.clamp(min=0)
 
         def other(t, safe=safe):
             return t.gather(1, safe)
 
-        dx, dy = other(x) - x, other(y) - y
-        cb, sb, len_b, wid_b = other(cos_yaw), other(sin_yaw), other(length), other(width)
         hit = (
-            boxes_overlap_cs(dx, dy, cos_yaw, sin_yaw, length, width, cb, sb, len_b, wid_b)
+            boxes_overlap_cs(
+                other(x) - x,
+                other(y) - y,
+                cos_yaw,
+                sin_yaw,
+                length,
+                width,
+                other(cos_yaw),
+                other(sin_yaw),
+                other(length),
+                other(width),
+            )
             & (slot >= 0)
             & present
             & other(present)
         )
         mine = mine | hit
-        slots.append(safe)
-        half_len, half_wid = 0.5 * (length + len_b), 0.5 * (width + wid_b)
-        mine_fault = mine_fault | (hit & _faulty(dx, dy, cos_yaw, sin_yaw, half_len, half_wid, straddling))
-        their_fault = hit & _faulty(-dx, -dy, cb, sb, half_len, half_wid, other(straddling))
-        theirs.append(torch.stack([hit, their_fault], -1).to(torch.int32))
-    index = torch.cat(slots, 1).unsqueeze(-1).expand(-1, -1, 2)
-    seen = torch.zeros(*present.shape, 2, dtype=torch.int32, device=present.device)
-    seen = seen.scatter_add(1, index, torch.cat(theirs, 1)) > 0  # one scatter for every candidate kind
-    return mine | seen[..., 0], mine_fault | seen[..., 1]
+        theirs = theirs.scatter_add(1, safe, hit.int())
+    return mine | (theirs > 0)
 
 
-def _faulty(dx, dy, c, s, half_len, half_wid, straddling) -> torch.Tensor:
-    """Whether a vehicle (heading `c, s`) touching another at offset `(dx, dy)` is on the faulty side."""
-    ahead = (dx * c + dy * s) / half_len
-    side = (-dx * s + dy * c).abs() / half_wid
-    return (ahead > side) | ((ahead.abs() <= side) & straddling)
+STOPPED_SPEED = 0.05  # m/s: an ego slower than this is stopped and never at fault (nuPlan's stopped_speed_threshold)
 
 
-def at_fault_collisions(new_hit, fault, speed, controlled: int) -> torch.Tensor:
-    """Which of the first `controlled` vehicles caused a collision that began this tick, `[W, C]` bool: a
-    contact began (`new_hit`), the vehicle was moving (speed above `STOPPED_SPEED`) and it is on the faulty
-    side of a contact (`collisions`). `new_hit, fault [W, N]` bool, `speed [W, N]` m/s."""
-    c = controlled
-    return new_hit[:, :c] & (speed[:, :c] > STOPPED_SPEED) & fault[:, :c]
+def at_fault_collisions(
+    x, y, yaw, length, width, present, new_hit, speed, lateral_d, psi, lane_width, neighbours: torch.Tensor
+) -> torch.Tensor:
+    """Which of the first `C` vehicles caused a collision that began this tick, `[W, C]` bool.
+
+    In the manner of nuPlan's `no_ego_at_fault_collisions`: every neighbour the ego's box touches is classified
+    by where it is in the ego's frame, in units of the two boxes' half sizes: *front* (more ahead than to the
+    side), *rear* (more behind than to the side) or *lateral*. The ego is at fault if it was moving (speed
+    above `STOPPED_SPEED`) and it hit something in front (rear-ending a leader, moving or stopped), or it hit
+    something at its side while its box straddled a lane boundary (changing lanes). Being rear-ended, or
+    side-swiped while keeping its lane, is not the ego's fault.
+
+    `neighbours [W, C, K]` slot ids (-1 none): the vehicles each ego can touch, its leader and follower in its
+    own lane and both neighbour lanes (and junction conflicts), the candidates `collisions` checks and the
+    follower. Judging only those keeps the cost at `[W, C, K]`; every vehicle (`[W, C, N]`) was most of a
+    self-play tick, where every vehicle is an ego.
+
+    `x, y [W, N]` m, `yaw [W, N]` rad (world frame); `length, width [W, N]` m; `present, new_hit [W, N]` bool
+    (a collision that began this tick); `speed [W, N]` m/s; `lateral_d, psi [W, N]` m and rad in the lane
+    frame; `lane_width [W, N]` m of each vehicle's lane.
+    """
+    w, c, k = neighbours.shape
+    safe = neighbours.clamp(min=0).view(w, c * k)
+
+    def other(t):  # [W, N] -> [W, C, K], each ego's neighbours
+        return t.gather(1, safe).view(w, c, k)
+
+    def ego(t):  # [W, N] -> [W, C, 1]
+        return t[:, :c, None]
+
+    cos_all, sin_all = torch.cos(yaw), torch.sin(yaw)
+    ce, se, len_e, wid_e = ego(cos_all), ego(sin_all), ego(length), ego(width)
+    len_o, wid_o = other(length), other(width)
+    rel_x, rel_y = other(x) - ego(x), other(y) - ego(y)
+    touching = boxes_overlap_cs(rel_x, rel_y, ce, se, len_e, wid_e, other(cos_all), other(sin_all), len_o, wid_o)
+    touching = touching & (neighbours >= 0) & other(present)
+    ahead = (rel_x * ce + rel_y * se) / (0.5 * (len_e + len_o))
+    side = ((-rel_x * se + rel_y * ce) / (0.5 * (wid_e + wid_o))).abs()
+    front = ahead > side
+    lateral = ahead.abs() <= side
+    e_psi = psi[:, :c]
+    half_extent = 0.5 * length[:, :c] * torch.sin(e_psi).abs() + 0.5 * width[:, :c] * torch.cos(e_psi).abs()
+    straddling = lateral_d[:, :c].abs() + half_extent > 0.5 * lane_width[:, :c]  # [W, C]
+    fault = touching & (front | (lateral & straddling.unsqueeze(-1)))
+    moving = speed[:, :c] > STOPPED_SPEED
+    return new_hit[:, :c] & moving & fault.any(dim=-1)

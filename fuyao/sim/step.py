@@ -229,9 +229,12 @@ def tick(state: WorldState, road: RoadMap, cfg: SimConfig, mobil: bool) -> tuple
     candidates = [sur.lead.slot, sur.left_lead.slot, sur.left_follow.slot, sur.right_lead.slot, sur.right_follow.slot]
     if sur.conflict_slot is not None:
         candidates += list(sur.conflict_slot.unbind(-1))
-    collided, fault = collisions(x, y, yaw, v.length, v.width, present, candidates, d, psi, width)
-    collided = collided & present
-    at_fault = at_fault_collisions(collided & ~v.crashed, fault, speed, cfg.controlled)
+    collided = collisions(x, y, yaw, v.length, v.width, present, candidates) & present
+    c = cfg.controlled
+    neighbours = torch.stack([slot[:, :c] for slot in [sur.follow.slot, *candidates]], -1)  # [W, C, K]
+    at_fault = at_fault_collisions(
+        x, y, yaw, v.length, v.width, present, collided & ~v.crashed, speed, d, psi, width, neighbours
+    )
     # [W, C] -> [W, N] (background slots are never judged); padded as uint8, see `end_decision`.
     at_fault = torch.nn.functional.pad(at_fault.to(torch.uint8), (0, v.s.shape[1] - cfg.controlled)).bool()
     moved = replace(moved, crashed=v.crashed | collided)
