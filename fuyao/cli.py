@@ -98,8 +98,11 @@ class RunArgs:
 
     preset: str = "highway"
     out: Path = Path("runs/main")
-    time_budget: float = 480.0
-    """Seconds of training (BC warm start, then PPO)."""
+    steps: int | None = None
+    """Decisions of training, BC warm start included (default: the preset's, 4.5M for `highway`). The budget
+    is counted in decisions, not seconds, so the pilot does not depend on the machine's speed."""
+    time_budget: float | None = None
+    """Optional cap in seconds of training (a pilot cut short by it is weaker; the default has none)."""
     eval_episodes: int = 400
     """Episodes of the preset's evaluation suite (scaled; the same seeds for both pilots)."""
     device: Device = "auto"
@@ -145,6 +148,24 @@ class BenchTrainArgs:
 
 
 @dataclass
+class BenchTransferArgs:
+    """Drive a Fuyao pilot in highway-env's own environment: crash rate, speed and return over fixed seeds."""
+
+    env: tyro.conf.Positional[str]
+    """highway-env id the pilot's preset mirrors (`highway-v0`)."""
+    pilot: Path = Path("runs/v0/checkpoints/best.pt")
+    """A Fuyao checkpoint whose observation and actions mirror ENV."""
+    episodes: int = 200
+    seed: int = 10_000
+    """Episode k uses `env.reset(seed=seed + k)`."""
+    processes: int | None = None
+    """highway-env processes (default: one per core)."""
+    sb3_seconds: float = 0.0
+    """Also train an SB3 DQN on highway-env for this many seconds and drive it on the same seeds."""
+    json: bool = False
+
+
+@dataclass
 class MapsArgs:
     """Draw every map of a preset's map bank into one PNG."""
 
@@ -183,6 +204,8 @@ def _parse_train(argv: list[str], prog: str):
 
 def _parse(cls, argv: list[str], prog: str):
     """Pick the preset first, then let tyro apply the flags on top of it."""
+    if "preset" not in {f.name for f in dataclasses.fields(cls)}:
+        return tyro.cli(cls, args=argv, prog=prog, config=(tyro.conf.EnumChoicesFromValues,))
     name = cls.preset if isinstance(getattr(cls, "preset", None), str) else "highway"
     for i, arg in enumerate(argv):
         if arg == "--preset" and i + 1 < len(argv):
@@ -299,7 +322,10 @@ def cmd_run(args: RunArgs) -> dict:
     train_dir = args.out / "train"
     # A main job that was killed (or ran before) continues from its last checkpoint instead of starting over.
     earlier = bool(existing_checkpoints(train_dir))
-    cfg = train_preset(args.preset, out=train_dir, time_budget=args.time_budget, device=args.device, resume=earlier)
+    budget = {"steps": args.steps} if args.steps is not None else {}
+    cfg = train_preset(
+        args.preset, out=train_dir, time_budget=args.time_budget, device=args.device, resume=earlier, **budget
+    )
     trained = cmd_train(cfg)
     checkpoint = (
         train_dir / "checkpoints" / ("best.pt" if (train_dir / "checkpoints" / "best.pt").exists() else "last.pt")
@@ -321,6 +347,33 @@ def cmd_run(args: RunArgs) -> dict:
     (args.out / "summary.json").write_text(json.dumps(summary, indent=2, default=str))
     console.print(f"[green]wrote[/green] {args.out / 'summary.json'} and {evaluation.get('report')}")
     return summary
+
+
+def cmd_bench_transfer(args: BenchTransferArgs) -> dict:
+    from fuyao.perf.machine import machine_info
+    from fuyao.perf.transfer import measure_transfer
+
+    try:
+        out = measure_transfer(args.env, args.pilot, args.episodes, args.seed, args.processes, args.sb3_seconds)
+    except (ValueError, FileNotFoundError) as err:
+        raise ConfigError(str(err)) from None
+    out["machine"] = machine_info(torch.device("cpu"))
+    if args.json:
+        print(json.dumps(out, indent=2))
+    table = Table(title=f"{out['env']} in highway-env, {out['episodes']} episodes from seed {out['seed']}")
+    for col in ("pilot", "crash rate", "mean speed m/s", "mean return", "decisions/episode"):
+        table.add_column(col)
+    for row in [out] + ([out["sb3"]] if "sb3" in out else []):
+        name = row["pilot"] if row is out else f"SB3 DQN ({row['train_s']:.0f} s)"
+        table.add_row(
+            name,
+            f"{row['crash_rate']:.3f}",
+            f"{row['mean_speed']:.2f}",
+            f"{row['mean_return']:.2f}",
+            f"{row['mean_length']:.1f}",
+        )
+    console.print(table)
+    return out
 
 
 def cmd_bench_train(args: BenchTrainArgs) -> dict:
@@ -517,6 +570,7 @@ COMMANDS = {
     "bench sim": (BenchSimArgs, cmd_bench_sim),
     "bench traffic": (BenchTrafficArgs, cmd_bench_traffic),
     "bench train": (BenchTrainArgs, cmd_bench_train),
+    "bench transfer": (BenchTransferArgs, cmd_bench_transfer),
     "eval": (EvalArgs, cmd_eval),
 }
 
@@ -537,8 +591,8 @@ def main(argv: list[str] | None = None) -> int:
     name = argv[0]
     rest = argv[1:]
     if name == "bench":
-        if not rest or rest[0] not in ("sim", "traffic", "train"):
-            print("usage: fuyao bench {sim,traffic,train} [--help]", file=sys.stderr)
+        if not rest or rest[0] not in ("sim", "traffic", "train", "transfer"):
+            print("usage: fuyao bench {sim,traffic,train,transfer} [--help]", file=sys.stderr)
             return 2
         name, rest = f"bench {rest[0]}", rest[1:]
     if name not in COMMANDS:

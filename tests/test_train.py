@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import json
 from pathlib import Path
 
 import numpy as np
@@ -388,3 +389,20 @@ def test_progress_line_names_how_many_episodes_the_rates_cover():
 
     line = _fmt({"decisions_per_s": 1234.0, "episodes": 3.0, "collision_rate": 1.0, "progress_m": float("nan")})
     assert line == "dec/s 1,234  ep 3  coll 1.000"
+
+
+def test_learning_rate_anneals_over_anneal_decisions_not_the_budget(tmp_path):
+    # The main job stops at a decision budget (`steps`) while keeping the schedule it was tuned with.
+    cfg = speed_task(tmp_path, steps=1024)  # 4 iterations of 32 worlds x 8 decisions
+    long = dataclasses.replace(cfg, out=tmp_path / "long", ppo=dataclasses.replace(cfg.ppo, anneal_decisions=10240))
+    lr = {}
+    for run in (cfg, long):
+        train(run, CPU, evaluator=None)
+        rows = [json.loads(line) for line in open(run.out / "metrics.jsonl")]
+        lr[run.out.name] = [(r["decisions"], r["lr"]) for r in rows if "lr" in r]
+    # Each iteration's rate is set from the decisions before it: 1 - done / horizon.
+    for (_, rate), (before, _) in zip(lr["run"][1:], lr["run"][:-1]):
+        assert rate == pytest.approx(cfg.ppo.lr * (1 - before / 1024), rel=1e-6)
+    for (_, rate), (before, _) in zip(lr["long"][1:], lr["long"][:-1]):
+        assert rate == pytest.approx(cfg.ppo.lr * (1 - before / 10240), rel=1e-6)
+    assert lr["long"][-1][1] > 0.8 * cfg.ppo.lr > lr["run"][-1][1]

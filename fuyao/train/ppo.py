@@ -10,7 +10,8 @@ compute GAE advantages and lambda-returns, then `epochs` passes of `minibatches`
 Every mean is over active agent-steps only (agents that left their episode weigh nothing). Meta actions are
 sampled from logits with impossible lane changes masked out; continuous actions from a Gaussian whose sample is
 clipped to [-1, 1] by the world (the log-probability is of the unclipped sample). Gradients are clipped to
-`max_grad_norm`; the learning rate decays linearly to 0 over the run's `steps`. A NaN or inf in the rollout,
+`max_grad_norm`; the learning rate decays linearly to 0 over
+`anneal_decisions` (default: the run's `steps`). A NaN or inf in the rollout,
 the loss or the gradients stops the run (`NonFiniteError`) before the optimizer applies it.
 """
 
@@ -139,7 +140,8 @@ def train(s: Session, until: int) -> None:
     teacher = RuleBasedPilot(s.world) if cfg.teacher_coef > 0.0 else None
     s.message(f"PPO: {s.agents_per_rank * s.dist.world_size:,} agents x {cfg.rollout_steps} decisions per iteration")
     while not s.should_stop(until):
-        lr = cfg.lr * max(0.0, 1.0 - s.decisions / s.cfg.steps) if cfg.anneal_lr else cfg.lr
+        horizon = cfg.anneal_decisions or s.cfg.steps
+        lr = cfg.lr * max(0.0, 1.0 - s.decisions / horizon) if cfg.anneal_lr else cfg.lr
         for group in s.optimizer.param_groups:
             group["lr"] = lr
         coef = cfg.teacher_coef
