@@ -331,10 +331,10 @@ def test_native_observation_lane_neighbours_report_gap_and_closing_speed():
             ]
         ],
     )
-    from fuyao.sim.observe import ROUTE_FEATURES, TRAFFIC_FEATURES, observe
+    from fuyao.sim.observe import ObservationLayout, observe
 
     obs = observe(st, road, cfg)[0, 0]
-    traffic = obs[-ROUTE_FEATURES - TRAFFIC_FEATURES : -ROUTE_FEATURES].view(6, 3)
+    traffic = ObservationLayout.of(cfg).traffic.flat(obs).view(6, 3)
     lead, follow, a_lead, a_follow, b_lead, b_follow = traffic.tolist()
     assert lead == pytest.approx([1.0, 35.0 / 50.0, -5.0 / 30.0], abs=1e-5)
     assert follow == [0.0, 2.0, 0.0]  # nobody behind in the own lane: absent, far, no closing speed
@@ -445,7 +445,7 @@ def test_respawn_rollouts_are_deterministic():
 def test_native_observation_lane_potential_is_the_idm_acceleration_per_lane():
     """The lane-potential block: the ego's IDM acceleration behind each lane's leader and the one it would impose
     on a new follower, in the scene of the lane-neighbour test."""
-    from fuyao.sim.observe import POTENTIAL_FEATURES, ROUTE_FEATURES, TRAFFIC_FEATURES, observe
+    from fuyao.sim.observe import ObservationLayout, observe
     from fuyao.sim.state import first_slots
     from fuyao.sim.step import driver_params, effective_limit
     from fuyao.sim.traffic import idm_acceleration
@@ -464,10 +464,9 @@ def test_native_observation_lane_potential_is_the_idm_acceleration_per_lane():
             ]
         ],
     )
-    end = -ROUTE_FEATURES - TRAFFIC_FEATURES
-    own, left, right, imposed_left, imposed_right = observe(st, road, cfg)[
-        0, 0, end - POTENTIAL_FEATURES : end
-    ].tolist()
+    own, left, right, imposed_left, imposed_right = (
+        ObservationLayout.of(cfg).potential.flat(observe(st, road, cfg)[0, 0]).tolist()
+    )
     ego = first_slots(st.vehicles, 1)
     p = driver_params(ego, effective_limit(road, st.map_id, ego))  # the controlled car's, [1, 1] each
 

@@ -3,11 +3,13 @@
 Two encoders, chosen by `PolicyConfig.encoder`:
 
 `mlp`     the flat observation through a two-layer MLP (the baseline).
-`pooled`  permutation-invariant: the ego's own features and the route through one MLP; each neighbour
-          (native: K rows of 13 features; highway-kinematics: the V - 1 rows after the ego) through a shared
-          token MLP, masked by its presence feature and max-pooled; each lane-geometry point ahead (own, left,
-          right lane x lookahead points, with a one-hot of which lane) through another shared token MLP, masked
-          by the lane's existence and max-pooled. Reordering neighbours or points does not change the output.
+`pooled`  permutation-invariant: the ego's own features, its lane potential, the lane neighbours (traffic) and
+          the route through one MLP; each neighbour (native: K rows of 13 features; highway-kinematics: the V - 1
+          rows after the ego) through a shared token MLP, masked by its presence feature and max-pooled; each
+          lane-geometry point ahead (own, left, right lane x lookahead points, with a one-hot of which lane)
+          through another shared token MLP, masked by the lane's existence and max-pooled. Reordering neighbours
+          or points does not change the output. Every slice comes from the observation's layout
+          (`fuyao.sim.observe.ObservationLayout`, `KinematicsLayout`), never from offsets of its own.
 
 Heads: `actor` gives 5 logits (meta actions, masked by the world's action mask) or the mean of a 2-D Gaussian
 (continuous actions, state-independent log std, sampled and then clipped to [-1, 1]); `critic` gives V(obs).
@@ -24,7 +26,7 @@ import torch
 from torch import nn
 
 from fuyao.sim.config import ActionType, ConfigError, ObservationType, SimConfig
-from fuyao.sim.observe import EGO_FEATURES, NEIGHBOUR_FEATURES, ROUTE_FEATURES, TRAFFIC_FEATURES, observation_shape
+from fuyao.sim.observe import POINT_FEATURES, KinematicsLayout, ObservationLayout, observation_shape
 
 NUM_META_ACTIONS = 5
 MASKED_LOGIT = -1.0e8  # logit of an impossible action (finite: keeps softmax NaN-free when all are masked)
@@ -83,51 +85,54 @@ def _pool(tokens: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
 
 
 class NativeEncoder(nn.Module):
-    """Pooled encoder for the native observation (layout in `fuyao.sim.observe`)."""
+    """Pooled encoder for the native observation; every slice it reads comes from `ObservationLayout`."""
 
     def __init__(self, cfg: SimConfig, hidden: int) -> None:
         super().__init__()
-        self.k = cfg.neighbours
-        self.points = len(cfg.lookahead_m)
-        self.ego = _mlp(EGO_FEATURES + TRAFFIC_FEATURES + ROUTE_FEATURES, hidden)
-        self.neighbour = _mlp(NEIGHBOUR_FEATURES, hidden)
-        self.lane_point = _mlp(3 + 3 + 1, hidden)  # (x, y, yaw) + which lane one-hot + distance rank
+        self.layout = ObservationLayout.of(cfg)
+        lay = self.layout
+        self.context = (lay.ego, lay.potential, lay.traffic, lay.route)  # the ego MLP's input, in this order
+        self.points = lay.lookahead_points
+        lanes = lay.lanes.rows
+        self.ego = _mlp(sum(b.size for b in self.context), hidden)
+        self.neighbour = _mlp(lay.neighbours.width, hidden)
+        self.lane_point = _mlp(len(POINT_FEATURES) + lanes + 1, hidden)  # (x, y, yaw) + which lane + distance rank
         self.out_dim = 3 * hidden
-        self.register_buffer("lane_onehot", torch.eye(3).repeat_interleave(self.points, 0), persistent=False)
-        rank = torch.arange(self.points, dtype=torch.float32).repeat(3) / max(self.points - 1, 1)
+        self.register_buffer("lane_onehot", torch.eye(lanes).repeat_interleave(self.points, 0), persistent=False)
+        rank = torch.arange(self.points, dtype=torch.float32).repeat(lanes) / max(self.points - 1, 1)
         self.register_buffer("point_rank", rank.unsqueeze(-1), persistent=False)
 
     def forward(self, obs: torch.Tensor) -> torch.Tensor:
+        lay = self.layout
         b = obs.shape[0]
-        ego = obs[:, :EGO_FEATURES]
-        at = EGO_FEATURES
-        neigh = obs[:, at : at + self.k * NEIGHBOUR_FEATURES].reshape(b, self.k, NEIGHBOUR_FEATURES)
-        at += self.k * NEIGHBOUR_FEATURES
-        lanes = obs[:, at : at + 3 * (1 + 3 * self.points)].reshape(b, 3, 1 + 3 * self.points)
-        at += 3 * (1 + 3 * self.points)
-        traffic = obs[:, at : at + TRAFFIC_FEATURES]
-        route = obs[:, -ROUTE_FEATURES:]
-        lane_exists = lanes[:, :, 0:1].expand(b, 3, self.points).reshape(b, 3 * self.points)
-        points = lanes[:, :, 1:].reshape(b, 3 * self.points, 3)
+        context = torch.cat([block.flat(obs) for block in self.context], dim=-1)  # [B, 10 + 5 + 18 + 8]
+        neigh = lay.neighbours.read(obs)  # [B, K, 13]
+        lane_rows = lay.lanes.read(obs)  # [B, 3, 1 + 3 P]
+        exists = lane_rows[..., lay.lanes.column("exists")]  # [B, 3]
+        lane_exists = exists.unsqueeze(-1).expand(-1, -1, self.points).reshape(b, -1)  # [B, 3 P]
+        points = lay.lane_points(obs).flatten(1, 2)  # [B, 3 P, 3]
         extra = torch.cat([self.lane_onehot, self.point_rank], dim=-1).expand(b, -1, -1)
-        pooled_neigh = _pool(self.neighbour(neigh), neigh[:, :, 0])
+        pooled_neigh = _pool(self.neighbour(neigh), neigh[..., lay.neighbours.column("present")])
         pooled_lanes = _pool(self.lane_point(torch.cat([points, extra], dim=-1)), lane_exists)
-        return torch.cat([self.ego(torch.cat([ego, traffic, route], dim=-1)), pooled_neigh, pooled_lanes], dim=-1)
+        return torch.cat([self.ego(context), pooled_neigh, pooled_lanes], dim=-1)
 
 
 class KinematicsEncoder(nn.Module):
-    """Pooled encoder for highway-kinematics `[V, 5]` rows: ego row, then other vehicles (presence first)."""
+    """Pooled encoder for highway-kinematics `[V, 5]` rows: ego row, then other vehicles (`KinematicsLayout`)."""
 
     def __init__(self, cfg: SimConfig, hidden: int) -> None:
         super().__init__()
-        v, f = observation_shape(cfg)
+        self.layout = KinematicsLayout.of(cfg)
+        f = len(self.layout.features)
         self.ego = _mlp(f, hidden)
         self.other = _mlp(f, hidden)
         self.out_dim = 2 * hidden
 
     def forward(self, obs: torch.Tensor) -> torch.Tensor:
-        others = obs[:, 1:]
-        return torch.cat([self.ego(obs[:, 0]), _pool(self.other(others), others[:, :, 0])], dim=-1)
+        lay = self.layout
+        others = obs[:, lay.others]
+        present = others[..., lay.column("presence")]
+        return torch.cat([self.ego(obs[:, lay.ego_row]), _pool(self.other(others), present)], dim=-1)
 
 
 class ActorCritic(nn.Module):

@@ -2,16 +2,23 @@
 
 The lane graph has two kinds of edge: follow a successor (cost: the lane's length) and change to a
 neighbour lane where the marking allows it (cost: `LANE_CHANGE_COST_M`, so a route that needs no lane change
-is preferred over an equally long one that does). All-pairs shortest paths (Floyd-Warshall over at most a few
-hundred lanes, on the host) give, for every (lane, destination), where a destination is a group of parallel exit lanes:
+is preferred over an equally long one that does). A destination is a group of lanes (parallel exit lanes, a
+zone of a city): driving off the end of any of them arrives. One shortest-path search per destination over the
+reversed lane graph (sparse Dijkstra, `scipy.sparse.csgraph`, O(D (E + L log L))) gives, for every (lane,
+destination):
 
 - `cost`      metres from the start of the lane to the end of the destination (UNREACHABLE if it cannot be
               reached: a missed exit);
-- `next_hop`  the lane to move to next (a successor or a neighbour), -1 at the destination or unreachable;
+- `next_hop`  the lane to move to next (a successor or a neighbour) on a shortest route, -1 at the destination or
+              unreachable; among equally short routes (within `TIE_M`), the lowest lane id;
 - `changes`   signed count of lane changes the route needs next, all in one direction (negative: left);
 - `deadline`  metres from the lane's start to where those changes must be done: the end of the last lane,
-              following successors, from which the destination can still be reached;
+              following successors, from which the destination can still be reached (UNREACHABLE where following
+              successors circles for ever with the destination in reach: there is no deadline);
 - `best_succ` the successor to take at the lane's end (-1 if none leads to the destination).
+
+Memory is `[L, D]` per table (32 bytes an entry over the five), so destinations are a bounded set (exits,
+zones), never every lane: 10,000 lanes x 100 destinations is 32 MB, x 10,000 would be 3.2 GB.
 """
 
 from __future__ import annotations
@@ -21,9 +28,13 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
+from scipy.sparse import coo_matrix
+from scipy.sparse.csgraph import dijkstra
 
 LANE_CHANGE_COST_M = 20.0  # m of equivalent driving per lane change
 UNREACHABLE = 1.0e9  # m
+TIE_M = 1.0e-9  # m, routes closer than this in cost are equally short
+CANDIDATES_PER_CHUNK = 1 << 22  # (lane, out-edge, destination) triples scored at once in `_next_hop`
 
 
 @dataclass(frozen=True)
@@ -33,12 +44,14 @@ class RoutingTables:
     changes: torch.Tensor  # [M, L, D] int64, signed lane changes the route still needs
     deadline: torch.Tensor  # [M, L, D] float32 m, from lane start to where the changes must be done
     best_succ: torch.Tensor  # [M, L, D] int64 lane
-    default_dest: (
-        torch.Tensor
-    )  # [M, L] int64, the nearest reachable destination (re-routing after a miss) (re-routing after a missed exit)
+    default_dest: torch.Tensor  # [M, L] int64, the nearest reachable destination (re-routing after a miss)
 
     def to(self, device: torch.device | str) -> RoutingTables:
         return RoutingTables(**{f.name: getattr(self, f.name).to(device) for f in dataclasses.fields(self)})
+
+    @property
+    def nbytes(self) -> int:
+        return sum(getattr(self, f.name).nbytes for f in dataclasses.fields(self))
 
     @staticmethod
     def stack(tables: list[RoutingTables], num_lanes: int) -> RoutingTables:
@@ -59,6 +72,90 @@ class RoutingTables:
         )
 
 
+def _padded(rows: list[list[int]], fill: int = -1) -> np.ndarray:
+    """Ragged lists as a `[len(rows), max(1, longest)]` int64 array padded with `fill`."""
+    out = np.full((len(rows), max(1, max((len(r) for r in rows), default=0))), fill, dtype=np.int64)
+    for i, r in enumerate(rows):
+        out[i, : len(r)] = r
+    return out
+
+
+def _edges(
+    lengths: np.ndarray,
+    successors: list[list[int]],
+    left: list[int],
+    right: list[int],
+    left_ok: list[bool],
+    right_ok: list[bool],
+    exit_group: list[int],
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Edges `(src, dst, metres)` of the lane graph with one virtual node `L + d` per destination `d`, reached
+    from the end of its lanes. Sorted by (src, dst), each pair once at its cheapest."""
+    num_lanes = len(lengths)
+    succ = _padded(successors)  # [L, S]
+    lanes = np.arange(num_lanes)
+    groups = np.asarray(exit_group, dtype=np.int64)
+    side = np.stack([np.asarray(left, dtype=np.int64), np.asarray(right, dtype=np.int64)], axis=1)  # [L, 2]
+    side_ok = np.stack([np.asarray(left_ok, dtype=bool), np.asarray(right_ok, dtype=bool)], axis=1) & (side >= 0)
+    src = np.concatenate([np.repeat(lanes, succ.shape[1]), lanes, np.repeat(lanes, 2)])
+    dst = np.concatenate([succ.reshape(-1), np.where(groups >= 0, num_lanes + groups, -1), side.reshape(-1)])
+    metres = np.concatenate(
+        [np.repeat(lengths, succ.shape[1]), lengths, np.full(2 * num_lanes, LANE_CHANGE_COST_M)]
+    ).astype(np.float64)
+    keep = np.concatenate([succ.reshape(-1) >= 0, groups >= 0, side_ok.reshape(-1)])
+    src, dst, metres = src[keep], dst[keep], metres[keep]
+    order = np.lexsort((metres, dst, src))  # by src, then dst, cheapest first
+    src, dst, metres = src[order], dst[order], metres[order]
+    first = np.concatenate([[True], (src[1:] != src[:-1]) | (dst[1:] != dst[:-1])])
+    return src[first], dst[first], metres[first]
+
+
+def _next_hop(src: np.ndarray, dst: np.ndarray, metres: np.ndarray, dist: np.ndarray, num_lanes: int) -> np.ndarray:
+    """`[L, D]` int64: the out-edge of each lane on a shortest route to each destination (lowest lane id among
+    ties within `TIE_M`), -1 where the route ends here (the virtual destination edge) or there is none.
+    `dist`: `[L + D, D]` metres from each node to each destination (inf: unreachable)."""
+    num_dest = dist.shape[1]
+    out_degree = np.bincount(src, minlength=num_lanes)
+    width = max(1, int(out_degree.max(initial=0)))
+    slot = np.arange(len(src)) - np.repeat(np.cumsum(out_degree) - out_degree, out_degree)
+    nbr = np.full((num_lanes, width), -1, dtype=np.int64)  # [L, E], ascending ids (edges sorted by dst)
+    w = np.full((num_lanes, width), np.inf)
+    nbr[src, slot], w[src, slot] = dst, metres
+    hop = -np.ones((num_lanes, num_dest), dtype=np.int64)
+    chunk = max(1, CANDIDATES_PER_CHUNK // (num_lanes * width))
+    for d0 in range(0, num_dest, chunk):
+        cols = slice(d0, min(d0 + chunk, num_dest))
+        via = w[:, :, None] + dist[np.maximum(nbr, 0), cols]  # [L, E, d]
+        via[nbr < 0] = np.inf
+        best = via.min(axis=1, keepdims=True)
+        first = np.argmax(via <= best + TIE_M, axis=1)  # [L, d], the lowest id within the tie
+        pick = np.take_along_axis(nbr, first, axis=1)
+        hop[:, cols] = np.where(np.isfinite(best[:, 0]) & (pick < num_lanes), pick, -1)
+    return hop
+
+
+def _chain_levels(pointer: np.ndarray) -> tuple[list[np.ndarray], np.ndarray]:
+    """Entries of a flat pointer table (`pointer[i]`: the entry `i` depends on, -1 none) grouped by how many links
+    lie between them and the end of their chain (list ranking by pointer doubling, O(n log n)): level 0 ends at
+    once, level k depends only on level k - 1. Entries whose chain never ends (it circles) are in no level and
+    flagged in the returned `[n]` bool mask."""
+    rank = (pointer >= 0).astype(np.int64)
+    ahead = pointer.copy()
+    for _ in range(max(1, int(np.ceil(np.log2(len(pointer) + 1))))):
+        more = ahead >= 0
+        if not more.any():
+            break
+        target = np.maximum(ahead, 0)
+        rank = rank + np.where(more, rank[target], 0)
+        ahead = np.where(more, ahead[target], -1)
+    circles = ahead >= 0
+    rank = np.where(circles, -1, rank)
+    order = np.argsort(rank, kind="stable")
+    counts = np.bincount(rank[~circles], minlength=1)
+    bounds = np.cumsum(counts) + int(circles.sum())
+    return [order[lo:hi] for lo, hi in zip(bounds - counts, bounds, strict=True)], circles
+
+
 def build_routing_tables(
     lengths: np.ndarray,
     successors: list[list[int]],
@@ -68,71 +165,56 @@ def build_routing_tables(
     right_ok: list[bool],
     exit_group: list[int],
 ) -> RoutingTables:
-    """All-pairs routing over one map's lane graph (host side, O((L + D)^3)).
+    """Routing over one map's lane graph (host side, one sparse Dijkstra per destination).
 
-    `exit_group[l]` is the destination id that driving off the end of lane `l` reaches (-1: not an exit).
-    Parallel exit lanes share one destination, so a car bound for "the end of the highway" may use any lane.
-    Every destination becomes a virtual node reached from its exit lanes; tables are `[L, D]`.
+    `exit_group[l]` is the destination id that driving off the end of lane `l` reaches (-1: none). Any lane may
+    belong to a destination, a sink (an exit) or not (a city zone: random trips end there); parallel lanes share
+    one destination, so a car bound for "the end of the highway" may use any of them. Tables are `[1, L, D]`.
     """
+    lengths = np.asarray(lengths, dtype=np.float64)
     num_lanes = len(lengths)
     num_dest = max(exit_group) + 1
     n = num_lanes + num_dest
-    succ = [list(successors[a]) + ([num_lanes + exit_group[a]] if exit_group[a] >= 0 else []) for a in range(num_lanes)]
-    succ += [[] for _ in range(num_dest)]
-    length = np.concatenate([lengths, np.zeros(num_dest)])
-    dist = np.full((n, n), np.inf)  # dist[a, b]: from start of a to start of b
-    hop = -np.ones((n, n), dtype=np.int64)
-    np.fill_diagonal(dist, 0.0)
-    for a in range(num_lanes):
-        for b in succ[a]:
-            if length[a] < dist[a, b]:
-                dist[a, b], hop[a, b] = length[a], b
-        for b, ok in ((left[a], left_ok[a]), (right[a], right_ok[a])):
-            if b >= 0 and ok and LANE_CHANGE_COST_M < dist[a, b]:
-                dist[a, b], hop[a, b] = LANE_CHANGE_COST_M, b
-    for k in range(n):
-        via = dist[:, k : k + 1] + dist[k : k + 1, :]
-        better = via < dist - 1e-9
-        dist = np.where(better, via, dist)
-        hop = np.where(better, hop[:, k : k + 1], hop)
-    dist, hop = dist[:num_lanes, num_lanes:], hop[:num_lanes, num_lanes:]  # [L, D]
-    reach = np.isfinite(dist)
-    cost = np.where(reach, dist, UNREACHABLE)
-    next_hop = np.where(reach & (hop < num_lanes), hop, -1)
+    src, dst, metres = _edges(lengths, successors, left, right, left_ok, right_ok, exit_group)
+    # Reversed graph: dist[d, a] is from node a to destination d's virtual node.
+    reverse = coo_matrix((metres, (dst, src)), shape=(n, n)).tocsr()
+    dist = dijkstra(reverse, directed=True, indices=num_lanes + np.arange(num_dest)).T  # [L + D, D]
+    reach = np.isfinite(dist[:num_lanes])
+    cost = np.where(reach, dist[:num_lanes], UNREACHABLE)  # [L, D]
+    next_hop = _next_hop(src, dst, metres, dist, num_lanes)
 
     # Signed lane changes the route needs next: along the shortest path (it has the fewest changes, each one
     # costs extra), the changes in the direction of the first one, up to the first change the other way
     # (leaving an acceleration lane to the left and later taking an exit to the right is one change left now).
-    changes = np.zeros((num_lanes, num_dest), dtype=np.int64)
-    for a in range(num_lanes):
-        for d in range(num_dest):
-            cur, count = a, 0
-            for _ in range(n):
-                nxt = next_hop[cur, d]
-                if nxt < 0:
-                    break
-                if nxt not in successors[cur]:
-                    step = -1 if nxt == left[cur] else 1
-                    if count and step != np.sign(count):
-                        break
-                    count += step
-                cur = nxt
-            changes[a, d] = count
-
-    best_succ = -np.ones((num_lanes, num_dest), dtype=np.int64)
-    for a in range(num_lanes):
-        if successors[a]:
-            options = np.array(successors[a])
-            sub = cost[options, :]  # [S, D]
-            best = options[np.argmin(sub, axis=0)]
-            best_succ[a] = np.where(sub.min(axis=0) < UNREACHABLE, best, -1)
-
-    # Deadline: follow the successor that keeps the destination reachable until none does.
+    # Per lane: a successor hop inherits the next lane's count; a change by `step` counts itself plus the next
+    # lane's run if that runs the same way.
+    succ = _padded(successors)  # [L, S]
     cols = np.arange(num_dest)[None, :]
-    deadline = np.where(reach, lengths[:, None], 0.0)
-    for _ in range(num_lanes):
-        nxt_deadline = np.where(best_succ >= 0, deadline[np.maximum(best_succ, 0), cols], 0.0)
-        deadline = np.where(reach, lengths[:, None] + nxt_deadline, 0.0)
+    # Flat index of (the next lane, the same destination) in `[L, D]` tables, evaluated from the destination back.
+    along_hop = np.where(next_hop >= 0, next_hop * num_dest + cols, -1).ravel()
+    follows = ((next_hop >= 0) & (succ[:, :, None] == next_hop[:, None, :]).any(axis=1)).ravel()  # [L * D]
+    step = np.where(next_hop == np.asarray(left, dtype=np.int64)[:, None], -1, 1).ravel()
+    changes = np.zeros(num_lanes * num_dest, dtype=np.int64)
+    levels, _ = _chain_levels(along_hop)  # next hops never circle: every hop is shorter by a positive cost
+    for idx in levels[1:]:
+        after, way = changes[along_hop[idx]], step[idx]
+        run = np.where(np.sign(after) == way, np.abs(after), 0)
+        changes[idx] = np.where(follows[idx], after, way * (1 + run))
+    changes = changes.reshape(num_lanes, num_dest)
+
+    costs = np.concatenate([cost, np.full((1, num_dest), np.inf)])[succ]  # [L, S, D], padding never wins
+    options = succ[np.arange(num_lanes)[:, None], np.argmin(costs, axis=1)]  # first cheapest in list order
+    best_succ = np.where(costs.min(axis=1) < UNREACHABLE, options, -1)
+
+    # Deadline: follow the successor that keeps the destination reachable until none does or the destination is
+    # reached (a city zone's lanes have successors). Chains that circle (pointer doubling finds them) have none.
+    arrives = np.asarray(exit_group, dtype=np.int64)[:, None] == cols  # [L, D]
+    chain = np.where((best_succ >= 0) & ~arrives, best_succ * num_dest + cols, -1).ravel()
+    levels, circles = _chain_levels(chain)
+    deadline = np.where(reach, lengths[:, None], 0.0).ravel()
+    for idx in levels[1:]:
+        deadline[idx] = lengths[idx // num_dest] + deadline[chain[idx]]
+    deadline = np.where(circles, UNREACHABLE, deadline).reshape(num_lanes, num_dest)
 
     default_dest = np.argmin(cost, axis=1)
 

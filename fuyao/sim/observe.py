@@ -29,6 +29,8 @@ the negated world y.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import torch
 
 from fuyao.roads.lanegraph import RoadMap
@@ -39,29 +41,171 @@ from fuyao.sim.state import WorldState, first_slots
 from fuyao.sim.step import driver_params, effective_limit
 from fuyao.sim.traffic import idm_acceleration
 
-EGO_FEATURES = 10
-NEIGHBOUR_FEATURES = 13
-ROUTE_FEATURES = 8
-TRAFFIC_FEATURES = 18  # 6 lane neighbours x (present, gap, relative speed)
+# Feature names of one row of each native block, in the order `native` writes them (normalisers in the docstring).
+EGO_ROW = (
+    "speed",
+    "accel",
+    "heading",
+    "lateral",
+    "length",
+    "width",
+    "speed_limit",
+    "target_speed",
+    "lane_change",
+    "steer",
+)
+NEIGHBOUR_ROW = (
+    *("present", "dx", "dy", "cos_yaw", "sin_yaw", "dvx", "dvy", "length", "width"),
+    *("same_lane", "left_lane", "right_lane", "other_lane"),
+)
+LANE_ROWS = ("own", "left", "right")  # one row per lane, each: exists, then (x, y, yaw) per lookahead point
+POINT_FEATURES = ("x", "y", "yaw")
+POTENTIAL_ROW = ("behind_lead", "behind_left_lead", "behind_right_lead", "imposed_left_follow", "imposed_right_follow")
+TRAFFIC_NEIGHBOURS = ("lead", "follow", "left_lead", "left_follow", "right_lead", "right_follow")
+TRAFFIC_ROW = tuple(f"{nb}_{q}" for nb in TRAFFIC_NEIGHBOURS for q in ("present", "gap", "dv"))
+ROUTE_ROW = (
+    *("changes", "remaining", "on_route_own", "on_route_left", "on_route_right"),
+    *("cost_to_go", "lanes_here", "time"),
+)
+EGO_FEATURES = len(EGO_ROW)
+NEIGHBOUR_FEATURES = len(NEIGHBOUR_ROW)
+ROUTE_FEATURES = len(ROUTE_ROW)
+TRAFFIC_FEATURES = len(TRAFFIC_ROW)  # 6 lane neighbours x (present, gap, relative speed)
 # IDM acceleration behind the own / left / right lane's leader, and imposed on the new left / right follower
-POTENTIAL_FEATURES = 5
+POTENTIAL_FEATURES = len(POTENTIAL_ROW)
 KINEMATICS_FEATURES = ("presence", "x", "y", "vx", "vy")
 HIGHWAY_ENV_MAX_SPEED = 40.0  # m/s, highway-env Vehicle.MAX_SPEED
 HIGHWAY_ENV_LANE_WIDTH = 4.0  # m, AbstractLane.DEFAULT_WIDTH
 
 
-def observation_shape(cfg: SimConfig) -> tuple[int, ...]:
+@dataclass(frozen=True)
+class Block:
+    """A run of the flat native observation: `rows` tokens (neighbours, lanes; 1 for the others) of `features`."""
+
+    name: str
+    start: int  # index of its first feature in the observation
+    rows: int
+    features: tuple[str, ...]  # one row's features, in order
+
+    @property
+    def width(self) -> int:
+        return len(self.features)
+
+    @property
+    def size(self) -> int:
+        return self.rows * self.width
+
+    @property
+    def stop(self) -> int:
+        return self.start + self.size
+
+    def column(self, feature: str) -> int:
+        """Index of `feature` within a row."""
+        return self.features.index(feature)
+
+    def flat(self, obs: torch.Tensor) -> torch.Tensor:
+        """`[..., F]` -> `[..., size]`."""
+        return obs[..., self.start : self.stop]
+
+    def read(self, obs: torch.Tensor) -> torch.Tensor:
+        """`[..., F]` -> `[..., rows, width]`."""
+        return self.flat(obs).unflatten(-1, (self.rows, self.width))
+
+
+@dataclass(frozen=True)
+class ObservationLayout:
+    """The native observation's layout, the one definition `native` writes by and the encoders read by.
+
+    Blocks follow each other in field order; lane row features are `exists`, then `x{i}`, `y{i}`, `yaw{i}` for
+    the point `cfg.lookahead_m[i]` metres ahead."""
+
+    ego: Block
+    neighbours: Block
+    lanes: Block
+    potential: Block
+    traffic: Block
+    route: Block
+
+    @staticmethod
+    def of(cfg: SimConfig) -> ObservationLayout:
+        points = tuple(f"{f}{i}" for i in range(len(cfg.lookahead_m)) for f in POINT_FEATURES)
+        shapes = {
+            "ego": (1, EGO_ROW),
+            "neighbours": (cfg.neighbours, NEIGHBOUR_ROW),
+            "lanes": (len(LANE_ROWS), ("exists", *points)),
+            "potential": (1, POTENTIAL_ROW),
+            "traffic": (1, TRAFFIC_ROW),
+            "route": (1, ROUTE_ROW),
+        }
+        blocks, start = {}, 0
+        for name, (rows, features) in shapes.items():
+            blocks[name] = Block(name, start, rows, features)
+            start = blocks[name].stop
+        return ObservationLayout(**blocks)
+
+    @property
+    def blocks(self) -> tuple[Block, ...]:
+        return (self.ego, self.neighbours, self.lanes, self.potential, self.traffic, self.route)
+
+    @property
+    def size(self) -> int:
+        return self.route.stop
+
+    @property
+    def lookahead_points(self) -> int:
+        return (self.lanes.width - 1) // len(POINT_FEATURES)
+
+    def lane_points(self, obs: torch.Tensor) -> torch.Tensor:
+        """`[..., F]` -> `[..., 3 lanes, P points, (x, y, yaw)]`."""
+        rows = self.lanes.read(obs)
+        first = self.lanes.column(f"{POINT_FEATURES[0]}0")
+        return rows[..., first:].unflatten(-1, (self.lookahead_points, len(POINT_FEATURES)))
+
+    def assemble(self, **parts: torch.Tensor) -> torch.Tensor:
+        """Concatenate one tensor `[..., size]` per block (by name) in layout order: `[..., F]`."""
+        if set(parts) != {b.name for b in self.blocks}:
+            raise ValueError(
+                f"ObservationLayout.assemble: got blocks {sorted(parts)}; need {[b.name for b in self.blocks]}"
+            )
+        for b in self.blocks:
+            if parts[b.name].shape[-1] != b.size:
+                raise ValueError(
+                    f"observation block {b.name!r}: {parts[b.name].shape[-1]} features; layout has {b.size}"
+                )
+        return torch.cat([parts[b.name] for b in self.blocks], dim=-1)
+
+
+@dataclass(frozen=True)
+class KinematicsLayout:
+    """highway-kinematics `[V, 5]`: row 0 the ego, rows 1.. the others; columns `KINEMATICS_FEATURES`."""
+
+    rows: int
+    features: tuple[str, ...] = KINEMATICS_FEATURES
+    ego_row: int = 0
+
+    @staticmethod
+    def of(cfg: SimConfig) -> KinematicsLayout:
+        return KinematicsLayout(rows=cfg.kinematics_vehicles)
+
+    @property
+    def others(self) -> slice:
+        return slice(self.ego_row + 1, self.rows)
+
+    def column(self, feature: str) -> int:
+        return self.features.index(feature)
+
+
+def observation_layout(cfg: SimConfig) -> ObservationLayout | KinematicsLayout:
     if cfg.observation is ObservationType.HIGHWAY_KINEMATICS:
-        return (cfg.kinematics_vehicles, len(KINEMATICS_FEATURES))
-    lane_features = 3 * (1 + 3 * len(cfg.lookahead_m))
-    return (
-        EGO_FEATURES
-        + cfg.neighbours * NEIGHBOUR_FEATURES
-        + lane_features
-        + POTENTIAL_FEATURES
-        + TRAFFIC_FEATURES
-        + ROUTE_FEATURES,
-    )
+        return KinematicsLayout.of(cfg)
+    return ObservationLayout.of(cfg)
+
+
+def observation_shape(cfg: SimConfig) -> tuple[int, ...]:
+    layout = observation_layout(cfg)
+    if isinstance(layout, KinematicsLayout):
+        return (layout.rows, len(layout.features))
+    return (layout.size,)
 
 
 def observe(state: WorldState, road: RoadMap, cfg: SimConfig) -> torch.Tensor:
@@ -229,7 +373,10 @@ def native(state: WorldState, road: RoadMap, cfg: SimConfig) -> torch.Tensor:
         ],
         dim=-1,
     )
-    obs = torch.cat([ego, neighbours, lanes, potential, traffic, route], dim=-1)
+    layout = ObservationLayout.of(cfg)
+    obs = layout.assemble(
+        ego=ego, neighbours=neighbours, lanes=lanes, potential=potential, traffic=traffic, route=route
+    )
     return obs * state.active.unsqueeze(-1)
 
 
