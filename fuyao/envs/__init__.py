@@ -1,5 +1,6 @@
-"""Adapters to the outside: Gymnasium single and vector environments. Importing registers nothing; call
-`fuyao.envs.register()` to add the Gymnasium ids."""
+"""Adapters to the outside: Gymnasium single and vector environments, PettingZoo parallel environments (needs
+`fuyao[pettingzoo]`). Importing registers nothing and imports
+neither optional library; call `fuyao.envs.register()` to add the Gymnasium ids."""
 
 from fuyao.envs.gym import (
     GYM_IDS,
@@ -11,11 +12,28 @@ from fuyao.envs.gym import (
     register,
 )
 
+
+def make_parallel_env(preset_name: str = "highway", **kwargs):
+    """A PettingZoo `FuyaoParallelEnv` from a named preset (see `fuyao.envs.pettingzoo.make_parallel_env`)."""
+    from fuyao.envs.pettingzoo import make_parallel_env as make
+
+    return make(preset_name, **kwargs)
+
+
+def make_parallel_vector_env(preset_name: str = "highway", **kwargs):
+    """A `FuyaoParallelVectorEnv`, `[W, C]` tensors (see `fuyao.envs.pettingzoo.make_parallel_vector_env`)."""
+    from fuyao.envs.pettingzoo import make_parallel_vector_env as make
+
+    return make(preset_name, **kwargs)
+
+
 __all__ = [
     "GYM_IDS",
     "FuyaoEnv",
     "FuyaoVectorEnv",
     "make_env",
+    "make_parallel_env",
+    "make_parallel_vector_env",
     "make_vector_env",
     "make_vector_env_for_gym",
     "register",
