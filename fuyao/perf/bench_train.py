@@ -174,6 +174,19 @@ def training_throughput(
     }
 
 
+def highway_doc_ppo_kwargs(n_envs: int) -> dict[str, Any]:
+    """SB3 PPO's settings in highway-env's documentation (scripts/sb3_highway_ppo.py), for `n_envs` sub-envs."""
+    batch_size = 64
+    return {
+        "policy_kwargs": dict(net_arch=dict(pi=[256, 256], vf=[256, 256])),
+        "n_steps": max(1, batch_size * 12 // n_envs),
+        "batch_size": batch_size,
+        "n_epochs": 10,
+        "learning_rate": 5e-4,
+        "gamma": 0.8,
+    }
+
+
 def sb3_highway_fast(timesteps: int, n_envs: int | None = None) -> dict[str, Any]:
     """Stable-Baselines3 PPO on highway-fast-v0 as highway-env's documentation trains it."""
     try:
@@ -188,22 +201,11 @@ def sb3_highway_fast(timesteps: int, n_envs: int | None = None) -> dict[str, Any
             f"--sb3-timesteps: needs highway-env and stable-baselines3 ({err}); pip install 'fuyao[compare]'"
         ) from None
     n_envs = n_envs or max(1, os.cpu_count() or 1)
-    batch_size = 64
     # fork: the workers inherit highway-env's registration of its ids
     env = make_vec_env(
         "highway-fast-v0", n_envs=n_envs, vec_env_cls=SubprocVecEnv, vec_env_kwargs={"start_method": "fork"}
     )
-    model = PPO(
-        "MlpPolicy",
-        env,
-        policy_kwargs=dict(net_arch=dict(pi=[256, 256], vf=[256, 256])),
-        n_steps=batch_size * 12 // n_envs,
-        batch_size=batch_size,
-        n_epochs=10,
-        learning_rate=5e-4,
-        gamma=0.8,
-        verbose=0,
-    )
+    model = PPO("MlpPolicy", env, verbose=0, **highway_doc_ppo_kwargs(n_envs))
     t0 = time.perf_counter()
     model.learn(total_timesteps=timesteps)
     seconds = time.perf_counter() - t0
