@@ -11,6 +11,7 @@ import torch
 from fuyao.roads.highway import build_highway_bank
 from fuyao.roads.lanegraph import RoadMap
 from fuyao.sim.config import ConfigError, SimConfig
+from fuyao.sim.constants import SimConstants
 from fuyao.sim.observe import observation_shape, observe
 from fuyao.sim.reset import reset_state
 from fuyao.sim.state import WorldState
@@ -33,6 +34,7 @@ class World:
             self.device
         )
         self._check_capacity()
+        self.consts = SimConstants.build(cfg, self.device)  # the one host-to-device copy of config values
         self._parts = None
         self._compiled_once = False
         self._observe = None  # compiled `observe`, until its first call fails
@@ -70,35 +72,36 @@ class World:
         w = self.cfg.worlds
         keys = (seed % 2**32) * 1_000_003 + torch.arange(w, dtype=torch.int64, device=self.device)
         zeros = torch.zeros(w, dtype=torch.int64, device=self.device)
-        return reset_state(self.road, self.cfg, keys, zeros, zeros.clone())  # distinct tensors: no aliasing
+        # Distinct tensors for the counters: no aliasing.
+        return reset_state(self.road, self.cfg, keys, zeros, zeros.clone(), self.consts)
 
     def step(self, state: WorldState, action: torch.Tensor) -> StepResult:
         if self._parts is not None and not self._compiled_once:
             # The first call compiles. Where that fails (on CPU Inductor needs a C++ compiler), say so once and
             # go on eager: the same step, slower. A fault of the step itself fails again, eagerly, below.
             try:
-                result = step(state, action, self.road, self.cfg, self._parts)
+                result = step(state, action, self.road, self.cfg, self._parts, self.consts)
             except Exception as err:  # noqa: BLE001 (any compiler failure; see above)
                 _warn_eager("the world step", err)
                 self._parts = None
             else:
                 self._compiled_once = True
                 return result
-        return step(state, action, self.road, self.cfg, self._parts)
+        return step(state, action, self.road, self.cfg, self._parts, self.consts)
 
     def observe(self, state: WorldState) -> torch.Tensor:
         """`[W, C, *obs_shape]` float32."""
         if self._observe is not None:
             try:
-                return self._observe(state, self.road, self.cfg)
+                return self._observe(state, self.road, self.cfg, self.consts)
             except Exception as err:  # noqa: BLE001 (a compiler failure, as in `step`)
                 _warn_eager("the observation", err)
                 self._observe = None
-        return observe(state, self.road, self.cfg)
+        return observe(state, self.road, self.cfg, self.consts)
 
     def action_mask(self, state: WorldState) -> torch.Tensor:
         """`[W, C, 5]` bool (meta actions)."""
-        return action_mask(state, self.road, self.cfg)
+        return action_mask(state, self.road, self.cfg, self.consts)
 
 
 # Inductor's C++ backend, scalar: the world's kernels are gathers by lane, slot and route index more than
