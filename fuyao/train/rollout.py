@@ -217,8 +217,11 @@ def gae(
 
 
 def check_finite(buf: Rollout, iteration: int) -> str | None:
-    """Where the rollout holds NaN or inf (one host sync), or None."""
-    for name in ("obs", "value", "reward"):
+    """Where the rollout holds NaN or inf (one host sync when all is finite), or None."""
+    names = ("obs", "value", "reward")
+    if bool(torch.stack([torch.isfinite(getattr(buf, name)).all() for name in names]).all()):
+        return None
+    for name in names:
         x = getattr(buf, name)
         bad = ~torch.isfinite(x)
         if bool(bad.any()):

@@ -31,6 +31,74 @@ class NonFiniteError(RuntimeError):
     """NaN or inf met in training; raised before it reaches the weights or a checkpoint."""
 
 
+class UpdateGuard:
+    """Keeps non-finite steps out of the weights without a host synchronisation per minibatch.
+
+    Checking `isfinite(loss)` before every optimizer step reads the device once per minibatch (the host waits
+    for the backward pass and the GPU then idles while the host queues the next minibatch). Instead: at the
+    start of an update the weights and the optimizer state are copied (on the device, no sync); each minibatch
+    folds `isfinite(loss) & isfinite(grad norm)` into a device flag, remembering the first bad minibatch and
+    which parameters' gradients were non-finite there; `finish` reads the flag once per update and, if any
+    minibatch was bad, puts the weights and the optimizer state back as they were before the update and raises
+    `NonFiniteError`. Steps after a bad one may make the weights non-finite in between; nothing reads them
+    before `finish` restores them (no checkpoint, no evaluation, no rollout runs inside an update).
+    """
+
+    def __init__(self, s: Session, algo: str, minibatches: int) -> None:
+        self.s, self.algo, self.minibatches = s, algo, minibatches
+        params = list(s.model.parameters())
+        device = params[0].device
+        with torch.no_grad():
+            self.weights = [p.detach().clone() for p in params]
+        self.optimizer_state = _clone_tensors(s.optimizer.state_dict())
+        self.ok = torch.ones((), dtype=torch.bool, device=device)
+        self.first_bad = torch.full((), -1, dtype=torch.int64, device=device)  # epoch * minibatches + k
+        self.bad_loss = torch.zeros((), device=device)
+        self.bad_params = torch.zeros(len(params), dtype=torch.bool, device=device)
+        self.count = 0
+
+    def check(self, loss: torch.Tensor, grad_norm: torch.Tensor) -> None:
+        """After `clip_grad_norm_`, before the optimizer step: note whether this minibatch is finite."""
+        finite = torch.isfinite(loss.detach()) & torch.isfinite(grad_norm)
+        first = self.ok & ~finite
+        grads = [p.grad if p.grad is not None else torch.zeros_like(p) for p in self.s.model.parameters()]
+        norms = torch.stack(torch._foreach_norm(grads))  # one fused kernel, as `clip_grad_norm_` computes them
+        self.bad_params = torch.where(first, ~torch.isfinite(norms), self.bad_params)
+        self.bad_loss = torch.where(first, loss.detach().float(), self.bad_loss)
+        self.first_bad = torch.where(first, self.count, self.first_bad)
+        self.ok = self.ok & finite
+        self.count += 1
+
+    def finish(self) -> None:
+        """One host sync: raise `NonFiniteError` (weights and optimizer state restored) if a minibatch was bad."""
+        if bool(self.ok):
+            return
+        s = self.s
+        with torch.no_grad():
+            for p, w in zip(s.model.parameters(), self.weights):
+                p.copy_(w)
+        s.optimizer.load_state_dict(self.optimizer_state)
+        names = [n for n, _ in s.model.named_parameters()]
+        bad = [n for n, flag in zip(names, self.bad_params.tolist()) if flag]
+        epoch, k = divmod(int(self.first_bad), self.minibatches)
+        where = f"iteration {s.iteration}, epoch {epoch}, minibatch {k}"
+        raise NonFiniteError(
+            f"{self.algo} loss {float(self.bad_loss)} with non-finite gradients in {bad or 'none'} at {where}; "
+            "the update was undone (weights and optimizer state as before it; the last checkpoint is untouched)"
+        )
+
+
+def _clone_tensors(tree):
+    """A deep copy of a state dict's tensors (on their devices) and containers."""
+    if isinstance(tree, torch.Tensor):
+        return tree.detach().clone()
+    if isinstance(tree, dict):
+        return {k: _clone_tensors(v) for k, v in tree.items()}
+    if isinstance(tree, list):
+        return [_clone_tensors(v) for v in tree]
+    return tree
+
+
 class Timers:
     """Wall-clock seconds per phase (`sim`, `act`, `learn`, `eval`, ...), summed since the last `take`."""
 
@@ -136,14 +204,6 @@ class Session:
         problem = check_finite(buf, self.iteration)
         if problem is not None:
             raise NonFiniteError(f"non-finite rollout: {problem}; stopped before learning from it")
-
-    def nonfinite_report(self, algo: str, loss: torch.Tensor, epoch: int, minibatch: int) -> str:
-        bad = [n for n, p in self.model.named_parameters() if p.grad is not None and not torch.isfinite(p.grad).all()]
-        where = f"iteration {self.iteration}, epoch {epoch}, minibatch {minibatch}"
-        return (
-            f"{algo} loss {loss.item()} with non-finite gradients in {bad or 'none'} at {where}; "
-            "stopped before the optimizer step (the last checkpoint is untouched)"
-        )
 
     def end_iteration(self, buf: Rollout, row: dict[str, float]) -> None:
         active = sum_across(self.dist, buf.active.sum().to(torch.float64).view(1))
