@@ -5,6 +5,7 @@ On CUDA, tests/test_cuda.py runs a rollout under `torch.cuda.set_sync_debug_mode
 import dataclasses
 import os
 import sys
+import time
 
 import pytest
 import torch
@@ -16,7 +17,7 @@ from fuyao.sim.world import World
 from fuyao.train import ppo
 from fuyao.train.distributed import Dist
 from fuyao.train.rollout import Rollout, collect, gae
-from fuyao.train.session import NonFiniteError, build_session
+from fuyao.train.session import NonFiniteError, Timers, build_session
 
 CPU = torch.device("cpu")
 
@@ -81,6 +82,19 @@ def test_collection_and_gae_never_read_the_device(tmp_path, monkeypatch):
     gae(buf.reward, buf.value, buf.done, buf.next_value, 0.9, 0.95)
     assert reads.count == 0
     s.logger.close()
+    times = s.timers.take()
+    assert times["act"] > 0.0 and times["sim"] > 0.0 and s.timers.take() == {}
+
+
+def test_timers_on_the_cpu_read_the_clock():
+    timers = Timers(CPU)
+    assert not timers.cuda and isinstance(timers.mark(), float)
+    with timers.phase("learn"):
+        time.sleep(0.01)
+    start = timers.mark()
+    timers.span("sim", start, start + 2.0)
+    times = timers.take()
+    assert times["sim"] == 2.0 and 0.01 <= times["learn"] < 1.0
 
 
 def update_reads(tmp_path, monkeypatch, minibatches: int, epochs: int) -> int:

@@ -100,23 +100,51 @@ def _clone_tensors(tree):
 
 
 class Timers:
-    """Wall-clock seconds per phase (`sim`, `act`, `learn`, `eval`, ...), summed since the last `take`."""
+    """Seconds per phase (`sim`, `act`, `learn`, `eval`, ...), summed since the last `take`.
 
-    def __init__(self) -> None:
+    On CUDA the host runs ahead of the device, so `perf_counter` around a call measures its launch, not its
+    work. There a mark is a CUDA event recorded on the current stream (no synchronisation), a span is the
+    device time between two events, and `take` synchronises once to read them all (once per iteration). On
+    the CPU a mark is `perf_counter()`.
+    """
+
+    def __init__(self, device: torch.device | str | None = None) -> None:
         self.seconds: dict[str, float] = {}
+        self.cuda = device is not None and torch.device(device).type == "cuda"
+        self._spans: list[tuple[str, Any, Any]] = []  # (name, start event, end event), read in `take`
+
+    def mark(self) -> Any:
+        """A point in time: a recorded CUDA event on CUDA, else `perf_counter()` seconds."""
+        if self.cuda:
+            event = torch.cuda.Event(enable_timing=True)
+            event.record()
+            return event
+        return time.perf_counter()
+
+    def span(self, name: str, start: Any, end: Any) -> None:
+        """Add the time from mark `start` to mark `end` to `name`."""
+        if self.cuda:
+            self._spans.append((name, start, end))
+        else:
+            self.add(name, end - start)
 
     def add(self, name: str, seconds: float) -> None:
         self.seconds[name] = self.seconds.get(name, 0.0) + seconds
 
     @contextlib.contextmanager
     def phase(self, name: str):
-        t0 = time.perf_counter()
+        start = self.mark()
         try:
             yield
         finally:
-            self.add(name, time.perf_counter() - t0)
+            self.span(name, start, self.mark())
 
     def take(self) -> dict[str, float]:
+        if self._spans:
+            torch.cuda.synchronize()  # every event recorded so far has happened
+            for name, start, end in self._spans:
+                self.add(name, start.elapsed_time(end) / 1000.0)  # ms -> s
+            self._spans = []
         out, self.seconds = self.seconds, {}
         return out
 
@@ -331,5 +359,19 @@ def build_session(cfg: TrainConfig, d: Dist, device: torch.device, evaluator) ->
     bf16 = use_bf16(cfg.precision, device)
     logger.message(f"precision: {'bf16 autocast' if bf16 else 'fp32'} ({cfg.precision} on {device})")
     return Session(
-        cfg, d, device, world, model, learner, optimizer, generator, carry, logger, checkpointer, evaluator, stats, bf16
+        cfg,
+        d,
+        device,
+        world,
+        model,
+        learner,
+        optimizer,
+        generator,
+        carry,
+        logger,
+        checkpointer,
+        evaluator,
+        stats,
+        bf16,
+        timers=Timers(device),
     )
