@@ -91,9 +91,15 @@ def random_actions(cfg: SimConfig, device: torch.device, seed: int = 0) -> torch
 
 
 def measure_sim(
-    cfg: SimConfig, device: torch.device, decisions: int = 5, repeats: int = 5, compile: bool = False
+    cfg: SimConfig,
+    device: torch.device,
+    decisions: int = 5,
+    repeats: int = 5,
+    compile: bool | str = False,
+    cuda_graph: bool = False,
 ) -> dict:
-    world = World(cfg, device=device, compile=compile)
+    """One batch size's throughput; `cuda_graph`: the decision replayed as a CUDA graph (CUDA only)."""
+    world = World(cfg, device=device, compile=compile, cuda_graph=cuda_graph)
     state = world.reset(seed=0)
     action = random_actions(cfg, device)
     t0 = time.perf_counter()
@@ -128,6 +134,7 @@ def measure_sim(
         "decisions_per_s": cfg.worlds * cfg.controlled / per_decision,
         "warmup_s": warmup_s,
         "compiled": compile,
+        "cuda_graph": world._graphed is not None,  # False where it does not apply or capture failed
         **memory,
         **machine_info(device),
     }
