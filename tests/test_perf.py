@@ -42,3 +42,18 @@ def test_a_measured_peak_lowers_the_fit():
 def test_bench_sim_reports_memory():
     row = measure_sim(preset("smoke", worlds=2), CPU, decisions=1, repeats=1)
     assert row["state_bytes_per_world"] > 0 and row["max_worlds_fit"] > 0 and row["map_bank_bytes"] > 0
+
+
+def test_gpu_check_steps_write_their_results_one_by_one(tmp_path):
+    import json
+
+    from fuyao.perf import gpu_check
+
+    for step in ("env", "policy", "cpu_vs_cuda"):
+        assert gpu_check.main([step, "--out", str(tmp_path), "--rehearsal"]) == 0
+        data = json.loads((tmp_path / "gpu_check.json").read_text())
+        assert step in data and "started" not in data[step] and data[step]["step_seconds"] >= 0.0
+    assert set(data) == {"env", "policy", "cpu_vs_cuda"}
+    if not torch.cuda.is_available():
+        assert data["cpu_vs_cuda"]["skipped"] == "no CUDA device"
+        assert data["policy"]["cuda_graph"].startswith("skipped")
