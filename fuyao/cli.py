@@ -247,7 +247,7 @@ def cmd_render(args: RenderArgs) -> dict:
 
 def _print_sim_table(rows: list[dict]) -> None:
     table = Table(title="fuyao bench sim")
-    for col in ("device", "worlds", "vehicles", "vehicle-ticks/s", "decisions/s", "ms/decision"):
+    for col in ("device", "worlds", "vehicles", "vehicle-ticks/s", "decisions/s", "ms/decision", "state/world", "fits"):
         table.add_column(col, justify="right")
     for r in rows:
         table.add_row(
@@ -257,8 +257,15 @@ def _print_sim_table(rows: list[dict]) -> None:
             f"{r['vehicle_ticks_per_s']:,.0f}",
             f"{r['decisions_per_s']:,.0f}",
             f"{1000 * r['decision_s_median']:.1f}",
+            f"{r['state_bytes_per_world'] / 1024:,.1f} KiB",
+            f"{r['max_worlds_fit']:,} worlds",
         )
     console.print(table)
+    last = rows[-1]
+    console.print(
+        f"fits: {last['free_memory_bytes'] / 2**30:,.1f} GiB free ({last['free_memory_source']}) / "
+        f"{last['bytes_per_world'] / 1024:,.1f} KiB per world ({last['bytes_per_world_basis']})"
+    )
 
 
 def cmd_bench_sim(args: BenchSimArgs) -> dict:

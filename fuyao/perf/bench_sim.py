@@ -2,13 +2,15 @@
 second (controlled vehicles' decisions), over batch sizes, on any device.
 
 Each measurement: one warm-up decision (and compilation, if asked), then `repeats` timed runs of `decisions`
-decisions each; the median run is reported. Actions are drawn once, uniformly from the action space, so the
+decisions each (the device synchronised before and after each run); the median run is reported. Beside it:
+the bytes of state per world and the largest batch that fits in the device's free memory (`memory_fit`). Actions are drawn once, uniformly from the action space, so the
 controlled vehicles change lanes and speeds as a policy's would; the policy's own cost is not included.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import os
 import statistics
 import time
 
@@ -24,6 +26,63 @@ def _sync(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
+def tensor_bytes(tree) -> int:
+    """Bytes of every tensor in a (nested) dataclass of tensors."""
+    if isinstance(tree, torch.Tensor):
+        return tree.numel() * tree.element_size()
+    if dataclasses.is_dataclass(tree):
+        return sum(tensor_bytes(getattr(tree, f.name)) for f in dataclasses.fields(tree))
+    return 0
+
+
+def available_memory(device: torch.device) -> tuple[int, str]:
+    """Free bytes on `device` and where the number comes from."""
+    if device.type == "cuda":
+        free, _ = torch.cuda.mem_get_info(device)
+        # Memory this process's allocator holds but does not use is free for more worlds too.
+        cached = torch.cuda.memory_reserved(device) - torch.cuda.memory_allocated(device)
+        return int(free + cached), "torch.cuda.mem_get_info free + this process's cached, unused blocks"
+    try:
+        with open("/proc/meminfo") as f:
+            for line in f:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024, "/proc/meminfo MemAvailable"
+    except OSError:
+        pass
+    return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE"), "sysconf available physical pages"
+
+
+def memory_fit(world: World, state, device: torch.device, peak_bytes: int | None = None) -> dict:
+    """Bytes of `WorldState` per world and the largest batch that fits now.
+
+    On CUDA `peak_bytes` (the allocator's peak during a decision, map bank and every temporary included) gives
+    the bytes a world needs while it steps; on the CPU there is no allocator peak to read, and the estimate
+    divides by the state alone: an upper bound (a decision's temporaries and the previous state are not
+    counted). The map bank is shared by every world and counted once.
+    """
+    worlds = state.num_worlds
+    state_bytes = tensor_bytes(state) / worlds
+    road_bytes = tensor_bytes(world.road)
+    free, source = available_memory(device)
+    if peak_bytes is not None:
+        per_world = max((peak_bytes - road_bytes) / worlds, state_bytes)
+        basis = "peak device memory of one decision per world (state, temporaries, result)"
+        usable = free + peak_bytes - road_bytes  # what this batch holds at its peak is usable again
+    else:
+        per_world = state_bytes
+        basis = "WorldState bytes per world only (upper bound: a decision's temporaries not counted)"
+        usable = free
+    return {
+        "state_bytes_per_world": state_bytes,
+        "map_bank_bytes": road_bytes,
+        "bytes_per_world": per_world,
+        "bytes_per_world_basis": basis,
+        "free_memory_bytes": free,
+        "free_memory_source": source,
+        "max_worlds_fit": int(usable // per_world),
+    }
+
+
 def random_actions(cfg: SimConfig, device: torch.device, seed: int = 0) -> torch.Tensor:
     g = torch.Generator().manual_seed(seed)
     if cfg.action is ActionType.META:
@@ -32,15 +91,28 @@ def random_actions(cfg: SimConfig, device: torch.device, seed: int = 0) -> torch
 
 
 def measure_sim(
-    cfg: SimConfig, device: torch.device, decisions: int = 5, repeats: int = 5, compile: bool = False
+    cfg: SimConfig,
+    device: torch.device,
+    decisions: int = 5,
+    repeats: int = 5,
+    compile: bool | str = False,
+    cuda_graph: bool = False,
 ) -> dict:
-    world = World(cfg, device=device, compile=compile)
+    """One batch size's throughput; `cuda_graph`: the decision replayed as a CUDA graph (CUDA only)."""
+    world = World(cfg, device=device, compile=compile, cuda_graph=cuda_graph)
     state = world.reset(seed=0)
     action = random_actions(cfg, device)
     t0 = time.perf_counter()
     state = world.step(state, action).state
     _sync(device)
     warmup_s = time.perf_counter() - t0
+    peak = None
+    if device.type == "cuda":  # one more decision, for the allocator's peak
+        torch.cuda.reset_peak_memory_stats(device)
+        state = world.step(state, action).state
+        _sync(device)
+        peak = torch.cuda.max_memory_allocated(device)
+    memory = memory_fit(world, state, device, peak)
     runs = []
     for _ in range(repeats):
         _sync(device)
@@ -62,6 +134,8 @@ def measure_sim(
         "decisions_per_s": cfg.worlds * cfg.controlled / per_decision,
         "warmup_s": warmup_s,
         "compiled": compile,
+        "cuda_graph": world._graphed is not None,  # False where it does not apply or capture failed
+        **memory,
         **machine_info(device),
     }
 

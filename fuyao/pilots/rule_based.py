@@ -70,7 +70,7 @@ class RuleBasedPilot:
             st = 2.0 * (steer.clamp(lo, hi) - lo) / (hi - lo) - 1.0
             return torch.stack([a, st], dim=-1)
 
-        speeds = torch.tensor(cfg.target_speeds, device=v.s.device)
+        speeds = self.world.consts.target_speeds
         idx = speed_index(v.speed[:, :c], speeds)
         desired = params.desired_speed[:, :c]
         can_faster = (idx + 1 < speeds.shape[0]) & (speeds[(idx + 1).clamp(max=speeds.shape[0] - 1)] <= desired + 1e-3)

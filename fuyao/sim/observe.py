@@ -35,6 +35,7 @@ import torch
 
 from fuyao.roads.lanegraph import RoadMap
 from fuyao.sim.config import ObservationType, SimConfig
+from fuyao.sim.constants import SimConstants, constants_or_build
 from fuyao.sim.geometry import lane_attr, lane_point, next_lane, route_attr, vehicle_pose, wrap_angle
 from fuyao.sim.neighbours import surroundings
 from fuyao.sim.state import WorldState, first_slots
@@ -208,10 +209,10 @@ def observation_shape(cfg: SimConfig) -> tuple[int, ...]:
     return (layout.size,)
 
 
-def observe(state: WorldState, road: RoadMap, cfg: SimConfig) -> torch.Tensor:
+def observe(state: WorldState, road: RoadMap, cfg: SimConfig, consts: SimConstants | None = None) -> torch.Tensor:
     if cfg.observation is ObservationType.HIGHWAY_KINEMATICS:
         return highway_kinematics(state, road, cfg)
-    return native(state, road, cfg)
+    return native(state, road, cfg, consts)
 
 
 def _to_frame(dx, dy, yaw):
@@ -219,7 +220,7 @@ def _to_frame(dx, dy, yaw):
     return c * dx + s * dy, -s * dx + c * dy
 
 
-def native(state: WorldState, road: RoadMap, cfg: SimConfig) -> torch.Tensor:
+def native(state: WorldState, road: RoadMap, cfg: SimConfig, consts: SimConstants | None = None) -> torch.Tensor:
     v = state.vehicles
     m = state.map_id
     c, k = cfg.controlled, min(cfg.neighbours, v.s.shape[1] - 1)
@@ -294,7 +295,7 @@ def native(state: WorldState, road: RoadMap, cfg: SimConfig) -> torch.Tensor:
     neighbours = neighbours.flatten(2)
 
     # Lane geometry ahead for own, left and right lanes, following the route past lane ends.
-    ahead = torch.tensor(cfg.lookahead_m, device=v.s.device)
+    ahead = constants_or_build(consts, cfg, v.s.device).lookahead_m
     dest = v.dest[:, :c]
     lane_len = lane_attr(road.lane_length, road, m, lane)
     lanes = []

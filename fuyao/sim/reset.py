@@ -12,6 +12,7 @@ import torch
 
 from fuyao.roads.lanegraph import RoadMap
 from fuyao.sim.config import DriverProfile, SimConfig
+from fuyao.sim.constants import SimConstants, constants_or_build
 from fuyao.sim.geometry import lane_attr, route_attr
 from fuyao.sim.rng import uniform
 from fuyao.sim.state import Vehicles, WorldState, replace
@@ -99,10 +100,16 @@ def sample_destination(road: RoadMap, cfg: SimConfig, map_id, lane, u, exit_frac
 
 
 def reset_state(
-    road: RoadMap, cfg: SimConfig, seed: torch.Tensor, episode: torch.Tensor, ticks: torch.Tensor
+    road: RoadMap,
+    cfg: SimConfig,
+    seed: torch.Tensor,
+    episode: torch.Tensor,
+    ticks: torch.Tensor,
+    consts: SimConstants | None = None,
 ) -> WorldState:
     """Fresh worlds for keys `seed [W]` and episode counters `episode [W]` (pure; no hidden state)."""
     device = seed.device
+    consts = constants_or_build(consts, cfg, device)
     w, n, c = seed.shape[0], cfg.vehicles, cfg.controlled
     counter = episode
     u_map = uniform(seed, counter, (1,), S_MAP)[:, 0]
@@ -167,7 +174,7 @@ def reset_state(
 
     for name, value in CONTROLLED_CAR.items():
         drivers[name] = torch.where(controlled, torch.full_like(s, value), drivers[name])
-    speeds = torch.tensor(cfg.target_speeds, device=device)
+    speeds = consts.target_speeds
     nearest = (speed.unsqueeze(-1) - speeds).abs().argmin(-1)
     vehicles = Vehicles(
         lane=lane,
@@ -199,7 +206,7 @@ def reset_state(
     )
     if cfg.ego_ramp_fraction > 0.0:
         on_ramp = uniform(seed, counter, (1,), S_RAMP)[:, 0] < cfg.ego_ramp_fraction
-        state = start_on_ramp(state, road, cfg, on_ramp)
+        state = start_on_ramp(state, road, cfg, on_ramp, consts)
     return state
 
 
@@ -213,7 +220,9 @@ def has_on_ramp(road: RoadMap) -> torch.Tensor:
     return on_ramp_lanes(road).any(dim=1)
 
 
-def start_on_ramp(state: WorldState, road: RoadMap, cfg: SimConfig, where: torch.Tensor) -> WorldState:
+def start_on_ramp(
+    state: WorldState, road: RoadMap, cfg: SimConfig, where: torch.Tensor, consts: SimConstants | None = None
+) -> WorldState:
     """Move the first controlled vehicle of the worlds `where [W]` (whose map has an on-ramp) to `RAMP_START_S`
     on the on-ramp, at `RAMP_SPEED_FRACTION` of the ramp's limit, keeping its destination where the ramp reaches
     it; background cars on the ramp within `RAMP_CLEARANCE_M` of that spot are removed. Pure."""
@@ -229,7 +238,7 @@ def start_on_ramp(state: WorldState, road: RoadMap, cfg: SimConfig, where: torch
     start_s = torch.minimum(torch.full_like(length, RAMP_START_S), 0.5 * length).unsqueeze(1)
     limit = lane_attr(road.lane_speed_limit, road, m, ramp_lane).unsqueeze(1)
     speed = RAMP_SPEED_FRACTION * limit
-    speeds = torch.tensor(cfg.target_speeds, device=v.s.device)
+    speeds = constants_or_build(consts, cfg, v.s.device).target_speeds
     target = speeds[(speed.unsqueeze(-1) - speeds).abs().argmin(-1)]
     reach = route_attr(road.route.cost, road, m, ramp_lane.unsqueeze(1), v.dest[:, :1]) < UNREACHABLE_HALF
     dest = torch.where(reach, v.dest[:, :1], lane_attr(road.route.default_dest, road, m, ramp_lane).unsqueeze(1))

@@ -18,6 +18,7 @@ from fuyao.roads.routing import UNREACHABLE
 from fuyao.sim import traffic
 from fuyao.sim.collision import at_fault_collisions, collisions
 from fuyao.sim.config import ActionType, SimConfig
+from fuyao.sim.constants import SimConstants, constants_or_build
 from fuyao.sim.geometry import (
     lane_attr,
     lane_point_xy,
@@ -264,14 +265,16 @@ def speed_index(speed: torch.Tensor, speeds: torch.Tensor) -> torch.Tensor:
 META_LEFT, META_IDLE, META_RIGHT, META_FASTER, META_SLOWER = range(5)
 
 
-def apply_action(state: WorldState, action: torch.Tensor, road: RoadMap, cfg: SimConfig) -> WorldState:
+def apply_action(
+    state: WorldState, action: torch.Tensor, road: RoadMap, cfg: SimConfig, consts: SimConstants | None = None
+) -> WorldState:
     """Write the policy's action for the controlled slots `[:, :C]`. Meta: `[W, C]` int64; continuous:
     `[W, C, 2]` in [-1, 1] (acceleration, steering), clipped."""
     v = state.vehicles
     c = cfg.controlled
     if cfg.action is ActionType.META:
         a = action.long()
-        speeds = torch.tensor(cfg.target_speeds, device=v.s.device)
+        speeds = constants_or_build(consts, cfg, v.s.device).target_speeds
         lane = v.lane[:, :c]
         left_ok = lane_attr(road.lane_change_left_ok, road, state.map_id, lane)
         right_ok = lane_attr(road.lane_change_right_ok, road, state.map_id, lane)
@@ -297,7 +300,7 @@ def apply_action(state: WorldState, action: torch.Tensor, road: RoadMap, cfg: Si
     return replace(state, vehicles=replace(v, cmd_accel=cmd_accel, cmd_steer=cmd_steer))
 
 
-def action_mask(state: WorldState, road: RoadMap, cfg: SimConfig) -> torch.Tensor:
+def action_mask(state: WorldState, road: RoadMap, cfg: SimConfig, consts: SimConstants | None = None) -> torch.Tensor:
     """Meta actions a controlled vehicle can take now, `[W, C, 5]` bool (highway-env's available actions)."""
     v = state.vehicles
     c = cfg.controlled
@@ -305,7 +308,7 @@ def action_mask(state: WorldState, road: RoadMap, cfg: SimConfig) -> torch.Tenso
     # As highway-env's get_available_actions: a lane change is available where the lane exists.
     left = lane_attr(road.lane_change_left_ok, road, state.map_id, lane)
     right = lane_attr(road.lane_change_right_ok, road, state.map_id, lane)
-    speeds = torch.tensor(cfg.target_speeds, device=v.s.device)
+    speeds = constants_or_build(consts, cfg, v.s.device).target_speeds
     idx = speed_index(v.target_speed[:, :c], speeds)
     idle = torch.ones_like(left)
     return torch.stack([left, idle, right, idx < speeds.shape[0] - 1, idx > 0], dim=-1)
@@ -383,7 +386,7 @@ def inflow(state: WorldState, road: RoadMap, cfg: SimConfig) -> WorldState:
     return replace(state, vehicles=v)
 
 
-def respawn(state: WorldState, road: RoadMap, cfg: SimConfig) -> WorldState:
+def respawn(state: WorldState, road: RoadMap, cfg: SimConfig, consts: SimConstants | None = None) -> WorldState:
     """Controlled slots whose agent is out of its episode (crashed, off the road, arrived, missed its exit) enter
     again as a new agent, as MetaDrive's multi-agent environments respawn theirs: the old car is towed away, and
     the new one starts at an entry lane clear for `spawn_gap_m` (at most one car per entry lane and decision;
@@ -402,7 +405,7 @@ def respawn(state: WorldState, road: RoadMap, cfg: SimConfig) -> WorldState:
     m = state.map_id
     limit = lane_attr(road.lane_speed_limit, road, m, lane)
     speed = torch.minimum(torch.minimum(torch.full_like(limit, cfg.ego_speed), limit), lane_speed)
-    speeds = torch.tensor(cfg.target_speeds, device=v.s.device)
+    speeds = constants_or_build(consts, cfg, v.s.device).target_speeds
     target = speeds[(speed.unsqueeze(-1) - speeds).abs().argmin(-1)]
     dest = sample_destination(road, cfg, m, lane, u_dest, cfg.ego_exit_fraction)
     fields = {k: torch.full_like(v.s, value) for k, value in CONTROLLED_CAR.items()}
@@ -443,10 +446,12 @@ class DecisionAccumulator:
     lane_changes: torch.Tensor  # count
 
 
-def begin_decision(state: WorldState, action: torch.Tensor, road: RoadMap, cfg: SimConfig):
+def begin_decision(
+    state: WorldState, action: torch.Tensor, road: RoadMap, cfg: SimConfig, consts: SimConstants | None = None
+):
     """Apply the action; return the state, the route cost-to-go before the decision and empty accumulators."""
     c = cfg.controlled
-    state = apply_action(state, action, road, cfg)
+    state = apply_action(state, action, road, cfg, consts)
     cost_before = cost_to_go(road, state)[:, :c]
 
     def no():
@@ -492,6 +497,7 @@ def end_decision(
     acc: DecisionAccumulator,
     road: RoadMap,
     cfg: SimConfig,
+    consts: SimConstants | None = None,
 ) -> StepResult:
     """Score the decision, tow crashed cars away, refill traffic, respawn agents (`cfg.respawn`), auto-reset
     finished worlds."""
@@ -566,8 +572,8 @@ def end_decision(
     }
     final_state = state
     if cfg.respawn and c > 1:
-        state = respawn(state, road, cfg)
-    fresh = reset_state(road, cfg, state.seed, state.episode + 1, state.ticks)
+        state = respawn(state, road, cfg, consts)
+    fresh = reset_state(road, cfg, state.seed, state.episode + 1, state.ticks, consts)
     state = where_world(world_done, fresh, state)
     return StepResult(state, final_state, reward, terminated, truncated, world_done, info)
 
@@ -578,20 +584,23 @@ def step(
     road: RoadMap,
     cfg: SimConfig,
     parts: tuple | None = None,
+    consts: SimConstants | None = None,
 ) -> StepResult:
     """One decision: apply `action`, run `cfg.ticks_per_decision` ticks, score, refill, auto-reset.
 
     `parts` optionally replaces `(begin_decision, tick_and_accumulate, end_decision)` with compiled versions
     of themselves (`World(compile=True)`); the Python loop over ticks stays outside the compiled graphs so
-    each graph is small and compiles once.
+    each graph is small and compiles once. `consts`: the config's tensors (`World` builds them once; without,
+    they are built here, once per decision).
     """
     begin, advance, end = parts if parts is not None else (begin_decision, tick_and_accumulate, end_decision)
+    consts = constants_or_build(consts, cfg, state.device)
     was_active = state.active
-    state, cost_before, acc = begin(state, action, road, cfg)
+    state, cost_before, acc = begin(state, action, road, cfg, consts)
     every = min(cfg.mobil_every_ticks, cfg.ticks_per_decision)
     for t in range(cfg.ticks_per_decision):
         state, acc = advance(state, acc, road, cfg, t % every == 0)
-    return end(state, was_active, cost_before, acc, road, cfg)
+    return end(state, was_active, cost_before, acc, road, cfg, consts)
 
 
 def _leader_gap(road: RoadMap, state: WorldState) -> tuple[torch.Tensor, torch.Tensor]:

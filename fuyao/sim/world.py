@@ -11,6 +11,7 @@ import torch
 from fuyao.roads.highway import build_highway_bank
 from fuyao.roads.lanegraph import RoadMap
 from fuyao.sim.config import ConfigError, SimConfig
+from fuyao.sim.constants import SimConstants
 from fuyao.sim.observe import observation_shape, observe
 from fuyao.sim.reset import reset_state
 from fuyao.sim.state import WorldState
@@ -26,6 +27,7 @@ class World:
         device: torch.device | str = "cpu",
         road: RoadMap | None = None,
         compile: bool | Literal["all", "tick", "tick+observe"] = False,
+        cuda_graph: bool = False,
     ) -> None:
         self.cfg = cfg
         self.device = torch.device(device)
@@ -33,9 +35,17 @@ class World:
             self.device
         )
         self._check_capacity()
+        self.consts = SimConstants.build(cfg, self.device)  # the one host-to-device copy of config values
         self._parts = None
         self._compiled_once = False
         self._observe = None  # compiled `observe`, until its first call fails
+        # `cuda_graph`: on CUDA the whole decision (compiled or not) is captured as one CUDA graph on the first
+        # step and replayed (`fuyao.sim.graphs`); elsewhere, or where capture fails (a warning), steps run plain.
+        self._graphed = None
+        if cuda_graph and self.device.type == "cuda":
+            from fuyao.sim.graphs import GraphedCall
+
+            self._graphed = GraphedCall(self._plain_step)
         if compile not in (False, True, "all", "tick", "tick+observe"):
             raise ConfigError(f"World.compile: got {compile!r}; allowed: False, True / 'all', 'tick', 'tick+observe'")
         if compile:
@@ -70,35 +80,45 @@ class World:
         w = self.cfg.worlds
         keys = (seed % 2**32) * 1_000_003 + torch.arange(w, dtype=torch.int64, device=self.device)
         zeros = torch.zeros(w, dtype=torch.int64, device=self.device)
-        return reset_state(self.road, self.cfg, keys, zeros, zeros.clone())  # distinct tensors: no aliasing
+        # Distinct tensors for the counters: no aliasing.
+        return reset_state(self.road, self.cfg, keys, zeros, zeros.clone(), self.consts)
 
     def step(self, state: WorldState, action: torch.Tensor) -> StepResult:
+        if self._graphed is not None:
+            try:
+                return self._graphed(state, action)
+            except Exception as err:  # noqa: BLE001 (capture failed: see `fuyao.sim.graphs`)
+                _warn_eager("capturing the world step as a CUDA graph", err, "running it without a graph")
+                self._graphed = None
+        return self._plain_step(state, action)
+
+    def _plain_step(self, state: WorldState, action: torch.Tensor) -> StepResult:
         if self._parts is not None and not self._compiled_once:
             # The first call compiles. Where that fails (on CPU Inductor needs a C++ compiler), say so once and
             # go on eager: the same step, slower. A fault of the step itself fails again, eagerly, below.
             try:
-                result = step(state, action, self.road, self.cfg, self._parts)
+                result = step(state, action, self.road, self.cfg, self._parts, self.consts)
             except Exception as err:  # noqa: BLE001 (any compiler failure; see above)
-                _warn_eager("the world step", err)
+                _warn_eager("torch.compile of the world step", err)
                 self._parts = None
             else:
                 self._compiled_once = True
                 return result
-        return step(state, action, self.road, self.cfg, self._parts)
+        return step(state, action, self.road, self.cfg, self._parts, self.consts)
 
     def observe(self, state: WorldState) -> torch.Tensor:
         """`[W, C, *obs_shape]` float32."""
         if self._observe is not None:
             try:
-                return self._observe(state, self.road, self.cfg)
+                return self._observe(state, self.road, self.cfg, self.consts)
             except Exception as err:  # noqa: BLE001 (a compiler failure, as in `step`)
-                _warn_eager("the observation", err)
+                _warn_eager("torch.compile of the observation", err)
                 self._observe = None
-        return observe(state, self.road, self.cfg)
+        return observe(state, self.road, self.cfg, self.consts)
 
     def action_mask(self, state: WorldState) -> torch.Tensor:
         """`[W, C, 5]` bool (meta actions)."""
-        return action_mask(state, self.road, self.cfg)
+        return action_mask(state, self.road, self.cfg, self.consts)
 
 
 # Inductor's C++ backend, scalar: the world's kernels are gathers by lane, slot and route index more than
@@ -115,11 +135,11 @@ def _compile(fn):
     return torch.compile(fn, dynamic=False, options=SIM_INDUCTOR_OPTIONS)
 
 
-def _warn_eager(what: str, err: Exception) -> None:
-    """Say once, at the caller's caller (the user's `World.step` / `World.observe` call), that compiling `what`
-    failed and it now runs eagerly."""
+def _warn_eager(what: str, err: Exception, instead: str = "running it eagerly") -> None:
+    """Say once, at the caller's caller (the user's `World.step` / `World.observe` call), that `what` (compiling,
+    capturing) failed and what runs instead."""
     warnings.warn(
-        f"torch.compile of {what} failed ({type(err).__name__}: {str(err)[:200]}); running it eagerly",
+        f"{what} failed ({type(err).__name__}: {str(err)[:200]}); {instead}",
         RuntimeWarning,
         stacklevel=3,
     )

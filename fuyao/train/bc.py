@@ -20,7 +20,7 @@ from fuyao.pilots.networks import distribution
 from fuyao.pilots.rule_based import RuleBasedPilot
 from fuyao.train import precision
 from fuyao.train.rollout import Rollout, collect, gae
-from fuyao.train.session import NonFiniteError, Session
+from fuyao.train.session import Session, UpdateGuard
 
 
 def bc_loss(s: Session, b: dict[str, torch.Tensor], ret: torch.Tensor, idx: torch.Tensor):
@@ -75,17 +75,18 @@ def train(s: Session, until: int) -> None:
             n = ret.shape[0]
             size = n // cfg.minibatches
             parts = torch.zeros(3, device=ret.device)
-            for epoch in range(cfg.epochs):
+            guard = UpdateGuard(s, "BC", cfg.minibatches)
+            for _ in range(cfg.epochs):
                 order = torch.randperm(n, generator=s.generator, device=s.generator.device).to(ret.device)
                 for k in range(cfg.minibatches):
                     loss, part = bc_loss(s, b, ret, order[k * size : (k + 1) * size])
                     s.optimizer.zero_grad(set_to_none=True)
                     loss.backward()
                     norm = torch.nn.utils.clip_grad_norm_(s.model.parameters(), s.cfg.ppo.max_grad_norm)
-                    if not (torch.isfinite(loss) and torch.isfinite(norm)):
-                        raise NonFiniteError(s.nonfinite_report("BC", loss, epoch, k))
+                    guard.check(loss, norm)
                     s.optimizer.step()
                     parts += part
+            guard.finish()
             host = (parts / (cfg.epochs * cfg.minibatches)).tolist()
         row = {
             "bc_loss_imitation": host[0],

@@ -10,9 +10,9 @@ compute GAE advantages and lambda-returns, then `epochs` passes of `minibatches`
 Every mean is over active agent-steps only (agents that left their episode weigh nothing). Meta actions are
 sampled from logits with impossible lane changes masked out; continuous actions from a Gaussian whose sample is
 clipped to [-1, 1] by the world (the log-probability is of the unclipped sample). Gradients are clipped to
-`max_grad_norm`; the learning rate decays linearly to 0 over
-`anneal_decisions` (default: the run's `steps`). A NaN or inf in the rollout,
-the loss or the gradients stops the run (`NonFiniteError`) before the optimizer applies it.
+`max_grad_norm`; the learning rate decays linearly to 0 over `anneal_decisions` (default: the run's `steps`). A
+NaN or inf in the rollout, the loss or the gradients stops the run (`NonFiniteError`): the rollout is checked
+before learning, the update once at its end (`UpdateGuard`: no host sync per minibatch), which then undoes itself.
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ from fuyao.pilots.rule_based import RuleBasedPilot
 from fuyao.train import precision
 from fuyao.train.config import PPOConfig
 from fuyao.train.rollout import Rollout, collect, gae
-from fuyao.train.session import NonFiniteError, Session
+from fuyao.train.session import Session, UpdateGuard
 
 
 def ppo_loss(
@@ -96,9 +96,10 @@ def update(
     n = adv.shape[0]
     size = n // cfg.minibatches
     parts = torch.zeros(6, device=adv.device)
-    coef = torch.tensor(teacher_coef, device=adv.device) if teacher_coef > 0.0 else None
+    coef = torch.full((), teacher_coef, device=adv.device) if teacher_coef > 0.0 else None  # a fill, no copy
     grad_norm = torch.zeros((), device=adv.device)
-    for epoch in range(cfg.epochs):
+    guard = UpdateGuard(s, "PPO", cfg.minibatches)
+    for _ in range(cfg.epochs):
         order = torch.randperm(n, generator=s.generator, device=s.generator.device).to(adv.device)
         for k in range(cfg.minibatches):
             idx = order[k * size : (k + 1) * size]
@@ -121,11 +122,11 @@ def update(
             s.optimizer.zero_grad(set_to_none=True)
             loss.backward()
             norm = torch.nn.utils.clip_grad_norm_(s.model.parameters(), cfg.max_grad_norm)
-            if not (torch.isfinite(loss) and torch.isfinite(norm)):  # one sync per minibatch, before the step
-                raise NonFiniteError(s.nonfinite_report("PPO", loss, epoch, k))
+            guard.check(loss, norm)
             s.optimizer.step()
             parts += part
             grad_norm += norm.detach()
+    guard.finish()  # the update's one host sync (with the statistics below)
     steps = cfg.epochs * cfg.minibatches
     names = ("loss_policy", "loss_value", "entropy", "approx_kl", "clip_fraction", "teacher_nll")
     host = (parts / steps).tolist()

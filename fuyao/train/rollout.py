@@ -12,7 +12,6 @@ since the limit is not part of the task (Pardo et al. 2018, "Time limits in rein
 from __future__ import annotations
 
 import dataclasses
-import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -136,8 +135,9 @@ def collect(
     """Fill `buf` with `T` decisions of every agent; return the carry for the next rollout.
 
     `on_step(info, reward, done)` receives the per-step metric terms `[E]`, the reward `[E]` and the
-    episode-end mask `[E]` (episode statistics). `timers.add("act" | "sim", seconds)` splits the time between
-    the policy (and teacher) and the world (without a device sync: on CUDA these are launch times). With a `teacher`, its action for every observation goes to `buf.teacher`, and each agent's
+    episode-end mask `[E]` (episode statistics). `timers` (`fuyao.train.session.Timers`) splits the time between
+    the policy (and teacher) and the world: marks are CUDA events on CUDA (no sync here; read once per
+    iteration), `perf_counter` on the CPU. With a `teacher`, its action for every observation goes to `buf.teacher`, and each agent's
     executed action is the teacher's with probability `teacher_share` (drawn per agent and step), else the
     policy's sample (DAgger's mixture policy). `greedy`: the policy's own actions are its mode (the pilot it
     will be judged as) instead of samples; `logp` is still of the taken action under the sampling distribution.
@@ -146,7 +146,10 @@ def collect(
     cfg = world.cfg
     e = cfg.worlds * cfg.controlled
     steps = buf.obs.shape[0]
-    clock = time.perf_counter
+
+    def clock():
+        return timers.mark() if timers is not None else None
+
     for t in range(steps):
         t0 = clock()
         state = carry.state
@@ -190,8 +193,11 @@ def collect(
             on_step(info, result.reward.reshape(e), (terminated | truncated) & active)
         carry = observe_carry(world, result.state)
         if timers is not None:
-            timers.add("act", (t1 - t0) + (t3 - t2))
-            timers.add("sim", (t2 - t1) + (clock() - t3))
+            t4 = clock()
+            timers.span("act", t0, t1)
+            timers.span("act", t2, t3)
+            timers.span("sim", t1, t2)
+            timers.span("sim", t3, t4)
     buf.next_value.copy_(precision.value(model, carry.obs, bf16))
     return carry
 
@@ -217,8 +223,11 @@ def gae(
 
 
 def check_finite(buf: Rollout, iteration: int) -> str | None:
-    """Where the rollout holds NaN or inf (one host sync), or None."""
-    for name in ("obs", "value", "reward"):
+    """Where the rollout holds NaN or inf (one host sync when all is finite), or None."""
+    names = ("obs", "value", "reward")
+    if bool(torch.stack([torch.isfinite(getattr(buf, name)).all() for name in names]).all()):
+        return None
+    for name in names:
         x = getattr(buf, name)
         bad = ~torch.isfinite(x)
         if bool(bad.any()):

@@ -31,24 +31,120 @@ class NonFiniteError(RuntimeError):
     """NaN or inf met in training; raised before it reaches the weights or a checkpoint."""
 
 
-class Timers:
-    """Wall-clock seconds per phase (`sim`, `act`, `learn`, `eval`, ...), summed since the last `take`."""
+class UpdateGuard:
+    """Keeps non-finite steps out of the weights without a host synchronisation per minibatch.
 
-    def __init__(self) -> None:
+    Checking `isfinite(loss)` before every optimizer step reads the device once per minibatch (the host waits
+    for the backward pass and the GPU then idles while the host queues the next minibatch). Instead: at the
+    start of an update the weights and the optimizer state are copied (on the device, no sync); each minibatch
+    folds `isfinite(loss) & isfinite(grad norm)` into a device flag, remembering the first bad minibatch and
+    which parameters' gradients were non-finite there; `finish` reads the flag once per update and, if any
+    minibatch was bad, puts the weights and the optimizer state back as they were before the update and raises
+    `NonFiniteError`. Steps after a bad one may make the weights non-finite in between; nothing reads them
+    before `finish` restores them (no checkpoint, no evaluation, no rollout runs inside an update).
+    """
+
+    def __init__(self, s: Session, algo: str, minibatches: int) -> None:
+        self.s, self.algo, self.minibatches = s, algo, minibatches
+        params = list(s.model.parameters())
+        device = params[0].device
+        with torch.no_grad():
+            self.weights = [p.detach().clone() for p in params]
+        self.optimizer_state = _clone_tensors(s.optimizer.state_dict())
+        self.ok = torch.ones((), dtype=torch.bool, device=device)
+        self.first_bad = torch.full((), -1, dtype=torch.int64, device=device)  # epoch * minibatches + k
+        self.bad_loss = torch.zeros((), device=device)
+        self.bad_params = torch.zeros(len(params), dtype=torch.bool, device=device)
+        self.count = 0
+
+    def check(self, loss: torch.Tensor, grad_norm: torch.Tensor) -> None:
+        """After `clip_grad_norm_`, before the optimizer step: note whether this minibatch is finite."""
+        finite = torch.isfinite(loss.detach()) & torch.isfinite(grad_norm)
+        first = self.ok & ~finite
+        grads = [p.grad if p.grad is not None else torch.zeros_like(p) for p in self.s.model.parameters()]
+        norms = torch.stack(torch._foreach_norm(grads))  # one fused kernel, as `clip_grad_norm_` computes them
+        self.bad_params = torch.where(first, ~torch.isfinite(norms), self.bad_params)
+        self.bad_loss = torch.where(first, loss.detach().float(), self.bad_loss)
+        self.first_bad = torch.where(first, self.count, self.first_bad)
+        self.ok = self.ok & finite
+        self.count += 1
+
+    def finish(self) -> None:
+        """One host sync: raise `NonFiniteError` (weights and optimizer state restored) if a minibatch was bad."""
+        if bool(self.ok):
+            return
+        s = self.s
+        with torch.no_grad():
+            for p, w in zip(s.model.parameters(), self.weights):
+                p.copy_(w)
+        s.optimizer.load_state_dict(self.optimizer_state)
+        names = [n for n, _ in s.model.named_parameters()]
+        bad = [n for n, flag in zip(names, self.bad_params.tolist()) if flag]
+        epoch, k = divmod(int(self.first_bad), self.minibatches)
+        where = f"iteration {s.iteration}, epoch {epoch}, minibatch {k}"
+        raise NonFiniteError(
+            f"{self.algo} loss {float(self.bad_loss)} with non-finite gradients in {bad or 'none'} at {where}; "
+            "the update was undone (weights and optimizer state as before it; the last checkpoint is untouched)"
+        )
+
+
+def _clone_tensors(tree):
+    """A deep copy of a state dict's tensors (on their devices) and containers."""
+    if isinstance(tree, torch.Tensor):
+        return tree.detach().clone()
+    if isinstance(tree, dict):
+        return {k: _clone_tensors(v) for k, v in tree.items()}
+    if isinstance(tree, list):
+        return [_clone_tensors(v) for v in tree]
+    return tree
+
+
+class Timers:
+    """Seconds per phase (`sim`, `act`, `learn`, `eval`, ...), summed since the last `take`.
+
+    On CUDA the host runs ahead of the device, so `perf_counter` around a call measures its launch, not its
+    work. There a mark is a CUDA event recorded on the current stream (no synchronisation), a span is the
+    device time between two events, and `take` synchronises once to read them all (once per iteration). On
+    the CPU a mark is `perf_counter()`.
+    """
+
+    def __init__(self, device: torch.device | str | None = None) -> None:
         self.seconds: dict[str, float] = {}
+        self.cuda = device is not None and torch.device(device).type == "cuda"
+        self._spans: list[tuple[str, Any, Any]] = []  # (name, start event, end event), read in `take`
+
+    def mark(self) -> Any:
+        """A point in time: a recorded CUDA event on CUDA, else `perf_counter()` seconds."""
+        if self.cuda:
+            event = torch.cuda.Event(enable_timing=True)
+            event.record()
+            return event
+        return time.perf_counter()
+
+    def span(self, name: str, start: Any, end: Any) -> None:
+        """Add the time from mark `start` to mark `end` to `name`."""
+        if self.cuda:
+            self._spans.append((name, start, end))
+        else:
+            self.add(name, end - start)
 
     def add(self, name: str, seconds: float) -> None:
         self.seconds[name] = self.seconds.get(name, 0.0) + seconds
 
     @contextlib.contextmanager
     def phase(self, name: str):
-        t0 = time.perf_counter()
+        start = self.mark()
         try:
             yield
         finally:
-            self.add(name, time.perf_counter() - t0)
+            self.span(name, start, self.mark())
 
     def take(self) -> dict[str, float]:
+        if self._spans:
+            torch.cuda.synchronize()  # every event recorded so far has happened
+            for name, start, end in self._spans:
+                self.add(name, start.elapsed_time(end) / 1000.0)  # ms -> s
+            self._spans = []
         out, self.seconds = self.seconds, {}
         return out
 
@@ -136,14 +232,6 @@ class Session:
         problem = check_finite(buf, self.iteration)
         if problem is not None:
             raise NonFiniteError(f"non-finite rollout: {problem}; stopped before learning from it")
-
-    def nonfinite_report(self, algo: str, loss: torch.Tensor, epoch: int, minibatch: int) -> str:
-        bad = [n for n, p in self.model.named_parameters() if p.grad is not None and not torch.isfinite(p.grad).all()]
-        where = f"iteration {self.iteration}, epoch {epoch}, minibatch {minibatch}"
-        return (
-            f"{algo} loss {loss.item()} with non-finite gradients in {bad or 'none'} at {where}; "
-            "stopped before the optimizer step (the last checkpoint is untouched)"
-        )
 
     def end_iteration(self, buf: Rollout, row: dict[str, float]) -> None:
         active = sum_across(self.dist, buf.active.sum().to(torch.float64).view(1))
@@ -271,5 +359,19 @@ def build_session(cfg: TrainConfig, d: Dist, device: torch.device, evaluator) ->
     bf16 = use_bf16(cfg.precision, device)
     logger.message(f"precision: {'bf16 autocast' if bf16 else 'fp32'} ({cfg.precision} on {device})")
     return Session(
-        cfg, d, device, world, model, learner, optimizer, generator, carry, logger, checkpointer, evaluator, stats, bf16
+        cfg,
+        d,
+        device,
+        world,
+        model,
+        learner,
+        optimizer,
+        generator,
+        carry,
+        logger,
+        checkpointer,
+        evaluator,
+        stats,
+        bf16,
+        timers=Timers(device),
     )
