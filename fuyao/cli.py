@@ -310,10 +310,10 @@ def cmd_bench_traffic(args: BenchTrafficArgs) -> dict:
 
 
 def cmd_maps(args: MapsArgs) -> Path:
-    from fuyao.roads.highway import build_highway_bank
+    from fuyao.sim.world import build_bank
     from fuyao.viz.maps import draw_map_bank
 
-    road = build_highway_bank(args.sim.road, args.sim.num_maps, args.sim.map_seed)
+    road = build_bank(args.sim)
     draw_map_bank(road, args.out)
     console.print(f"[green]wrote[/green] {args.out}")
     return args.out

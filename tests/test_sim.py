@@ -447,7 +447,7 @@ def test_native_observation_lane_potential_is_the_idm_acceleration_per_lane():
     on a new follower, in the scene of the lane-neighbour test."""
     from fuyao.sim.observe import ObservationLayout, observe
     from fuyao.sim.state import first_slots
-    from fuyao.sim.step import driver_params, effective_limit
+    from fuyao.sim.traffic import driver_params, effective_limit
     from fuyao.sim.traffic import idm_acceleration
 
     cfg = SimConfig(worlds=1, vehicles=4, controlled=1, inflow=False)

@@ -420,8 +420,8 @@ def run_mobil(road, cfg, worlds):
     st = scene(road, cfg, worlds)
     v, m = st.vehicles, st.map_id
     sur = surroundings(road, m, v.lane, v.s, v.length, v.speed, v.present, v.dest)
-    params = S.driver_params(v, S.effective_limit(road, m, v))
-    route = S.route_view(road, m, v, sur)
+    params = traffic.driver_params(v, traffic.effective_limit(road, m, v))
+    route = traffic.route_view(road, m, v, sur)
     assert not bool(route.changes.any() | route.left_changes.any() | route.right_changes.any())  # route-free
     left_ok = lane_attr(road.lane_change_left_ok, road, m, v.lane)
     right_ok = lane_attr(road.lane_change_right_ok, road, m, v.lane)

@@ -7,21 +7,11 @@ import torch
 
 from fuyao.sim import traffic
 from fuyao.sim.config import ActionType
-from fuyao.sim.geometry import lane_attr, lane_point
+from fuyao.sim.geometry import change_ok, lane_attr, lane_point
 from fuyao.sim.neighbours import surroundings
 from fuyao.sim.state import WorldState
-from fuyao.sim.step import (
-    META_FASTER,
-    META_IDLE,
-    META_LEFT,
-    META_RIGHT,
-    META_SLOWER,
-    driver_params,
-    effective_limit,
-    following_accel,
-    route_view,
-    speed_index,
-)
+from fuyao.sim.step import META_FASTER, META_IDLE, META_LEFT, META_RIGHT, META_SLOWER, speed_index
+from fuyao.sim.traffic import driver_params, effective_limit, following_accel, route_view
 from fuyao.sim.world import World
 
 BRAKE_THRESHOLD = -0.5  # m/s^2: IDM asks for more braking than this -> slow down
@@ -45,9 +35,8 @@ class RuleBasedPilot:
         sur = surroundings(road, m, v.lane, v.s, v.length, v.speed, v.present, v.dest)
         params = driver_params(v, limit)
         route = route_view(road, m, v, sur)
-        accel = following_accel(road, m, v, sur, params, route)[:, :c]
-        left_ok = lane_attr(road.lane_change_left_ok, road, m, v.lane)
-        right_ok = lane_attr(road.lane_change_right_ok, road, m, v.lane)
+        accel = following_accel(road, m, v, sur, params, route, state.signals)[:, :c]
+        left_ok, right_ok = change_ok(road, m, v.lane, v.s)
         direction, _, _ = traffic.mobil_decision(sur, v.speed, v.length, params, params, route, left_ok, right_ok)
         changing = v.lc_dir != 0
         direction = torch.where(changing | (v.speed <= 1.0), 0, direction)[:, :c]

@@ -19,8 +19,10 @@ import numpy as np
 import torch
 
 from fuyao.roads.routing import RoutingTables, build_routing_tables
+from fuyao.roads.signals import FIRST_COME, HAS_PRIORITY, YIELDS, Phase, Signal, parse_phase
 
-INT32_MAX = 2**31 - 1  # table entries a bank may have: `fuyao.sim.geometry` indexes them in int32
+INT32_MAX = 2**31 - 1
+JUNCTION_SPAWN_CLEAR_M = 40.0  # m before a junction's stop line where reset places no vehicle  # table entries a bank may have: `fuyao.sim.geometry` indexes them in int32
 
 
 class MapError(ValueError):
@@ -44,11 +46,25 @@ class Lane:
     road_s0: float = 0.0  # m, where the lane starts along the map's reference line (spawning, rendering)
     exit_group: int = -1  # destination id reached by driving off its end (-1: not an exit; a dead end if a sink)
     name: str = ""
+    # Lane changes out of this lane are allowed only before this arc length (the solid line before a stop bar).
+    change_until: float = math.inf
+    junction: int = -1  # the junction a connector lane belongs to (-1: not in a junction)
+
 
     @property
     def length(self) -> float:
         seg = np.diff(self.centre, axis=0)
         return float(np.linalg.norm(seg, axis=1).sum())
+
+
+@dataclass
+class Junction:
+    """A junction under construction: its connector lanes (SUMO's links, in link-index order) and, if it is
+    signalised, its program."""
+
+    name: str
+    links: list[int] = field(default_factory=list)
+    phases: list[Phase] = field(default_factory=list)
 
 
 def resample(points: np.ndarray, spacing: float) -> np.ndarray:
@@ -85,6 +101,29 @@ class LaneGraphBuilder:
         self.name = name
         self.lanes: list[Lane] = []
         self.conflicts: list[tuple[int, int, float, float]] = []  # (lane a, lane b, s on a, s on b)
+        self.right_of_way: dict[tuple[int, int], int] = {}  # (a, b) -> YIELDS / HAS_PRIORITY / FIRST_COME for a
+        self.junctions: list[Junction] = []
+
+    def add_junction(self, name: str = "") -> int:
+        """A new junction; its connector lanes join it by `add_lane(..., junction=j)` (their link order)."""
+        self.junctions.append(Junction(name=name or f"junction {len(self.junctions)}"))
+        return len(self.junctions) - 1
+
+    def set_program(self, junction: int, phases: list[Phase]) -> None:
+        """Signalise `junction` with a fixed-time cycle of `phases` (one state letter per link, in link order)."""
+        j = self.junctions[junction]
+        for i, ph in enumerate(phases):
+            try:
+                parse_phase(f"{self.name}: {j.name}", i, ph, len(j.links))
+            except ValueError as err:
+                raise MapError(str(err)) from None
+        j.phases = list(phases)
+
+    def set_right_of_way(self, a: int, b: int, a_yields: bool) -> None:
+        """Static right of way between conflicting lanes `a` and `b` (unsignalised, or both green-but-yield):
+        `a_yields` True: a gives way to b; False: b gives way to a."""
+        self.right_of_way[(a, b)] = YIELDS if a_yields else HAS_PRIORITY
+        self.right_of_way[(b, a)] = HAS_PRIORITY if a_yields else YIELDS
 
     def add_lane(self, points: np.ndarray, width: float, speed_limit: float, **kwargs) -> int:
         if width <= 0:
@@ -93,6 +132,11 @@ class LaneGraphBuilder:
             raise MapError(f"lane speed_limit: got {speed_limit!r}; must be > 0 m/s")
         centre = resample(points, self.spacing)
         self.lanes.append(Lane(centre=centre, width=float(width), speed_limit=float(speed_limit), **kwargs))
+        junction = kwargs.get("junction", -1)
+        if junction >= 0:
+            if junction >= len(self.junctions):
+                raise MapError(f"{self.name}: lane {len(self.lanes) - 1} junction: got {junction}; no such junction")
+            self.junctions[junction].links.append(len(self.lanes) - 1)
         return len(self.lanes) - 1
 
     def connect(self, a: int, b: int) -> None:
@@ -133,7 +177,26 @@ class LaneGraphBuilder:
             for j in (lane.left, lane.right):
                 if j >= len(self.lanes):
                     raise MapError(f"{self.name}: lane {i} neighbour {j} does not exist")
-        return RoadMap.from_lanes(self.lanes, self.conflicts, self.name, spawn_window)
+        self._check_programs()
+        return RoadMap.from_lanes(
+            self.lanes, self.conflicts, self.name, spawn_window, self.junctions, self.right_of_way
+        )
+
+    def _check_programs(self) -> None:
+        """Refuse a phase in which two conflicting links both have priority green (neither would yield)."""
+        for a, b, _, _ in self.conflicts:
+            ja, jb = self.lanes[a].junction, self.lanes[b].junction
+            if ja < 0 or ja != jb or not self.junctions[ja].phases:
+                continue
+            j = self.junctions[ja]
+            ia, ib = j.links.index(a), j.links.index(b)
+            for k, ph in enumerate(j.phases):
+                if ph.state[ia] == "G" and ph.state[ib] == "G":
+                    raise MapError(
+                        f"{self.name}: {j.name} phase {k} state {ph.state!r}: links {ia} (lane {a}) and {ib} "
+                        f"(lane {b}) conflict and are both 'G' (priority green); one of them must yield ('g') or "
+                        "be red"
+                    )
 
 
 @dataclass(frozen=True)
@@ -171,9 +234,16 @@ class RoadMap:
     conflict_lane: torch.Tensor  # [M, L, C] int64, lanes this lane crosses or merges with, -1 padded
     conflict_s: torch.Tensor  # [M, L, C] m, where on this lane
     conflict_s_other: torch.Tensor  # [M, L, C] m, where on the other lane
+    conflict_yield: torch.Tensor  # [M, L, C] int64, static right of way from this lane's side (`roads.signals`)
+    lane_change_until: torch.Tensor  # [M, L] m, lane changes out of the lane only before this arc length
+    lane_junction: torch.Tensor  # [M, L] int64, junction of a connector lane, -1 none
+    lane_signal: torch.Tensor  # [M, L, Ph] int64, `Signal` of the lane in each phase of its junction's program
+    junction_phase_s: torch.Tensor  # [M, J, Ph] float32 s, phase durations (0: no such phase)
+    junction_num_phases: torch.Tensor  # [M, J] int64, phases in the cycle (0: unsignalised or no junction)
     route: RoutingTables
     names: tuple[str, ...] = ()
     has_conflicts: bool = False  # any connector lanes that cross or merge (a static flag: no host sync)
+    has_signals: bool = False  # any signalised junction (a static flag)
 
     def __post_init__(self) -> None:
         # `fuyao.sim.geometry` indexes these tables in int32; checked on shapes only, once per bank.
@@ -209,7 +279,11 @@ class RoadMap:
         conflicts: list[tuple[int, int, float, float]],
         name: str,
         spawn_window: tuple[float, float],
+        junctions: list[Junction] | None = None,
+        right_of_way: dict[tuple[int, int], int] | None = None,
     ) -> RoadMap:
+        junctions = junctions or []
+        right_of_way = right_of_way or {}
         num_lanes = len(lanes)
         num_points = max(len(lane.centre) for lane in lanes)
         max_succ = max(1, max(len(lane.successors) for lane in lanes))
@@ -248,9 +322,23 @@ class RoadMap:
         conf_lane = -np.ones((num_lanes, max_conf), dtype=np.int64)
         conf_s = np.zeros((num_lanes, max_conf))
         conf_so = np.zeros((num_lanes, max_conf))
+        conf_yield = np.full((num_lanes, max_conf), FIRST_COME, dtype=np.int64)
         for i, cs in enumerate(per_lane_conflicts):
             for j, (b, sa, sb) in enumerate(cs):
                 conf_lane[i, j], conf_s[i, j], conf_so[i, j] = b, sa, sb
+                conf_yield[i, j] = right_of_way.get((i, b), FIRST_COME)
+        # Signal programs: each link's state per phase, the phases' durations per junction.
+        num_j = max(1, len(junctions))
+        num_ph = max(1, max((len(j.phases) for j in junctions), default=0))
+        lane_signal = np.full((num_lanes, num_ph), int(Signal.OFF), dtype=np.int64)
+        phase_s = np.zeros((num_j, num_ph))
+        num_phases = np.zeros(num_j, dtype=np.int64)
+        for jid, j in enumerate(junctions):
+            num_phases[jid] = len(j.phases)
+            for k, ph in enumerate(j.phases):
+                phase_s[jid, k] = ph.duration_s
+                for link, sig in zip(j.links, ph.signals(), strict=True):
+                    lane_signal[link, k] = int(sig)
         lengths = np.array([lane.length for lane in lanes])
         road_s0 = np.array([lane.road_s0 for lane in lanes])
         kinds = np.array([{"road": 0, "ramp": 1, "connector": 2}[lane.kind] for lane in lanes])
@@ -258,6 +346,9 @@ class RoadMap:
         lo = np.clip(spawn_window[0] - road_s0, 0.0, lengths)
         hi = np.clip(spawn_window[1] - road_s0, 0.0, lengths)
         hi = np.where(kinds == 2, lo, hi)
+        # Before a junction: not in the last stretch, where a car placed at speed could not stop at a red line.
+        feeds_junction = np.array([any(lanes[j].kind == "connector" for j in lane.successors) for lane in lanes])
+        hi = np.where(feeds_junction & (kinds != 2), np.maximum(lo, np.minimum(hi, lengths - JUNCTION_SPAWN_CLEAR_M)), hi)
         # Dead ends (an acceleration lane): only their first third, so that cars placed there can still merge.
         dead_end = np.array([not lane.successors and lane.exit_group < 0 for lane in lanes])
         hi = np.where(dead_end, np.minimum(hi, lo + 0.3 * (lengths - lo)), hi)
@@ -271,7 +362,8 @@ class RoadMap:
             raise MapError(f"{name}: no lane has an exit_group; a map needs at least one destination")
         if sorted(set(g for g in groups if g >= 0)) != list(range(max(groups) + 1)):
             raise MapError(f"{name}: exit groups {sorted(set(groups))} must number 0, 1, ... without gaps")
-        route = build_routing_tables(lengths, succ_lists, left, right, left_ok, right_ok, groups)
+        until = np.array([lane.change_until for lane in lanes])
+        route = build_routing_tables(lengths, succ_lists, left, right, left_ok, right_ok, groups, until)
 
         from_left, section = [], []
         for i in range(num_lanes):
@@ -323,9 +415,16 @@ class RoadMap:
             conflict_lane=t(conf_lane, torch.int64),
             conflict_s=t(conf_s),
             conflict_s_other=t(conf_so),
+            conflict_yield=t(conf_yield, torch.int64),
+            lane_change_until=t([min(lane.change_until, 1.0e6) for lane in lanes]),
+            lane_junction=t([lane.junction for lane in lanes], torch.int64),
+            lane_signal=t(lane_signal, torch.int64),
+            junction_phase_s=t(phase_s),
+            junction_num_phases=t(num_phases, torch.int64),
             route=route,
             names=(name,),
             has_conflicts=bool(conflicts),
+            has_signals=bool(num_phases.any()),
         )
 
 
@@ -358,7 +457,11 @@ def stack_maps(maps: list[RoadMap]) -> RoadMap:
         "lane_ds": 1.0,
         "lane_width": 1.0,
         "lane_speed_limit": 1.0,
+        "lane_junction": -1,
+        "lane_change_until": 1.0e6,
     }
+    num_ph = max(m.lane_signal.shape[2] for m in maps)
+    num_j = max(m.junction_phase_s.shape[1] for m in maps)
     out = {}
     for f in dataclasses.fields(RoadMap):
         first = getattr(maps[0], f.name)
@@ -377,6 +480,12 @@ def stack_maps(maps: list[RoadMap]) -> RoadMap:
                 shape = (num_lanes, max_succ)
             elif f.name.startswith("conflict"):
                 shape = (num_lanes, max_conf)
+            elif f.name == "lane_signal":
+                shape = (num_lanes, num_ph)
+            elif f.name == "junction_phase_s":
+                shape = (num_j, num_ph)
+            elif f.name == "junction_num_phases":
+                shape = (num_j,)
             elif f.name == "dest_valid":
                 shape = (max(m.dest_valid.shape[1] for m in maps),)
             else:
@@ -385,4 +494,10 @@ def stack_maps(maps: list[RoadMap]) -> RoadMap:
         out[f.name] = torch.stack(parts)
     route = RoutingTables.stack([m.route for m in maps], num_lanes)
     names = tuple(n for m in maps for n in m.names)
-    return RoadMap(route=route, names=names, has_conflicts=any(m.has_conflicts for m in maps), **out)
+    return RoadMap(
+        route=route,
+        names=names,
+        has_conflicts=any(m.has_conflicts for m in maps),
+        has_signals=any(m.has_signals for m in maps),
+        **out,
+    )

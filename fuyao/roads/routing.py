@@ -164,12 +164,15 @@ def build_routing_tables(
     left_ok: list[bool],
     right_ok: list[bool],
     exit_group: list[int],
+    change_until: np.ndarray | None = None,
 ) -> RoutingTables:
     """Routing over one map's lane graph (host side, one sparse Dijkstra per destination).
 
     `exit_group[l]` is the destination id that driving off the end of lane `l` reaches (-1: none). Any lane may
     belong to a destination, a sink (an exit) or not (a city zone: random trips end there); parallel lanes share
     one destination, so a car bound for "the end of the highway" may use any of them. Tables are `[1, L, D]`.
+    `change_until[l]`: lane changes out of lane `l` only before this arc length (the solid line before a stop bar):
+    a deadline that ends on lane `l` ends there.
     """
     lengths = np.asarray(lengths, dtype=np.float64)
     num_lanes = len(lengths)
@@ -211,7 +214,8 @@ def build_routing_tables(
     arrives = np.asarray(exit_group, dtype=np.int64)[:, None] == cols  # [L, D]
     chain = np.where((best_succ >= 0) & ~arrives, best_succ * num_dest + cols, -1).ravel()
     levels, circles = _chain_levels(chain)
-    deadline = np.where(reach, lengths[:, None], 0.0).ravel()
+    last_change = lengths if change_until is None else np.minimum(lengths, np.asarray(change_until, dtype=np.float64))
+    deadline = np.where(reach, last_change[:, None], 0.0).ravel()
     for idx in levels[1:]:
         deadline[idx] = lengths[idx // num_dest] + deadline[chain[idx]]
     deadline = np.where(circles, UNREACHABLE, deadline).reshape(num_lanes, num_dest)

@@ -6,6 +6,7 @@ from __future__ import annotations
 import enum
 from dataclasses import dataclass, field
 
+from fuyao.roads.city import CityConfig
 from fuyao.roads.highway import HighwayConfig
 
 
@@ -25,6 +26,13 @@ class ActionType(enum.Enum):
 class ObservationType(enum.Enum):
     NATIVE = "native"
     HIGHWAY_KINEMATICS = "highway-kinematics"
+
+
+class MapKind(enum.Enum):
+    """Which generator builds the map bank: `SimConfig.road` (highway) or `SimConfig.city`."""
+
+    HIGHWAY = "highway"
+    CITY = "city"
 
 
 class DriverProfile(enum.Enum):
@@ -77,6 +85,7 @@ class RewardConfig:
     offroad: float = -5.0
     route_failure: float = -5.0
     arrived: float = 1.0
+    red_light: float = -5.0  # entering a junction past its stop line on red
     comfort: float = -0.02  # x (|jerk| / 10 m/s^3 + |lat accel| / 4 m/s^2), decision average
     lane_change: float = 0.0
     high_speed: float = 0.0
@@ -94,7 +103,9 @@ class SimConfig:
     controlled: int = 1  # the first `controlled` slots are driven by the policy; `vehicles` for full self-play
     num_maps: int = 8
     map_seed: int = 0
+    map: MapKind = MapKind.HIGHWAY  # the generator of the map bank: `road` for highways, `city` for cities
     road: HighwayConfig = field(default_factory=HighwayConfig)
+    city: CityConfig = field(default_factory=CityConfig)
     sim_hz: int = 15
     decision_hz: int = 1
     episode_s: float = 40.0
@@ -117,12 +128,15 @@ class SimConfig:
     lookahead_m: tuple[float, ...] = (0.0, 10.0, 25.0, 50.0, 80.0, 120.0)  # lane geometry points ahead
     kinematics_vehicles: int = 5  # highway-kinematics rows (ego first)
     mobil_period_s: float = 1.0  # how often background drivers reconsider their lane
+    # Signal timing drawn per world and junction: every phase's duration times a scale from this range.
+    signal_scale_range: tuple[float, float] = (0.8, 1.25)
     offroad_terminal: bool = True
     drivers: DriverConfig = field(default_factory=DriverConfig)
     reward: RewardConfig = field(default_factory=RewardConfig)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "action", _parse_enum("SimConfig", "action", self.action, ActionType))
+        object.__setattr__(self, "map", _parse_enum("SimConfig", "map", self.map, MapKind))
         object.__setattr__(
             self, "observation", _parse_enum("SimConfig", "observation", self.observation, ObservationType)
         )
@@ -151,8 +165,16 @@ class SimConfig:
             raise _bad("SimConfig", "spawn_gap_m", self.spawn_gap_m, "> 0 m")
         if self.kinematics_vehicles < 1:
             raise _bad("SimConfig", "kinematics_vehicles", self.kinematics_vehicles, ">= 1")
+        lo, hi = self.signal_scale_range
+        if not 0.0 < lo <= hi:
+            raise _bad("SimConfig", "signal_scale_range", self.signal_scale_range, "0 < lo <= hi")
         if self.mobil_period_s <= 0:
             raise _bad("SimConfig", "mobil_period_s", self.mobil_period_s, "> 0 s")
+
+    @property
+    def road_config(self) -> HighwayConfig | CityConfig:
+        """The chosen generator's config (`map`)."""
+        return self.city if self.map is MapKind.CITY else self.road
 
     @property
     def ticks_per_decision(self) -> int:

@@ -35,6 +35,15 @@ def next_lane(road: RoadMap, map_id: torch.Tensor, lane: torch.Tensor, dest: tor
     return torch.where(lane < 0, -1, torch.where(routed >= 0, routed, first))
 
 
+def change_ok(road: RoadMap, map_id: torch.Tensor, lane: torch.Tensor, s: torch.Tensor):
+    """Whether a vehicle at arc length `s` of `lane` (both `[W, ...]`) may start a lane change to the left and to
+    the right: the marking allows it and the vehicle is before the solid line (`RoadMap.lane_change_until`)."""
+    before_line = s < lane_attr(road.lane_change_until, road, map_id, lane)
+    left = lane_attr(road.lane_change_left_ok, road, map_id, lane) & before_line
+    right = lane_attr(road.lane_change_right_ok, road, map_id, lane) & before_line
+    return left, right
+
+
 def lane_point(road: RoadMap, map_id: torch.Tensor, lane: torch.Tensor, s: torch.Tensor):
     """Centre-line point at arc length `s` of `lane`, both `[W, ...]`.
 

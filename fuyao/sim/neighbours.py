@@ -48,6 +48,11 @@ class Surroundings:
     conflict_my_dist: torch.Tensor | None = None  # [W, N, C] m from my centre to the conflict point
     conflict_their_dist: torch.Tensor | None = None  # [W, N, C] m from theirs
     conflict_entry_dist: torch.Tensor | None = None  # [W, N] m from my centre to the connector's start (<= 0 on it)
+    upcoming: torch.Tensor | None = None  # [W, N] int64, the connector the vehicle is on or enters next, -1 none
+    conflict_lane: torch.Tensor | None = None  # [W, N, C] int64, the other lane of each conflict, -1 none
+    conflict_rule: torch.Tensor | None = None  # [W, N, C] int64, static right of way (`roads.signals`)
+    conflict_other_inside: torch.Tensor | None = None  # [W, N, C] bool, that vehicle is on the other connector
+    exit_room: torch.Tensor | None = None  # [W, N] m free at the start of the street after `upcoming` (FAR: empty)
 
 
 def sorted_count(rows: torch.Tensor, q: torch.Tensor, right: bool = True) -> torch.Tensor:
@@ -168,7 +173,9 @@ def surroundings(road: RoadMap, map_id, lane, s, length, speed, present, dest) -
 
     conflict = {}
     if road.has_conflicts:
-        conflict = _conflicts(road, map_id, lane, s, present, dest, keys, order, sorted_lane, lane_len, last_on)
+        conflict = _conflicts(
+            road, map_id, lane, s, length, speed, present, dest, keys, order, sorted_lane, lane_len, first_on, last_on
+        )
 
     def nb(slot, dist):
         slot = torch.where(present, slot, -1)
@@ -189,8 +196,11 @@ def surroundings(road: RoadMap, map_id, lane, s, length, speed, present, dest) -
     )
 
 
-def _conflicts(road: RoadMap, map_id, lane, s, present, dest, keys, order, sorted_lane, lane_len, last_on) -> dict:
-    """Nearest vehicle approaching each conflict point of the connector a vehicle is on or about to enter."""
+def _conflicts(
+    road: RoadMap, map_id, lane, s, length, speed, present, dest, keys, order, sorted_lane, lane_len, first_on, last_on
+) -> dict:
+    """Nearest vehicle approaching each conflict point of the connector a vehicle is on or about to enter, and
+    the room on the street after it."""
     w, n = lane.shape
     is_conn = lane_attr(road.lane_kind, road, map_id, lane) == 2
     nxt = next_lane(road, map_id, lane, dest)
@@ -204,6 +214,7 @@ def _conflicts(road: RoadMap, map_id, lane, s, present, dest, keys, order, sorte
     other_lane = road.conflict_lane.reshape(-1)[flat]  # [W, N, C]
     other_lane = torch.where((upcoming >= 0).unsqueeze(-1) & present.unsqueeze(-1), other_lane, -1)
     my_dist = road.conflict_s.reshape(-1)[flat] + offset.unsqueeze(-1)
+    rule = road.conflict_yield.reshape(-1)[flat]
     s_other = road.conflict_s_other.reshape(-1)[flat]
     # On the other connector: the last vehicle at or before its conflict point (a small margin past it).
     key_q = other_lane.double() * LANE_KEY + (s_other + 3.0).double()
@@ -222,6 +233,21 @@ def _conflicts(road: RoadMap, map_id, lane, s, present, dest, keys, order, sorte
     pred_len = lane_attr(road.lane_length, road, map_id, pred)
     their_dist = torch.where(on_lane >= 0, s_other - their_s, pred_len - their_s + s_other)
     slot = torch.where(other_lane >= 0, slot, -1)
+    # Room after the junction: from the start of the street the connector leads to, to the rear of its last
+    # car, plus two seconds of that car's travel (a moving queue makes room).
+    exit_lane = torch.where(upcoming >= 0, next_lane(road, map_id, upcoming, dest), -1)
+    tail = first_on(exit_lane)
+    t_safe = tail.clamp(min=0)
+    room = s.gather(1, t_safe) - 0.5 * length.gather(1, t_safe) + 2.0 * speed.gather(1, t_safe)
+    exit_room = torch.where(tail >= 0, room, FAR)
     return dict(
-        conflict_slot=slot, conflict_my_dist=my_dist, conflict_their_dist=their_dist, conflict_entry_dist=offset
+        conflict_slot=slot,
+        conflict_my_dist=my_dist,
+        conflict_their_dist=their_dist,
+        conflict_entry_dist=offset,
+        upcoming=upcoming,
+        conflict_lane=other_lane,
+        conflict_rule=rule,
+        conflict_other_inside=(on_lane >= 0) & (slot >= 0),
+        exit_room=exit_room,
     )

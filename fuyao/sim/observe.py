@@ -39,7 +39,7 @@ from fuyao.sim.constants import SimConstants, constants_or_build
 from fuyao.sim.geometry import lane_attr, lane_point, next_lane, route_attr, vehicle_pose, wrap_angle
 from fuyao.sim.neighbours import surroundings
 from fuyao.sim.state import WorldState, first_slots
-from fuyao.sim.step import driver_params, effective_limit
+from fuyao.sim.traffic import driver_params, effective_limit
 from fuyao.sim.traffic import idm_acceleration
 
 # Feature names of one row of each native block, in the order `native` writes them (normalisers in the docstring).

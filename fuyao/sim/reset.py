@@ -11,10 +11,11 @@ from __future__ import annotations
 import torch
 
 from fuyao.roads.lanegraph import RoadMap
-from fuyao.sim.config import DriverProfile, SimConfig
+from fuyao.sim.config import DriverProfile, MapKind, SimConfig
 from fuyao.sim.constants import SimConstants, constants_or_build
 from fuyao.sim.geometry import lane_attr, route_attr
 from fuyao.sim.rng import uniform
+from fuyao.sim.signals import initial_clock
 from fuyao.sim.state import Vehicles, WorldState, replace
 
 # Random streams (any distinct integers; changing one changes the rollouts, so the golden numbers too).
@@ -90,9 +91,15 @@ def sample_destination(road: RoadMap, cfg: SimConfig, map_id, lane, u, exit_frac
     """Destination 0 (the main one) with probability 1 - exit_fraction, else one of the others uniformly;
     unreachable or missing choices fall back to the nearest reachable destination. `[W, N]` int64."""
     num_dest = road.route.cost.shape[2]
-    # Given u < exit_fraction, u / exit_fraction is uniform again and picks among destinations 1 .. D-1.
-    other = 1 + (u / max(exit_fraction, 1e-9) * (num_dest - 1)).long().clamp(max=max(num_dest - 2, 0))
-    dest = torch.where(u < exit_fraction, other, 0) if num_dest > 1 else torch.zeros_like(u, dtype=torch.int64)
+    if cfg.map is MapKind.CITY:
+        # Random trips: every destination (boundary street) alike.
+        dest = (u * num_dest).long().clamp(max=num_dest - 1)
+    elif num_dest > 1:
+        # Given u < exit_fraction, u / exit_fraction is uniform again and picks among destinations 1 .. D-1.
+        other = 1 + (u / max(exit_fraction, 1e-9) * (num_dest - 1)).long().clamp(max=max(num_dest - 2, 0))
+        dest = torch.where(u < exit_fraction, other, 0)
+    else:
+        dest = torch.zeros_like(u, dtype=torch.int64)
     valid = road.dest_valid.reshape(-1)[map_id.unsqueeze(1) * num_dest + dest]
     reach = route_attr(road.route.cost, road, map_id, lane, dest) < UNREACHABLE_HALF
     fallback = lane_attr(road.route.default_dest, road, map_id, lane)
@@ -146,8 +153,8 @@ def reset_state(
     present = fits.gather(1, inverse)
 
     # Controlled slots: the present vehicles on road lanes nearest the ego start point.
-    win0, win1 = cfg.road.spawn_window
-    ego_s = win0 + cfg.ego_position * (min(win1, cfg.road.length_m) - win0)
+    win0, win1 = cfg.road_config.spawn_window
+    ego_s = win0 + cfg.ego_position * (min(win1, cfg.road_config.length_m) - win0)
     road_s = lane_attr(road.lane_road_s0, road, map_id, lane) + s
     is_road = lane_attr(road.lane_kind, road, map_id, lane) == 0
     ego_key = torch.where(present & is_road, (road_s - ego_s).abs(), 1.0e7 + torch.arange(n, device=device).float())
@@ -203,6 +210,7 @@ def reset_state(
         seed=seed,
         ticks=ticks,
         active=controlled[:, :c].clone(),
+        signals=initial_clock(road, map_id, seed, counter, cfg.signal_scale_range),
     )
     if cfg.ego_ramp_fraction > 0.0:
         on_ramp = uniform(seed, counter, (1,), S_RAMP)[:, 0] < cfg.ego_ramp_fraction

@@ -34,6 +34,7 @@ def reward_terms(
         "offroad": events["offroad"].float(),
         "route_failure": events["route_failure"].float(),
         "arrived": events["arrived"].float(),
+        "red_light": events["red_light"].float(),
         "comfort": (jerk_max / 10.0 + lat_accel_max / 4.0),
         "lane_change": lane_changes,
         "high_speed": ((forward_speed - lo) / (hi - lo)).clamp(0.0, 1.0),
@@ -49,6 +50,7 @@ def total_reward(terms: dict[str, torch.Tensor], w: RewardConfig) -> torch.Tenso
         + w.offroad * terms["offroad"]
         + w.route_failure * terms["route_failure"]
         + w.arrived * terms["arrived"]
+        + w.red_light * terms["red_light"]
         + w.comfort * terms["comfort"]
         + w.lane_change * terms["lane_change"]
         + w.high_speed * terms["high_speed"]

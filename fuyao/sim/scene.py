@@ -8,6 +8,7 @@ import torch
 
 from fuyao.roads.lanegraph import RoadMap
 from fuyao.sim.config import SimConfig
+from fuyao.sim.signals import initial_clock
 from fuyao.sim.state import Vehicles, WorldState
 
 DEFAULT_VEHICLE = dict(
@@ -70,13 +71,15 @@ def scene(
     vehicles = Vehicles(**fields)
     keys = seed * 1_000_003 + torch.arange(w, dtype=torch.int64, device=device)
     zeros = torch.zeros(w, dtype=torch.int64, device=device)
+    map_ids = torch.tensor(map_id if map_id is not None else [0] * w, dtype=torch.int64, device=device)
     return WorldState(
         vehicles=vehicles,
-        map_id=torch.tensor(map_id if map_id is not None else [0] * w, dtype=torch.int64, device=device),
+        map_id=map_ids,
         time_s=torch.zeros(w, device=device),
         decisions=zeros.clone(),
         episode=zeros.clone(),
         seed=keys,
         ticks=zeros,
         active=vehicles.controlled[:, : cfg.controlled] & vehicles.present[:, : cfg.controlled],
+        signals=initial_clock(road, map_ids, keys, zeros, cfg.signal_scale_range),
     )

@@ -40,6 +40,15 @@ class Vehicles:
 
 
 @dataclass(frozen=True)
+class SignalClock:
+    """Traffic-signal clocks per world and junction `[W, J]` (`fuyao.sim.signals`)."""
+
+    phase: torch.Tensor  # [W, J] int64, index into the junction's program (0 where unsignalised)
+    time_s: torch.Tensor  # [W, J] float32 s spent in the current phase
+    scale: torch.Tensor  # [W, J] float32, multiplier of every phase's duration in this world
+
+
+@dataclass(frozen=True)
 class WorldState:
     vehicles: Vehicles
     map_id: torch.Tensor  # [W] int64, index into the map bank
@@ -49,6 +58,7 @@ class WorldState:
     seed: torch.Tensor  # [W] int64, the world's random key
     ticks: torch.Tensor  # [W] int64, ticks since the world was created (random streams)
     active: torch.Tensor  # [W, C] bool, controlled vehicle still in its episode
+    signals: SignalClock  # [W, J] phase clocks of the map's junctions
 
     @property
     def num_worlds(self) -> int:

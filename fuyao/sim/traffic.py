@@ -23,8 +23,11 @@ from dataclasses import dataclass
 
 import torch
 
-from fuyao.sim.geometry import wrap_angle
+from fuyao.roads.lanegraph import RoadMap
+from fuyao.sim.geometry import change_ok, lane_attr, next_lane, route_attr, wrap_angle
 from fuyao.sim.neighbours import Neighbour, Surroundings
+from fuyao.sim.signals import link_signal
+from fuyao.sim.state import SignalClock, Vehicles
 
 MAX_BRAKE = 8.0  # m/s^2, physical braking limit of every vehicle
 SAFE_BRAKE = 4.0  # m/s^2, the most braking a lane change may impose on the new follower (MOBIL b_safe)
@@ -186,14 +189,44 @@ def cut_in_interaction(sur: Surroundings, lc_dir: torch.Tensor, speed, params: D
     return torch.maximum(from_side(sur.left_lead, 1), from_side(sur.right_lead, -1))
 
 
-YIELD_HORIZON_M = 60.0  # m: cars further from a conflict point than this are not yielded to
+YIELD_HORIZON_M = 100.0  # m: cars further from a conflict point than this are not yielded to
 YIELD_CLEARANCE_M = 2.5  # m: where a yielding car stops, before the conflict point (plus half its length)
+CRITICAL_GAP_S = 2.5  # s: a car that must give way goes only if the other reaches the conflict this much after it
+COMMITTED_SPEED = 2.0  # m/s: a car inside the junction moving at least this fast will not stop for anyone
+STOP_LINE_MARGIN_M = 1.0  # m between a stopped car's front bumper and its stop line
+YELLOW_DECEL = 3.0  # m/s^2: at yellow, a driver stops if this much braking is enough, else drives on
 
 
-def conflict_yield_interaction(sur: Surroundings, speed, length, params: DriverParams) -> torch.Tensor | None:
-    """At junctions, first come first served: a car yields (brakes for a virtual stopped obstacle before the
-    conflict point) to a car on a crossing or merging connector that will reach the point sooner; ties go
-    to the lower slot. IDM interaction `[W, N]`, or None on maps without conflicts."""
+def signal_priority(code: torch.Tensor) -> torch.Tensor:
+    """Priority of a movement by its `Signal` code (higher goes first; equal: the static table, then first
+    come): red 0 (not moving), green-but-yield and stop-then-go 1, no signal 2 (the static table decides),
+    yellow and priority green 3 (a yellow car is clearing the junction). Arithmetic, not a table: no constant
+    tensor to build per call."""
+    return torch.where(code == 0, 2, torch.where(code == 1, 0, torch.where(code <= 3, 3, 1)))
+
+
+def time_to_reach(dist, speed, max_accel) -> torch.Tensor:
+    """Seconds to cover `dist` m from `speed` m/s accelerating at `max_accel` m/s^2 (a waiting car starting)."""
+    a = max_accel.clamp(min=0.5)
+    d = dist.clamp(min=0.0)
+    return (torch.sqrt(speed * speed + 2.0 * a * d) - speed) / a
+
+
+def conflict_yield_interaction(
+    sur: Surroundings, speed, length, params: DriverParams, my_signal, their_signal
+) -> torch.Tensor | None:
+    """Right of way at junctions, as gap acceptance. For each conflict point ahead, a car gives way (brakes for
+    a virtual stopped obstacle at its stop line, or short of the point once inside the junction) to the car
+    approaching that point on the other lane when:
+    - the other has priority (its signal ranks higher: `SIGNAL_PRIORITY`, or the same and the static table says
+      so) and reaches the point less than `CRITICAL_GAP_S` after this car could (starting from its speed at its
+      own acceleration);
+    - or neither has priority and the other arrives first (first come, first served; ties to the lower slot);
+    - or the other is already inside the junction, moving, and arrives first (nobody drives into a car that
+      has committed).
+    Cars stopped at a red line are no threat; cars beyond `YIELD_HORIZON_M` are not considered.
+    `my_signal [W, N]`, `their_signal [W, N, C]` signal codes; `priority` the `SIGNAL_PRIORITY` table as a
+    tensor. IDM interaction `[W, N]`, or None on maps without conflicts."""
     if sur.conflict_slot is None:
         return None
     other = sur.conflict_slot
@@ -201,12 +234,20 @@ def conflict_yield_interaction(sur: Surroundings, speed, length, params: DriverP
     safe = other.clamp(min=0).view(w, -1)
     their_speed = speed.gather(1, safe).view(w, n, c)
     their_len = length.gather(1, safe).view(w, n, c)
-    my_t = sur.conflict_my_dist / speed.clamp(min=1.0).unsqueeze(-1)
-    their_t = sur.conflict_their_dist / their_speed.clamp(min=1.0)
+    my_t = time_to_reach(sur.conflict_my_dist, speed.unsqueeze(-1), params.max_accel.unsqueeze(-1))
+    their_t = sur.conflict_their_dist.clamp(min=0.0) / their_speed.clamp(min=1.0)
     slot_ids = torch.arange(n, device=speed.device).view(1, n, 1)
     first = (their_t < my_t) | ((their_t == my_t) & (other < slot_ids))
+    my_p = signal_priority(my_signal).unsqueeze(-1)
+    their_p = signal_priority(their_signal)
+    static = sur.conflict_rule
+    they_rank = (their_p > my_p) | ((their_p == my_p) & (static == 1))
+    neither = (their_p == my_p) & (static == 0)
+    committed = sur.conflict_other_inside & (their_speed > COMMITTED_SPEED) & first
+    threat = (their_signal != 1) | sur.conflict_other_inside  # 1: RED
+    gives_way = (they_rank & (their_t < my_t + CRITICAL_GAP_S)) | (neither & first) | committed
     not_passed = (sur.conflict_my_dist > -0.5 * length.unsqueeze(-1)) & (sur.conflict_their_dist > -0.5 * their_len)
-    yields = (other >= 0) & first & not_passed & (sur.conflict_their_dist < YIELD_HORIZON_M)
+    yields = (other >= 0) & threat & gives_way & not_passed & (sur.conflict_their_dist < YIELD_HORIZON_M)
     # Wait at the stop line (the connector's start) if not yet on it, else just short of the conflict point.
     entry = sur.conflict_entry_dist.unsqueeze(-1)
     half = 0.5 * length.unsqueeze(-1)
@@ -214,6 +255,25 @@ def conflict_yield_interaction(sur: Surroundings, speed, length, params: DriverP
     p = DriverParams(*(getattr(params, f).unsqueeze(-1) for f in params.__dataclass_fields__))
     stop = idm_interaction(speed.unsqueeze(-1), gap, torch.zeros_like(gap), yields, p)
     return stop.max(dim=-1).values
+
+
+def stop_line_interaction(sur: Surroundings, my_signal, speed, length, params: DriverParams) -> torch.Tensor:
+    """IDM interaction `[W, N]` with a virtual stopped car at the stop line of the connector ahead when the
+    driver must stop there: red (and stop-then-go until stopped at the line), yellow when braking at
+    `YELLOW_DECEL` or less stops the car in time (else it drives through: the dilemma zone), and whenever the
+    street after the junction has no room for it (nobody enters a junction it cannot leave: no gridlock)."""
+    entry = sur.conflict_entry_dist
+    approaching = (sur.upcoming >= 0) & (entry > 0)
+    to_line = entry - 0.5 * length - STOP_LINE_MARGIN_M
+    can_stop = speed * speed <= 2.0 * YELLOW_DECEL * to_line.clamp(min=0.0)
+    stopped_at_line = (speed < 0.5) & (to_line < 3.0)
+    red = (my_signal == 1) | ((my_signal == 5) & ~stopped_at_line)  # 1: RED, 5: STOP_GO
+    yellow = (my_signal == 2) & can_stop
+    blocked = sur.exit_room < length + params.jam_gap + 1.0
+    must_stop = approaching & (red | yellow | blocked)
+    # The IDM stops a jam gap short of its obstacle: put the obstacle that far past the line.
+    gap = (to_line + params.jam_gap).clamp(min=0.1)
+    return idm_interaction(speed, gap, torch.zeros_like(speed), must_stop, params)
 
 
 def resolve_lane_claims(
@@ -273,8 +333,103 @@ def speed_control(target_speed, speed) -> torch.Tensor:
     return (target_speed - speed) / TAU_ACC
 
 
+# The driver model as the step and the pilots use it: limits, parameters, route, and the acceleration that
+# respects every leader, signal and junction.
+
+ANTICIPATION_DECEL = 1.5  # m/s^2, how drivers slow down for a lower speed limit on the lane ahead
+
+
+def effective_limit(road: RoadMap, map_id, v: Vehicles) -> torch.Tensor:
+    """The speed a driver may go now: the lane's limit, lowered ahead of a slower next lane (a turn) so that
+    braking at `ANTICIPATION_DECEL` meets the next limit at the lane's end. `[W, N]` m/s."""
+    limit = lane_attr(road.lane_speed_limit, road, map_id, v.lane)
+    nxt = next_lane(road, map_id, v.lane, v.dest)
+    next_limit = torch.where(nxt >= 0, lane_attr(road.lane_speed_limit, road, map_id, nxt), limit)
+    to_end = (lane_attr(road.lane_length, road, map_id, v.lane) - v.s).clamp(min=0.0)
+    return torch.minimum(limit, torch.sqrt(next_limit * next_limit + 2.0 * ANTICIPATION_DECEL * to_end))
+
+
+def driver_params(v: Vehicles, limit: torch.Tensor) -> DriverParams:
+    return DriverParams(
+        desired_speed=torch.minimum(v.desire * limit, v.max_speed),
+        headway=v.idm_headway,
+        jam_gap=v.idm_gap,
+        max_accel=v.idm_accel,
+        comfort_decel=v.idm_decel,
+        delta=v.idm_delta,
+        politeness=v.politeness,
+    )
+
+
+def route_view(road: RoadMap, map_id, v: Vehicles, sur: Surroundings) -> RouteView:
+    def at(lane, s):
+        changes = route_attr(road.route.changes, road, map_id, lane, v.dest)
+        remaining = route_attr(road.route.deadline, road, map_id, lane, v.dest) - s
+        return changes, remaining
+
+    changes, remaining = at(v.lane, v.s)
+    lc, lr = at(sur.left_lane, sur.left_s)
+    rc, rr = at(sur.right_lane, sur.right_s)
+    return RouteView(changes, remaining, lc, lr, rc, rr)
+
+
+def following_accel(
+    road: RoadMap, map_id, v: Vehicles, sur: Surroundings, params, route, clock: SignalClock
+) -> torch.Tensor:
+    """IDM acceleration `[W, N]` m/s^2 that respects every leader a driver must: the own-lane leader, the
+    leader in the target lane during a lane change, cars cutting in from either side, the end of a lane
+    that ends (when the route still needs a change out of it), the stop line at red, at yellow or before a
+    junction it could not leave, and cars to give way to at junctions. The free-road term is computed once;
+    the most constraining leader is the largest interaction term."""
+    free = idm_free(v.speed, params)
+    inter = idm_interaction(v.speed, sur.lead.gap, sur.lead.speed, sur.lead.exists, params)
+    must_leave = (route.changes != 0) & lane_attr(road.lane_leads_to_dead_end, road, map_id, v.lane)
+    inter = torch.maximum(inter, route_stop_interaction(v.speed, route.remaining, must_leave, v.length, params))
+    target_lead_gap = torch.where(v.lc_dir < 0, sur.left_lead.gap, sur.right_lead.gap)
+    target_lead_speed = torch.where(v.lc_dir < 0, sur.left_lead.speed, sur.right_lead.speed)
+    target_has_lead = torch.where(v.lc_dir < 0, sur.left_lead.exists, sur.right_lead.exists) & (v.lc_dir != 0)
+    inter = torch.maximum(inter, idm_interaction(v.speed, target_lead_gap, target_lead_speed, target_has_lead, params))
+    inter = torch.maximum(inter, cut_in_interaction(sur, v.lc_dir, v.speed, params))
+    if sur.conflict_slot is not None:
+        my_signal = link_signal(road, map_id, clock, sur.upcoming)
+        their_signal = link_signal(road, map_id, clock, sur.conflict_lane)
+        inter = torch.maximum(inter, stop_line_interaction(sur, my_signal, v.speed, v.length, params))
+        yield_inter = conflict_yield_interaction(sur, v.speed, v.length, params, my_signal, their_signal)
+        inter = torch.maximum(inter, yield_inter)
+    return idm_combine(free, inter, params)
+
+
+def background_control(road, map_id, v: Vehicles, sur: Surroundings, limit, mobil: bool, left_ok, right_ok, clock):
+    """IDM acceleration `[W, N]` and (on MOBIL ticks) the new lane-change direction of every vehicle."""
+    params = driver_params(v, limit)
+    route = route_view(road, map_id, v, sur)
+    accel = following_accel(road, map_id, v, sur, params, route, clock)
+    lc_dir = v.lc_dir
+    if mobil:
+        direction, safe_l, safe_r = mobil_decision(sur, v.speed, v.length, params, params, route, left_ok, right_ok)
+        start = (v.lc_dir == 0) & (v.speed > 1.0)
+        lc_dir = torch.where(start, direction, v.lc_dir)
+        # Abort a change whose target lane became unsafe while the car has not yet left its lane.
+        unsafe = ((v.lc_dir < 0) & ~safe_l) | ((v.lc_dir > 0) & ~safe_r)
+        lc_dir = torch.where(unsafe & (v.d.abs() < 0.5), 0, lc_dir)
+    # Every tick: two cars entering one lane from both sides must not meet there.
+    target_lane = torch.where(lc_dir < 0, sur.left_lane, torch.where(lc_dir > 0, sur.right_lane, -1))
+    target_s = torch.where(lc_dir < 0, sur.left_s, sur.right_s)
+    resolved = resolve_lane_claims(lc_dir, v.d, target_lane, target_s, v.length, v.speed)
+    return accel, torch.where(v.controlled, v.lc_dir, resolved)
+
+
+
 __all__ = [
     "DriverParams",
+    "background_control",
+    "conflict_yield_interaction",
+    "driver_params",
+    "effective_limit",
+    "following_accel",
+    "route_view",
+    "signal_priority",
+    "stop_line_interaction",
     "RouteView",
     "idm_acceleration",
     "idm_combine",

@@ -8,14 +8,22 @@ from typing import Literal
 
 import torch
 
+from fuyao.roads.city import build_city_bank
 from fuyao.roads.highway import build_highway_bank
 from fuyao.roads.lanegraph import RoadMap
-from fuyao.sim.config import ConfigError, SimConfig
+from fuyao.sim.config import ConfigError, MapKind, SimConfig
 from fuyao.sim.constants import SimConstants
 from fuyao.sim.observe import observation_shape, observe
 from fuyao.sim.reset import reset_state
 from fuyao.sim.state import WorldState
 from fuyao.sim.step import StepResult, action_mask, begin_decision, end_decision, step, tick_and_accumulate
+
+
+def build_bank(cfg: SimConfig) -> RoadMap:
+    """The map bank `cfg.map` asks for: `cfg.num_maps` maps of the chosen generator, seeds from `cfg.map_seed`."""
+    if cfg.map is MapKind.CITY:
+        return build_city_bank(cfg.city, cfg.num_maps, cfg.map_seed)
+    return build_highway_bank(cfg.road, cfg.num_maps, cfg.map_seed)
 
 
 class World:
@@ -31,9 +39,7 @@ class World:
     ) -> None:
         self.cfg = cfg
         self.device = torch.device(device)
-        self.road = (road if road is not None else build_highway_bank(cfg.road, cfg.num_maps, cfg.map_seed)).to(
-            self.device
-        )
+        self.road = (road if road is not None else build_bank(cfg)).to(self.device)
         self._check_capacity()
         self.consts = SimConstants.build(cfg, self.device)  # the one host-to-device copy of config values
         self._parts = None
