@@ -84,7 +84,7 @@ class CityConfig:
     @property
     def junction_radius_m(self) -> float:
         """Distance from a junction's centre to its stop lines."""
-        return self.lanes * self.lane_width_m + 4.0
+        return self.lanes * self.lane_width_m + 6.0
 
     # What `reset` asks of any road config: where vehicles may be placed, and the reference length.
     @property

@@ -165,7 +165,13 @@ class LaneGraphBuilder:
                     continue  # a fork: cars on both come from one lane in order, car following keeps them apart
                 dist = np.linalg.norm(pa[:, None, :] - pb[None, :, :], axis=-1)
                 ia, ib = np.unravel_index(np.argmin(dist), dist.shape)
-                if dist[ia, ib] < threshold:
+                if set(self.lanes[a].successors) & set(self.lanes[b].successors):
+                    # A merge: the lanes meet at their ends but touch from where they first come closer than
+                    # `threshold`; that is where a car must give way.
+                    close = np.nonzero((dist < threshold).any(axis=1))[0]
+                    if len(close):
+                        ia = int(close[0])
+                        ib = int(np.argmin(dist[ia]))
                     sa = ia * self.lanes[a].length / (len(pa) - 1)
                     sb = ib * self.lanes[b].length / (len(pb) - 1)
                     self.conflicts.append((a, b, float(sa), float(sb)))

@@ -193,6 +193,7 @@ YIELD_HORIZON_M = 100.0  # m: cars further from a conflict point than this are n
 YIELD_CLEARANCE_M = 2.5  # m: where a yielding car stops, before the conflict point (plus half its length)
 CRITICAL_GAP_S = 2.5  # s: a car that must give way goes only if the other reaches the conflict this much after it
 COMMITTED_SPEED = 2.0  # m/s: a car inside the junction moving at least this fast will not stop for anyone
+OCCUPY_MARGIN_M = 2.5  # m: a car inside the junction whose front is this close to a conflict point occupies it
 STOP_LINE_MARGIN_M = 1.0  # m between a stopped car's front bumper and its stop line
 YELLOW_DECEL = 3.0  # m/s^2: at yellow, a driver stops if this much braking is enough, else drives on
 
@@ -243,7 +244,10 @@ def conflict_yield_interaction(
     static = sur.conflict_rule
     they_rank = (their_p > my_p) | ((their_p == my_p) & (static == 1))
     neither = (their_p == my_p) & (static == 0)
-    committed = sur.conflict_other_inside & (their_speed > COMMITTED_SPEED) & first
+    # Inside the junction: moving through and arriving first, or standing on the conflict point (a left turner
+    # waiting for its own gap may stand across another stream's path).
+    occupying = sur.conflict_their_dist < 0.5 * their_len + OCCUPY_MARGIN_M
+    committed = sur.conflict_other_inside & (((their_speed > COMMITTED_SPEED) & first) | occupying)
     threat = (their_signal != 1) | sur.conflict_other_inside  # 1: RED
     gives_way = (they_rank & (their_t < my_t + CRITICAL_GAP_S)) | (neither & first) | committed
     not_passed = (sur.conflict_my_dist > -0.5 * length.unsqueeze(-1)) & (sur.conflict_their_dist > -0.5 * their_len)
