@@ -16,8 +16,8 @@ from __future__ import annotations
 from pathlib import Path
 
 from fuyao.data.importers.argoverse2 import import_argoverse2, is_av2_table, read_av2_map
-from fuyao.data.importers.commonroad import import_commonroad
 from fuyao.data.importers.common import DataImportError, ImportResult
+from fuyao.data.importers.commonroad import import_commonroad
 from fuyao.data.importers.highd import find_highd_files, import_highd
 from fuyao.data.importers.scenarionet import SafeUnpickler, import_scenarionet, safe_load
 from fuyao.data.scenario import is_scenario_file, read_scenario

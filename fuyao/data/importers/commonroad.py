@@ -23,7 +23,7 @@ from pathlib import Path
 import numpy as np
 
 from fuyao.data.importers.common import DataImportError, ImportResult, centre_from_bounds
-from fuyao.data.scenario import AgentType, Scenario, SignalState, Signals, VectorMap
+from fuyao.data.scenario import AgentType, Scenario, Signals, SignalState, VectorMap
 
 OBSTACLE_TYPES: dict[str, AgentType] = {
     "car": AgentType.VEHICLE,

@@ -29,7 +29,7 @@ from typing import Any
 import numpy as np
 
 from fuyao.data.importers.common import DataImportError, ImportResult
-from fuyao.data.scenario import AgentType, Scenario, SignalState, Signals, VectorMap
+from fuyao.data.scenario import AgentType, Scenario, Signals, SignalState, VectorMap
 
 ALLOWED_GLOBALS: frozenset[tuple[str, str]] = frozenset(
     [
