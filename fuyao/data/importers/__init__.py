@@ -7,7 +7,7 @@
 | CommonRoad `.xml` | `import_commonroad` |
 | highD-style `*tracks.csv` (+ `*tracksMeta.csv`, `*recordingMeta.csv`) | `import_highd` |
 | ScenarioNet / MetaDrive `.pkl` (restricted unpickler) | `import_scenarionet` |
-| a Fuyao recording folder (`recording.json`, `part-*.parquet`) | `fuyao.data.record.recording_to_scenarios` |
+| a Fuyao recording folder (`_recording.json`, `part-*.parquet`) | `fuyao.data.record.recording_to_scenarios` |
 | a folder | every supported file in it, recursively |
 """
 
@@ -28,7 +28,7 @@ SUPPORTED = (
     "CommonRoad .xml",
     "highD *tracks.csv (+ *tracksMeta.csv, *recordingMeta.csv)",
     "ScenarioNet .pkl",
-    "a Fuyao recording folder (recording.json + part-*.parquet)",
+    "a Fuyao recording folder (_recording.json + part-*.parquet)",
     "a folder of these",
 )
 
@@ -57,7 +57,7 @@ def import_any(path: str | Path) -> ImportResult:
     if not path.exists():
         raise DataImportError(f"{path}: no such file or folder")
     if path.is_dir():
-        if (path / "recording.json").is_file():
+        if (path / "_recording.json").is_file():
             from fuyao.data.record import recording_to_scenarios
 
             return ImportResult(scenarios=recording_to_scenarios(path))
