@@ -81,12 +81,17 @@ def write_highd(folder: Path, frames: int = 60, backwards: bool = False) -> None
     """Two cars in highD's layout: 25 Hz, image frame (y down), x, y the box's upper-left corner, `width` along
     x (length), `height` along y (width). Car 1 drives towards +x on the lower lanes, car 2 towards -x."""
     rows = ["frame,id,x,y,width,height,xVelocity,yVelocity,xAcceleration,yAcceleration,laneId"]
-    for vid, x0, y0, vx, length, width, start in ((1, 10.0, 20.0, 30.0, 4.5, 2.0, 1), (2, 300.0, 10.0, -25.0, 12.0, 2.5, 11)):
+    for vid, x0, y0, vx, length, width, start in (
+        (1, 10.0, 20.0, 30.0, 4.5, 2.0, 1),
+        (2, 300.0, 10.0, -25.0, 12.0, 2.5, 11),
+    ):
         for k in range(frames if vid == 1 else 30):
             f = start + k
             if backwards and vid == 1 and k == 5:
                 f = start + 2
-            rows.append(f"{f},{vid},{x0 + vx * k / 25:.4f},{y0},{length},{width},{vx},0.0,0.0,0.0,{5 if vid == 1 else 2}")
+            rows.append(
+                f"{f},{vid},{x0 + vx * k / 25:.4f},{y0},{length},{width},{vx},0.0,0.0,0.0,{5 if vid == 1 else 2}"
+            )
     (folder / "01_tracks.csv").write_text("\n".join(rows) + "\n")
     (folder / "01_tracksMeta.csv").write_text(
         "id,width,height,initialFrame,finalFrame,numFrames,class,drivingDirection\n"
@@ -165,12 +170,25 @@ def scenarionet_description(steps: int = 20) -> dict:
             },
         },
         "map_features": {
-            "100": {"type": "LANE_SURFACE_STREET", "polyline": np.array([[0.0, 0, 0], [30.0, 0, 0]]), "exit_lanes": ["101"], "speed_limit_mph": 25.0},
-            "101": {"type": "LANE_SURFACE_STREET", "polyline": np.array([[30.0, 0, 0], [60.0, 0, 0]]), "entry_lanes": ["100"]},
+            "100": {
+                "type": "LANE_SURFACE_STREET",
+                "polyline": np.array([[0.0, 0, 0], [30.0, 0, 0]]),
+                "exit_lanes": ["101"],
+                "speed_limit_mph": 25.0,
+            },
+            "101": {
+                "type": "LANE_SURFACE_STREET",
+                "polyline": np.array([[30.0, 0, 0], [60.0, 0, 0]]),
+                "entry_lanes": ["100"],
+            },
             "7": {"type": "ROAD_LINE_SOLID_SINGLE_WHITE", "polyline": np.zeros((2, 3))},
         },
         "dynamic_map_states": {
-            "9": {"type": "TRAFFIC_LIGHT", "lane": "100", "state": {"object_state": ["LANE_STATE_STOP"] * 10 + ["LANE_STATE_GO"] * 10}}
+            "9": {
+                "type": "TRAFFIC_LIGHT",
+                "lane": "100",
+                "state": {"object_state": ["LANE_STATE_STOP"] * 10 + ["LANE_STATE_GO"] * 10},
+            }
         },
         "metadata": {"sdc_id": "sdc", "ts": np.arange(steps) * 0.1, "dataset": "test", "scenario_id": "sn-1"},
     }

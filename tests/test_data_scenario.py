@@ -55,7 +55,9 @@ def tiny_scenario(**changes) -> Scenario:
         track_ids=("ego", "7"),
         ego=0,
         map=tiny_map(),
-        signals=Signals(("s1",), ((0,),), np.array([[SignalState.RED, SignalState.RED, SignalState.GREEN, SignalState.GREEN]])),
+        signals=Signals(
+            ("s1",), ((0,),), np.array([[SignalState.RED, SignalState.RED, SignalState.GREEN, SignalState.GREEN]])
+        ),
         source="test",
         metadata={"city": "nowhere", "n": 1},
     )
