@@ -5,6 +5,8 @@
     fuyao bench sim           vehicle-ticks/s and decisions/s over batch sizes
     fuyao bench traffic       background crashes per vehicle-hour
     fuyao maps                draw a preset's maps to a PNG
+    fuyao data import         convert logs (Argoverse 2, CommonRoad, highD, ScenarioNet) to Fuyao scenarios
+    fuyao data record         record a rollout to partitioned Parquet
 
 Every command takes `--preset NAME` and any simulation field as `--sim.FIELD VALUE` (`--sim.worlds 4096`,
 `--sim.road.lanes 4`).
@@ -569,6 +571,110 @@ def cmd_train(cfg) -> dict:
     return train(cfg, device)
 
 
+@dataclass
+class DataImportArgs:
+    """Convert logs (Argoverse 2, CommonRoad, highD, ScenarioNet, recordings) to Fuyao scenario files."""
+
+    input: tyro.conf.Positional[Path]
+    """A file or a folder of supported files (see docs/data.md)."""
+    out: Path = Path("runs/scenarios")
+    """Folder for the scenario files (one `<scenario_id>.parquet` each)."""
+    json: bool = False
+
+
+@dataclass
+class DataRecordArgs:
+    """Record a rollout of the batched world (every decision of every controlled vehicle) to Parquet."""
+
+    preset: str = "highway"
+    decisions: int = 100
+    """Decisions of every world to record."""
+    out: Path = Path("runs/recording")
+    pilot: str = "rule"
+    """`rule` (the rule-based pilot) or a checkpoint path."""
+    seed: int = 0
+    flush_every: int = 256
+    """Decisions per part file (bounds the memory the recorder holds)."""
+    device: Device = "cpu"
+    json: bool = False
+    sim: SimConfig = field(default_factory=SimConfig)
+
+
+def cmd_data_import(args: DataImportArgs) -> dict:
+    import time
+
+    from fuyao.data.importers import import_any
+    from fuyao.data.scenario import ScenarioError, write_scenario
+
+    start = time.perf_counter()
+    try:
+        result = import_any(args.input)
+        written = [write_scenario(args.out / f"{sc.scenario_id}.parquet", sc) for sc in result.scenarios]
+    except ScenarioError as err:
+        raise ConfigError(str(err)) from None
+    out = {
+        "input": str(args.input),
+        "out": str(args.out),
+        "scenarios": len(written),
+        "tracks": sum(sc.num_tracks for sc in result.scenarios),
+        "map_lanes": sum(sc.map.num_lanes for sc in result.scenarios if sc.map is not None),
+        "skipped": dict(result.skipped),
+        "seconds": round(time.perf_counter() - start, 3),
+    }
+    if args.json:
+        print(json.dumps(out))
+    else:
+        table = Table(title=f"fuyao data import {args.input}")
+        for col in ("scenarios", "tracks", "map lanes", "seconds"):
+            table.add_column(col, justify="right")
+        table.add_row(str(out["scenarios"]), str(out["tracks"]), str(out["map_lanes"]), f"{out['seconds']:.2f}")
+        console.print(table)
+        for reason, count in sorted(out["skipped"].items()):
+            console.print(f"skipped {count:>6}  {reason}")
+        console.print(f"[green]wrote[/green] {len(written)} scenarios to {args.out}")
+    return out
+
+
+def cmd_data_record(args: DataRecordArgs) -> dict:
+    import time
+
+    from fuyao.data.record import record_rollout
+    from fuyao.data.scenario import ScenarioError
+    from fuyao.sim.world import World
+
+    if args.decisions < 1:
+        raise ConfigError(f"--decisions: got {args.decisions}; allowed: >= 1")
+    device = resolve_device(args.device)
+    world = World(args.sim, device=device)
+    name, make_pilot = _eval_pilot("rule-based" if args.pilot == "rule" else args.pilot, device)
+    pilot = make_pilot(world)
+    start = time.perf_counter()
+    try:
+        out = record_rollout(
+            world,
+            pilot,
+            args.out,
+            args.decisions,
+            seed=args.seed,
+            flush_every=args.flush_every,
+            pilot_name=name,
+            observe=name != "rule-based",
+        )
+    except ScenarioError as err:
+        raise ConfigError(str(err)) from None
+    seconds = time.perf_counter() - start
+    out.update(preset=args.preset, seconds=round(seconds, 3), decisions_per_s=round(out["rows"] / seconds, 1))
+    if args.json:
+        print(json.dumps(out))
+    else:
+        console.print(
+            f"[green]wrote[/green] {args.out}: {out['parts']} parts, {out['rows']:,} rows "
+            f"({out['decisions']} decisions x {args.sim.worlds} worlds x {args.sim.controlled} controlled) "
+            f"in {seconds:.1f} s"
+        )
+    return out
+
+
 COMMANDS = {
     "run": (RunArgs, cmd_run),
     "train": (None, cmd_train),
@@ -579,6 +685,8 @@ COMMANDS = {
     "bench train": (BenchTrainArgs, cmd_bench_train),
     "bench transfer": (BenchTransferArgs, cmd_bench_transfer),
     "eval": (EvalArgs, cmd_eval),
+    "data import": (DataImportArgs, cmd_data_import),
+    "data record": (DataRecordArgs, cmd_data_record),
 }
 
 
@@ -602,6 +710,11 @@ def main(argv: list[str] | None = None) -> int:
             print("usage: fuyao bench {sim,traffic,train,transfer} [--help]", file=sys.stderr)
             return 2
         name, rest = f"bench {rest[0]}", rest[1:]
+    if name == "data":
+        if not rest or rest[0] not in ("import", "record"):
+            print("usage: fuyao data {import,record} [--help]", file=sys.stderr)
+            return 2
+        name, rest = f"data {rest[0]}", rest[1:]
     if name not in COMMANDS:
         print(f"fuyao: unknown command {name!r}\n\n{_usage()}", file=sys.stderr)
         return 2
