@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import dataclasses
 
+from fuyao.roads.city import CityConfig
 from fuyao.roads.highway import HighwayConfig
 from fuyao.sim.config import (
     ActionType,
     ConfigError,
     DriverConfig,
     DriverProfile,
+    MapKind,
     ObservationType,
     RewardConfig,
     SimConfig,
@@ -78,7 +80,29 @@ SMOKE = SimConfig(
     episode_s=10.0,
 )
 
-PRESETS: dict[str, SimConfig] = {"highway": HIGHWAY, "highway-v0": HIGHWAY_V0, "smoke": SMOKE}
+# A grid city: 3 x 3 junctions 120 m apart, two lanes each way, most junctions signalised (two phases with
+# permissive left turns, yellow, all red), the others priority junctions; perturbed and with a few streets
+# missing (T-junctions); 50 km/h. Trips between boundary streets. Decisions at 10 Hz (one per tick), as nuPlan
+# and Waymax decide: a 1 Hz decision cannot stop at a line or take a gap. Meta actions reach 0 m/s in 2 m/s
+# steps. No trucks: the junctions have no swept-path room for 10-16 m vehicles (their boxes cut across the
+# next lane in a turn).
+CITY = SimConfig(
+    map=MapKind.CITY,
+    city=CityConfig(rows=3, cols=3, lanes=2, signal_fraction=0.75, jitter_m=8.0, drop_fraction=0.1),
+    vehicles=48,
+    num_maps=8,
+    sim_hz=10,
+    decision_hz=10,
+    episode_s=90.0,
+    target_speeds=tuple(float(v) for v in range(0, 18, 2)),
+    ego_speed=8.0,
+    ego_exit_fraction=1.0,
+    spawn_gap_m=12.0,
+    drivers=DriverConfig(truck_fraction=0.0, exit_fraction=1.0),
+    reward=RewardConfig(progress_scale_m=3.0, comfort=-0.002),
+)
+
+PRESETS: dict[str, SimConfig] = {"highway": HIGHWAY, "highway-v0": HIGHWAY_V0, "smoke": SMOKE, "city": CITY}
 
 
 def preset(name: str, **overrides) -> SimConfig:

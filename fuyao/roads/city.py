@@ -46,11 +46,12 @@ class CityConfig:
     stub_m: float = 100.0  # length of the streets that enter and leave the map at its boundary
     signal_fraction: float = 1.0  # share of junctions with signals; the others are priority junctions
     green_s: tuple[float, float] = (15.0, 30.0)  # green per street pair, drawn per map in this range
-    yellow_s: float = 3.0
+    yellow_s: float = 3.5  # ITE: 1 s + v / (2 x 3 m/s^2) at 50 km/h
     all_red_s: float = 2.0
     jitter_m: float = 0.0  # junction centres moved up to this far (irregular, non-orthogonal streets)
     drop_fraction: float = 0.0  # share of interior streets removed (T-junctions), keeping every lane reachable
     solid_m: float = 20.0  # no lane change in the last metres before a stop line
+    solid_after_m: float = 10.0  # nor in the first metres after a junction
     point_spacing_m: float = 2.0
 
     def __post_init__(self) -> None:
@@ -176,7 +177,7 @@ def build_city(cfg: CityConfig, seed: int = 0, name: str = "") -> RoadMap:
         exit_of[key] = exit_id
         exit_id += 1
 
-    def add_street(a_pt, b_pt, key_out, key_in, exit_group: int, ends_at_junction: bool):
+    def add_street(a_pt, b_pt, key_out, key_in, exit_group: int, ends_at_junction: bool, starts_at_junction=True):
         """Lanes from point a to point b (already pulled back to the stop lines), right of the a->b line."""
         u = (b_pt - a_pt) / np.linalg.norm(b_pt - a_pt)
         right = np.array([u[1], -u[0]])
@@ -192,6 +193,7 @@ def build_city(cfg: CityConfig, seed: int = 0, name: str = "") -> RoadMap:
                     cfg.speed_limit,
                     exit_group=exit_group,
                     change_until=length - cfg.solid_m if ends_at_junction else math.inf,
+                    change_from=cfg.solid_after_m if starts_at_junction else 0.0,
                     name=f"{key_out}->{key_in}:{k}",
                 )
             )
@@ -211,7 +213,7 @@ def build_city(cfg: CityConfig, seed: int = 0, name: str = "") -> RoadMap:
             if m is None:  # a stub: out to the boundary and back in
                 outer = centre[n] + (radius + cfg.stub_m) * d
                 add_street(centre[n] + radius * d, outer, (n, arm, "out"), None, exit_of[(n, arm)], False)
-                add_street(outer, centre[n] + radius * d, None, (n, arm, "in"), -1, True)
+                add_street(outer, centre[n] + radius * d, None, (n, arm, "in"), -1, True, starts_at_junction=False)
             elif arm in (EAST, NORTH):  # each interior street once, both directions
                 back = (arm + 2) % 4
                 dm = arm_dir(m, back)

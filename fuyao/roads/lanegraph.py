@@ -48,6 +48,7 @@ class Lane:
     name: str = ""
     # Lane changes out of this lane are allowed only before this arc length (the solid line before a stop bar).
     change_until: float = math.inf
+    change_from: float = 0.0  # ... and only after this one (just past a junction, where cars pour in from connectors)
     junction: int = -1  # the junction a connector lane belongs to (-1: not in a junction)
 
 
@@ -172,6 +173,7 @@ class LaneGraphBuilder:
                     if len(close):
                         ia = int(close[0])
                         ib = int(np.argmin(dist[ia]))
+                if dist[ia, ib] < threshold:
                     sa = ia * self.lanes[a].length / (len(pa) - 1)
                     sb = ib * self.lanes[b].length / (len(pb) - 1)
                     self.conflicts.append((a, b, float(sa), float(sb)))
@@ -241,7 +243,9 @@ class RoadMap:
     conflict_s: torch.Tensor  # [M, L, C] m, where on this lane
     conflict_s_other: torch.Tensor  # [M, L, C] m, where on the other lane
     conflict_yield: torch.Tensor  # [M, L, C] int64, static right of way from this lane's side (`roads.signals`)
+    conflict_merge: torch.Tensor  # [M, L, C] bool, the two lanes merge (share a successor) rather than cross
     lane_change_until: torch.Tensor  # [M, L] m, lane changes out of the lane only before this arc length
+    lane_change_from: torch.Tensor  # [M, L] m, ... and only after this one
     lane_junction: torch.Tensor  # [M, L] int64, junction of a connector lane, -1 none
     lane_signal: torch.Tensor  # [M, L, Ph] int64, `Signal` of the lane in each phase of its junction's program
     junction_phase_s: torch.Tensor  # [M, J, Ph] float32 s, phase durations (0: no such phase)
@@ -329,10 +333,12 @@ class RoadMap:
         conf_s = np.zeros((num_lanes, max_conf))
         conf_so = np.zeros((num_lanes, max_conf))
         conf_yield = np.full((num_lanes, max_conf), FIRST_COME, dtype=np.int64)
+        conf_merge = np.zeros((num_lanes, max_conf), dtype=bool)
         for i, cs in enumerate(per_lane_conflicts):
             for j, (b, sa, sb) in enumerate(cs):
                 conf_lane[i, j], conf_s[i, j], conf_so[i, j] = b, sa, sb
                 conf_yield[i, j] = right_of_way.get((i, b), FIRST_COME)
+                conf_merge[i, j] = bool(set(lanes[i].successors) & set(lanes[b].successors))
         # Signal programs: each link's state per phase, the phases' durations per junction.
         num_j = max(1, len(junctions))
         num_ph = max(1, max((len(j.phases) for j in junctions), default=0))
@@ -422,7 +428,9 @@ class RoadMap:
             conflict_s=t(conf_s),
             conflict_s_other=t(conf_so),
             conflict_yield=t(conf_yield, torch.int64),
+            conflict_merge=t(conf_merge, torch.bool),
             lane_change_until=t([min(lane.change_until, 1.0e6) for lane in lanes]),
+            lane_change_from=t([lane.change_from for lane in lanes]),
             lane_junction=t([lane.junction for lane in lanes], torch.int64),
             lane_signal=t(lane_signal, torch.int64),
             junction_phase_s=t(phase_s),

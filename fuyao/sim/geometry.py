@@ -37,8 +37,10 @@ def next_lane(road: RoadMap, map_id: torch.Tensor, lane: torch.Tensor, dest: tor
 
 def change_ok(road: RoadMap, map_id: torch.Tensor, lane: torch.Tensor, s: torch.Tensor):
     """Whether a vehicle at arc length `s` of `lane` (both `[W, ...]`) may start a lane change to the left and to
-    the right: the marking allows it and the vehicle is before the solid line (`RoadMap.lane_change_until`)."""
+    the right: the marking allows it and the vehicle is between the solid lines after and before junctions
+    (`RoadMap.lane_change_from`, `lane_change_until`)."""
     before_line = s < lane_attr(road.lane_change_until, road, map_id, lane)
+    before_line = before_line & (s >= lane_attr(road.lane_change_from, road, map_id, lane))
     left = lane_attr(road.lane_change_left_ok, road, map_id, lane) & before_line
     right = lane_attr(road.lane_change_right_ok, road, map_id, lane) & before_line
     return left, right

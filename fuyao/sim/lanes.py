@@ -63,8 +63,10 @@ def move_between_lanes(
     dead_end = past & ~arrived & (nxt < 0)
     transition = past & ~arrived & (nxt >= 0)
     if clock is not None:
-        # A red-light run: entering a junction connector, from outside the junction, while it shows red.
-        into_junction = transition & (lane_attr(road.lane_kind, road, m, lane) != CONNECTOR_KIND)
+        # A red-light run: the front bumper crossing the stop line (the end of a street before a connector) on red.
+        half = 0.5 * v.length
+        crossed = live & ~switched & (v.s + half < lane_len) & (s + half >= lane_len)
+        into_junction = crossed & (lane_attr(road.lane_kind, road, m, lane) != CONNECTOR_KIND)
         red_light = into_junction & (link_signal(road, m, clock, nxt) == int(Signal.RED))
     else:
         red_light = torch.zeros_like(past)

@@ -13,6 +13,7 @@ from fuyao.sim.geometry import lane_attr, next_lane, route_attr
 
 LANE_KEY = 1.0e6  # m; sort key = lane * LANE_KEY + s (float64), and |s| stays far below LANE_KEY / 2
 FAR = 1.0e4  # m, the gap reported when there is no vehicle
+MERGE_LOOKAHEAD_M = 30.0  # m past a merge point where a car on the other lane is still found (a leader after it)
 
 
 @dataclass(frozen=True)
@@ -51,6 +52,7 @@ class Surroundings:
     upcoming: torch.Tensor | None = None  # [W, N] int64, the connector the vehicle is on or enters next, -1 none
     conflict_lane: torch.Tensor | None = None  # [W, N, C] int64, the other lane of each conflict, -1 none
     conflict_rule: torch.Tensor | None = None  # [W, N, C] int64, static right of way (`roads.signals`)
+    conflict_merge: torch.Tensor | None = None  # [W, N, C] bool, the lanes merge (the other may become a leader)
     conflict_other_inside: torch.Tensor | None = None  # [W, N, C] bool, that vehicle is on the other connector
     exit_room: torch.Tensor | None = None  # [W, N] m free at the start of the street after `upcoming` (FAR: empty)
 
@@ -215,9 +217,11 @@ def _conflicts(
     other_lane = torch.where((upcoming >= 0).unsqueeze(-1) & present.unsqueeze(-1), other_lane, -1)
     my_dist = road.conflict_s.reshape(-1)[flat] + offset.unsqueeze(-1)
     rule = road.conflict_yield.reshape(-1)[flat]
+    merge = road.conflict_merge.reshape(-1)[flat]
     s_other = road.conflict_s_other.reshape(-1)[flat]
     # On the other connector: the last vehicle at or before its conflict point (a small margin past it).
-    key_q = other_lane.double() * LANE_KEY + (s_other + 3.0).double()
+    # (At a merge, far past it too: a car that merged ahead is a leader until both are on the street after.)
+    key_q = other_lane.double() * LANE_KEY + (s_other + torch.where(merge, MERGE_LOOKAHEAD_M, 3.0)).double()
     _, on_lane = _search(keys, order, sorted_lane, other_lane.view(w, -1), key_q.view(w, -1))
     on_lane = on_lane.view(w, n, num_c)
     # Else the last vehicle on the lane feeding it, if its route takes that connector.
@@ -248,6 +252,7 @@ def _conflicts(
         upcoming=upcoming,
         conflict_lane=other_lane,
         conflict_rule=rule,
+        conflict_merge=merge & (other_lane >= 0),
         conflict_other_inside=(on_lane >= 0) & (slot >= 0),
         exit_room=exit_room,
     )

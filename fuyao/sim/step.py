@@ -18,10 +18,10 @@ import torch
 from fuyao.roads.lanegraph import RoadMap
 from fuyao.sim import traffic
 from fuyao.sim.collision import at_fault_collisions, collisions
-from fuyao.sim.config import ActionType, SimConfig
+from fuyao.sim.config import ActionType, MapKind, SimConfig
 from fuyao.sim.constants import SimConstants, constants_or_build
 from fuyao.sim.dynamics import PHYSICAL_MAX_SPEED, bicycle_step
-from fuyao.sim.geometry import change_ok, lane_attr, lane_point_xy, route_attr, vehicle_pose_xy
+from fuyao.sim.geometry import change_ok, lane_attr, lane_point_xy, next_lane, route_attr, vehicle_pose_xy
 from fuyao.sim.lanes import REACHABLE, move_between_lanes
 from fuyao.sim.neighbours import surroundings
 from fuyao.sim.reset import reset_state
@@ -80,7 +80,13 @@ def tick(state: WorldState, road: RoadMap, cfg: SimConfig, mobil: bool) -> tuple
     target_d = torch.where(
         lc_dir < 0, 0.5 * (width + width_left), torch.where(lc_dir > 0, -0.5 * (width + width_right), 0.0)
     )
-    steer_auto = traffic.steering_control(v.d - target_d, v.psi, v.speed, kappa, v.length)
+    if cfg.map is MapKind.CITY:
+        # The slip a car needs to follow that curvature in steady state (yaw rate v kappa = v sin(slip) / (L / 2)).
+        k_steer = _steering_curvature(road, m, v, kappa)
+        slip = torch.asin((k_steer * 0.5 * v.length).clamp(-0.9, 0.9))
+        steer_auto = traffic.steering_control(v.d - target_d, v.psi, v.speed, k_steer, v.length, slip)
+    else:
+        steer_auto = traffic.steering_control(v.d - target_d, v.psi, v.speed, kappa, v.length)
     if cfg.action is ActionType.CONTINUOUS:
         accel_ctrl, steer_ctrl = v.cmd_accel, v.cmd_steer
     else:
@@ -135,6 +141,23 @@ def tick(state: WorldState, road: RoadMap, cfg: SimConfig, mobil: bool) -> tuple
     )
     signals = advance_clock(state.signals, road, m, dt) if road.has_signals else state.signals
     return replace(state, vehicles=moved, ticks=state.ticks + 1, signals=signals), events
+
+
+CURVATURE_PREVIEW_S = 0.3  # s: city drivers steer for the curvature this far ahead (junction turns begin abruptly)
+
+
+def _steering_curvature(road: RoadMap, m, v, kappa) -> torch.Tensor:
+    """The curvature the city's lateral controller feeds forward, `[W, N]` 1/m: the mean of here and
+    `CURVATURE_PREVIEW_S` ahead along the route (a connector's arc starts where the straight street ends, and a
+    controller that only feels the curve once on it swings wide). Highways (and the highway-env presets, whose
+    controller is highway-env's) use the curvature here."""
+    ahead = v.s + v.speed * CURVATURE_PREVIEW_S
+    length = lane_attr(road.lane_length, road, m, v.lane)
+    nxt = next_lane(road, m, v.lane, v.dest)
+    beyond = (ahead > length) & (nxt >= 0)
+    lane = torch.where(beyond, nxt, v.lane)
+    _, _, _, k_ahead = lane_point_xy(road, m, lane, torch.where(beyond, ahead - length, ahead))
+    return 0.5 * (kappa + k_ahead)
 
 
 def speed_index(speed: torch.Tensor, speeds: torch.Tensor) -> torch.Tensor:

@@ -196,6 +196,7 @@ COMMITTED_SPEED = 2.0  # m/s: a car inside the junction moving at least this fas
 OCCUPY_MARGIN_M = 2.5  # m: a car inside the junction whose front is this close to a conflict point occupies it
 STOP_LINE_MARGIN_M = 1.0  # m between a stopped car's front bumper and its stop line
 YELLOW_DECEL = 3.0  # m/s^2: at yellow, a driver stops if this much braking is enough, else drives on
+YELLOW_COMMITTED_DECEL = 6.0  # m/s^2: ... and one already braking for the line stops if this much is enough
 
 
 def signal_priority(code: torch.Tensor) -> torch.Tensor:
@@ -258,25 +259,34 @@ def conflict_yield_interaction(
     gap = torch.where(entry > 0, entry - half - 1.0, sur.conflict_my_dist - half - YIELD_CLEARANCE_M).clamp(min=0.1)
     p = DriverParams(*(getattr(params, f).unsqueeze(-1) for f in params.__dataclass_fields__))
     stop = idm_interaction(speed.unsqueeze(-1), gap, torch.zeros_like(gap), yields, p)
-    return stop.max(dim=-1).values
+    # At a merge, a car that is past the merge point and ahead of this one (nearer the common street) is a
+    # leader: follow it by the difference of the two distances to the point.
+    merged_gap = sur.conflict_my_dist - sur.conflict_their_dist - 0.5 * (length.unsqueeze(-1) + their_len)
+    ahead = (other >= 0) & sur.conflict_merge & sur.conflict_other_inside & (sur.conflict_their_dist < sur.conflict_my_dist)
+    follow = idm_interaction(speed.unsqueeze(-1), merged_gap, their_speed, ahead, p)
+    return torch.maximum(stop, follow).max(dim=-1).values
 
 
-def stop_line_interaction(sur: Surroundings, my_signal, speed, length, params: DriverParams) -> torch.Tensor:
+def stop_line_interaction(sur: Surroundings, my_signal, speed, accel, length, params: DriverParams) -> torch.Tensor:
     """IDM interaction `[W, N]` with a virtual stopped car at the stop line of the connector ahead when the
     driver must stop there: red (and stop-then-go until stopped at the line), yellow when braking at
-    `YELLOW_DECEL` or less stops the car in time (else it drives through: the dilemma zone), and whenever the
-    street after the junction has no room for it (nobody enters a junction it cannot leave: no gridlock)."""
+    `YELLOW_DECEL` or less stops the car in time (else it drives through: the dilemma zone; a driver already
+    braking for the line, `accel` m/s^2 of the last tick, keeps stopping if `YELLOW_COMMITTED_DECEL` is enough),
+    and whenever the street after the junction has no room for it (nobody enters a junction it cannot leave:
+    no gridlock). A car whose front is over the line goes on."""
     entry = sur.conflict_entry_dist
-    approaching = (sur.upcoming >= 0) & (entry > 0)
-    to_line = entry - 0.5 * length - STOP_LINE_MARGIN_M
-    can_stop = speed * speed <= 2.0 * YELLOW_DECEL * to_line.clamp(min=0.0)
-    stopped_at_line = (speed < 0.5) & (to_line < 3.0)
+    front_to_line = entry - 0.5 * length
+    approaching = (sur.upcoming >= 0) & (front_to_line > 0)
+    braking = accel < -1.0
+    decel = torch.where(braking, YELLOW_COMMITTED_DECEL, YELLOW_DECEL)
+    can_stop = speed * speed <= 2.0 * decel * front_to_line.clamp(min=0.0)
+    stopped_at_line = (speed < 0.5) & (front_to_line < STOP_LINE_MARGIN_M + 3.0)
     red = (my_signal == 1) | ((my_signal == 5) & ~stopped_at_line)  # 1: RED, 5: STOP_GO
     yellow = (my_signal == 2) & can_stop
     blocked = sur.exit_room < length + params.jam_gap + 1.0
     must_stop = approaching & (red | yellow | blocked)
-    # The IDM stops a jam gap short of its obstacle: put the obstacle that far past the line.
-    gap = (to_line + params.jam_gap).clamp(min=0.1)
+    # The IDM stops a jam gap short of its obstacle: put the obstacle that far past the margin before the line.
+    gap = (front_to_line - STOP_LINE_MARGIN_M + params.jam_gap).clamp(min=0.1)
     return idm_interaction(speed, gap, torch.zeros_like(speed), must_stop, params)
 
 
@@ -316,11 +326,16 @@ def resolve_lane_claims(
     return torch.where(cancel, 0, lc_dir)
 
 
-def steering_control(d_error, psi, speed, kappa, length) -> torch.Tensor:
+def steering_control(d_error, psi, speed, kappa, length, slip=None) -> torch.Tensor:
     """Steer toward the target lateral offset (highway-env's cascaded lateral controller, in lane coordinates).
 
     `d_error` m: lateral offset minus target offset; `psi` rad relative to the lane; returns a wheel angle rad.
+    `slip` rad (optional): the body's slip angle, so that the controller steers the direction of travel
+    (`psi + slip`) rather than the body's heading. highway-env steers the body, which in a tight turn (slip of
+    0.2-0.3 rad) cuts the inside of the curve by most of a metre; the city presets pass it.
     """
+    if slip is not None:
+        psi = psi + slip
     v = speed.clamp(min=1.0)
     lateral_speed_cmd = -d_error / TAU_LATERAL
     heading_cmd = torch.asin((lateral_speed_cmd / v).clamp(-1.0, 1.0)).clamp(-math.pi / 4, math.pi / 4)
@@ -397,7 +412,7 @@ def following_accel(
     if sur.conflict_slot is not None:
         my_signal = link_signal(road, map_id, clock, sur.upcoming)
         their_signal = link_signal(road, map_id, clock, sur.conflict_lane)
-        inter = torch.maximum(inter, stop_line_interaction(sur, my_signal, v.speed, v.length, params))
+        inter = torch.maximum(inter, stop_line_interaction(sur, my_signal, v.speed, v.accel, v.length, params))
         yield_inter = conflict_yield_interaction(sur, v.speed, v.length, params, my_signal, their_signal)
         inter = torch.maximum(inter, yield_inter)
     return idm_combine(free, inter, params)
