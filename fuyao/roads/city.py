@@ -121,6 +121,12 @@ def _rank(turn: str, major: bool) -> int:
 
 def build_city(cfg: CityConfig, seed: int = 0, name: str = "") -> RoadMap:
     """One city map; `seed` draws the jitter, the dropped streets, which junctions have signals and the greens."""
+    return build_city_named(cfg, seed, name)[0]
+
+
+def build_city_named(cfg: CityConfig, seed: int = 0, name: str = "") -> tuple[RoadMap, dict[str, int]]:
+    """`build_city` and the lane names (tests and scenes): streets `"in (r, c) ARM k"` / `"out (r, c) ARM k"`
+    (ARM one of E N W S, k from the left), connectors `"(r, c) FROM->TO k"` (k-th connector of that turn)."""
     rng = np.random.default_rng(seed)
     rows, cols = cfg.rows, cfg.cols
     centre = np.array([[(c * cfg.block_m, r * cfg.block_m) for c in range(cols)] for r in range(rows)], dtype=float)
@@ -277,7 +283,19 @@ def build_city(cfg: CityConfig, seed: int = 0, name: str = "") -> RoadMap:
                     phases.append(Phase(cfg.all_red_s, "r" * len(links)))
             b.set_program(j, phases)
     _check_strongly_connected(b)
-    return b.build(spawn_window=(0.0, 1.0e9))
+    names = {}
+    arm_name = "ENWS"
+    for (node, arm, way), ids in lanes.items():
+        for k, lane in enumerate(ids):
+            names[f"{way} ({node[0]}, {node[1]}) {arm_name[arm]} {k}"] = lane
+    for i, lane in enumerate(b.lanes):
+        if lane.kind == "connector":
+            node, turn = lane.name.split(":")
+            a_from, a_to = (arm_name[int(x)] for x in turn.split("->"))
+            key = f"{node} {a_from}->{a_to}"
+            k = sum(1 for n in names if n.startswith(key + " "))
+            names[f"{key} {k}"] = i
+    return b.build(spawn_window=(0.0, 1.0e9)), names
 
 
 def _check_strongly_connected(b: LaneGraphBuilder) -> None:

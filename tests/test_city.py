@@ -1,0 +1,273 @@
+"""The city world: signal programs and clocks, stop lines, the dilemma zone, permissive turns, junction blocking,
+solid lines, and city traffic as a whole. Scenes are built on a one-junction city (four stub streets) whose lanes
+are found by name (`build_city_named`)."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+import pytest
+import torch
+
+from fuyao.presets import preset
+from fuyao.roads.city import CityConfig, build_city_named
+from fuyao.roads.lanegraph import LaneGraphBuilder, MapError
+from fuyao.roads.signals import Phase, Signal
+from fuyao.sim import step as S
+from fuyao.sim.config import MapKind, SimConfig
+from fuyao.sim.geometry import change_ok, lane_attr
+from fuyao.sim.scene import scene
+from fuyao.sim.signals import advance_clock, link_signal, set_clock
+from fuyao.sim.state import SignalClock, replace, select_worlds
+from fuyao.sim.world import World
+
+# Destinations of the one-junction city: boundary stubs counter-clockwise from the south.
+TO_S, TO_E, TO_N, TO_W = range(4)
+# Phases of its program: EW green, EW yellow, all red, NS green, NS yellow, all red.
+EW_GREEN, EW_YELLOW, ALL_RED_1, NS_GREEN, NS_YELLOW, ALL_RED_2 = range(6)
+
+
+@pytest.fixture(scope="module")
+def junction():
+    city = CityConfig(rows=1, cols=1, lanes=1, signal_fraction=1.0, green_s=(20.0, 20.0))
+    road, names = build_city_named(city, seed=0)
+    cfg = SimConfig(map=MapKind.CITY, city=city, worlds=1, vehicles=8, num_maps=1, sim_hz=10, decision_hz=10)
+    return road, names, cfg
+
+
+def at_phase(state, phase: int, time_s: float = 0.0):
+    """The state with its one junction in `phase`, `time_s` into it, at nominal timing (scale 1)."""
+    clock = state.signals
+    clock = SignalClock(phase=clock.phase, time_s=clock.time_s, scale=torch.ones_like(clock.scale))
+    clock = set_clock(clock, torch.full_like(clock.phase, phase), torch.full_like(clock.time_s, time_s))
+    return replace(state, signals=clock)
+
+
+def car(lane: int, s: float, speed: float, dest: int, **kw) -> dict:
+    return {**dict(lane=lane, s=s, speed=speed, dest=dest, desire=1.0, idm_gap=2.0), **kw}
+
+
+def run(state, road, cfg, ticks: int):
+    """`ticks` ticks; returns the final state and the per-tick states and events."""
+    states, events = [], []
+    for t in range(ticks):
+        state, ev = S.tick(state, road, cfg, t % 10 == 0)
+        states.append(state)
+        events.append(ev)
+    return state, states, events
+
+
+def test_program_with_two_conflicting_priority_greens_is_refused():
+    b = LaneGraphBuilder(spacing=1.0, name="x")
+    j = b.add_junction("cross")
+    a = b.add_lane(np.array([[-10.0, 0.0], [10.0, 0.0]]), 3.5, 10.0, kind="connector", junction=j, exit_group=0)
+    c = b.add_lane(np.array([[0.0, -10.0], [0.0, 10.0]]), 3.5, 10.0, kind="connector", junction=j, exit_group=1)
+    b.add_conflicts_by_geometry([a, c], threshold=2.0)
+    b.set_program(j, [Phase(10.0, "GG")])
+    with pytest.raises(MapError, match=r"cross phase 0 state 'GG': links 0 \(lane 0\) and 1 \(lane 1\) conflict"):
+        b.build()
+    b.set_program(j, [Phase(10.0, "Gg"), Phase(3.0, "yr"), Phase(10.0, "rG")])  # one yields: accepted
+    road = b.build()
+    assert road.has_signals and road.junction_num_phases[0, 0] == 3
+
+
+@pytest.mark.parametrize(
+    ("phase", "message"),
+    [
+        (Phase(10.0, "G"), "has 1 letters; the junction has 2"),
+        (Phase(10.0, "Gx"), r"letters \['x'\]; allowed: OryGgs"),
+        (Phase(0.0, "Gr"), "duration_s: got 0.0; allowed: > 0 s"),
+    ],
+)
+def test_program_errors_name_junction_phase_and_value(phase, message):
+    b = LaneGraphBuilder(spacing=1.0, name="x")
+    j = b.add_junction("j")
+    for k in range(2):
+        b.add_lane(np.array([[0.0, 5.0 * k], [10.0, 5.0 * k]]), 3.5, 10.0, kind="connector", junction=j, exit_group=k)
+    with pytest.raises(MapError, match=message):
+        b.set_program(j, [phase])
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "message"),
+    [("rows", 0, "a city of zero blocks"), ("lanes", 3, "1 or 2"), ("signal_fraction", 1.5, "0 to 1")],
+)
+def test_city_config_errors(field, value, message):
+    with pytest.raises(MapError, match=f"CityConfig.{field}: got {value!r}; allowed: .*{message}"):
+        CityConfig(**{field: value})
+
+
+def test_signals_cycle_exactly_through_their_program(junction):
+    road, _, cfg = junction
+    state = at_phase(scene(road, cfg, [[]]), EW_GREEN)
+    durations = road.junction_phase_s[0, 0].tolist()
+    clock, m = state.signals, state.map_id
+    changes, phases = [], [0]
+    for t in range(1, int(2 * sum(durations) / cfg.dt) + 1):
+        clock = advance_clock(clock, road, m, cfg.dt)
+        if int(clock.phase[0, 0]) != phases[-1]:
+            phases.append(int(clock.phase[0, 0]))
+            changes.append(t * cfg.dt)
+    assert phases == [0, 1, 2, 3, 4, 5] * 2 + [0]
+    expected = np.cumsum(durations * 2)
+    assert np.allclose(changes, expected, atol=cfg.dt + 1e-4)
+
+
+def test_link_signal_matches_a_per_lane_reference(junction):
+    road, _, _ = junction
+    city = CityConfig(rows=2, cols=3, lanes=2, signal_fraction=0.6)
+    bank = World(SimConfig(map=MapKind.CITY, city=city, worlds=5, num_maps=3, vehicles=8)).road
+    num_j = bank.junction_phase_s.shape[1]
+    gen = torch.Generator().manual_seed(0)
+    map_id = torch.tensor([0, 1, 2, 1, 0])
+    phase = torch.randint(0, 6, (5, num_j), generator=gen) % bank.junction_num_phases[map_id].clamp(min=1)
+    clock = SignalClock(phase=phase, time_s=torch.zeros(5, num_j), scale=torch.ones(5, num_j))
+    lanes = torch.arange(bank.max_lanes).expand(5, -1)
+    got = link_signal(bank, map_id, clock, lanes)
+    for w in range(5):
+        m = int(map_id[w])
+        for lane in range(bank.max_lanes):
+            j = int(bank.lane_junction[m, lane])
+            want = int(Signal.OFF) if j < 0 else int(bank.lane_signal[m, lane, int(phase[w, j])])
+            assert int(got[w, lane]) == want, (w, lane)
+
+
+def test_car_stops_at_the_red_line_and_leaves_at_green(junction):
+    road, names, cfg = junction
+    lane = names["in (0, 0) S 0"]
+    length = float(road.lane_length[0, lane])
+    state = at_phase(scene(road, cfg, [[car(lane, 30.0, 10.0, TO_N)]]), EW_GREEN)
+    state, _, events = run(state, road, cfg, 150)
+    v = state.vehicles
+    front_to_line = length - (float(v.s[0, 0]) + 2.5)
+    assert int(v.lane[0, 0]) == lane and float(v.speed[0, 0]) < 0.1
+    assert 0.0 <= front_to_line <= 2.0, f"stopped {front_to_line:.2f} m before the line"
+    assert not any(bool(ev.red_light.any()) for ev in events)
+    state, _, events = run(at_phase(state, NS_GREEN), road, cfg, 60)
+    assert int(state.vehicles.lane[0, 0]) in (names["(0, 0) S->N 0"], names["out (0, 0) N 0"])
+    assert not any(bool(ev.red_light.any()) for ev in events)
+
+
+def test_yellow_in_the_dilemma_zone_is_driven_through_and_far_away_stopped_for(junction):
+    road, names, cfg = junction
+    lane = names["in (0, 0) S 0"]
+    length = float(road.lane_length[0, lane])
+    near = car(lane, length - 2.5 - 12.0, 13.0, TO_N)  # front 12 m before the line at 13 m/s: cannot stop at 3
+    state = at_phase(scene(road, cfg, [[near]]), NS_YELLOW)
+    state, _, events = run(state, road, cfg, 30)
+    assert int(state.vehicles.lane[0, 0]) != lane, "stopped in the dilemma zone"
+    assert not any(bool(ev.red_light.any()) for ev in events)
+    far = car(lane, length - 2.5 - 50.0, 13.0, TO_N)
+    state = at_phase(scene(road, cfg, [[far]]), NS_YELLOW)
+    state, _, events = run(state, road, cfg, 100)
+    assert int(state.vehicles.lane[0, 0]) == lane and float(state.vehicles.speed[0, 0]) < 0.1
+    assert not any(bool(ev.red_light.any()) for ev in events)
+
+
+def test_permissive_left_turn_waits_for_the_oncoming_car_then_turns(junction):
+    road, names, cfg = junction
+    south, north = names["in (0, 0) S 0"], names["in (0, 0) N 0"]
+    length = float(road.lane_length[0, south])
+    turner = car(south, length - 3.5, 0.0, TO_W)  # at the line, turning left ('g')
+    oncoming = car(north, length - 40.0, 12.0, TO_S)  # straight on ('G'), 3 s away
+    state = at_phase(scene(road, cfg, [[turner, oncoming]]), NS_GREEN)
+    _, states, events = run(state, road, cfg, 150)
+    left, straight = names["(0, 0) S->W 0"], names["(0, 0) N->S 0"]
+    lanes_turner = [int(st.vehicles.lane[0, 0]) for st in states]
+    lanes_oncoming = [int(st.vehicles.lane[0, 1]) for st in states]
+    assert left in lanes_turner, "the left turner never turned"
+    turned = lanes_turner.index(left)
+    through = lanes_oncoming.index(straight)
+    assert turned > through, f"turned at tick {turned}, before the oncoming car entered (tick {through})"
+    assert not any(bool(ev.collided.any()) for ev in events)
+
+
+def test_no_car_enters_a_junction_whose_exit_is_queued(junction):
+    road, names, cfg = junction
+    south, exit_n = names["in (0, 0) S 0"], names["out (0, 0) N 0"]
+    length = float(road.lane_length[0, south])
+    queue = [car(exit_n, s, 0.0, TO_N, desire=0.0) for s in (3.0, 10.0, 17.0)]  # standing at the exit's start
+    state = at_phase(scene(road, cfg, [[car(south, length - 40.0, 10.0, TO_N), *queue]]), NS_GREEN)
+    state, states, events = run(state, road, cfg, 120)
+    assert all(int(st.vehicles.lane[0, 0]) == south for st in states), "entered a junction it could not leave"
+    assert float(state.vehicles.speed[0, 0]) < 0.1
+    assert not any(bool(ev.collided.any()) for ev in events)
+
+
+def test_no_lane_change_across_the_solid_lines():
+    city = CityConfig(rows=1, cols=1, lanes=2)
+    road, names = build_city_named(city)
+    lane = names["in (0, 0) S 0"]  # the left lane of a two-lane approach
+    length = float(road.lane_length[0, lane])
+    s = torch.tensor([[50.0, length - city.solid_m + 1.0, length - 1.0]])
+    left, right = change_ok(road, torch.zeros(1, dtype=torch.int64), torch.full_like(s, lane).long(), s)
+    assert right.tolist() == [[True, False, False]] and not left.any()
+    out = names["out (0, 0) N 0"]
+    s = torch.tensor([[1.0, city.solid_after_m + 1.0]])
+    _, right = change_ok(road, torch.zeros(1, dtype=torch.int64), torch.full_like(s, out).long(), s)
+    assert right.tolist() == [[False, True]]
+
+
+def _background_minute(worlds: int, seed: int):
+    cfg = preset("city", worlds=worlds, episode_s=1.0e6)
+    world = World(cfg)
+    state = world.reset(seed)
+    v = state.vehicles
+    state = replace(state, vehicles=replace(v, present=v.present & ~v.controlled))
+    return world, state
+
+
+def test_background_city_minute_flows_without_red_runs_or_nan():
+    world, state = _background_minute(worlds=6, seed=3)
+    road, cfg = world.road, world.cfg
+    crashed, vehicle_s, arrived, red = 0, 0.0, 0, 0
+    for t in range(600):
+        state, ev = S.tick(state, road, cfg, t % 10 == 0)
+        v = state.vehicles
+        crashed += int((v.crashed & v.present).sum())
+        vehicle_s += float(v.present.sum()) * cfg.dt
+        arrived += int(ev.arrived.sum())
+        red += int(ev.red_light.sum())
+        state = replace(state, vehicles=replace(v, present=v.present & ~v.crashed))
+        if t % 10 == 9:
+            state = S.inflow(state, road, cfg)
+    v = state.vehicles
+    for f in ("s", "d", "psi", "speed"):
+        assert torch.isfinite(getattr(v, f)).all(), f
+    assert red == 0, f"{red} red-light runs by background traffic"
+    assert arrived > 20 * 6, f"only {arrived} trips completed in a minute: traffic does not flow"
+    # Measured at ~0.16 crashed vehicles per vehicle-hour (BENCHMARKS.md); the bar is 0.01. This guards the
+    # level reached against regressions, it does not claim the bar.
+    assert crashed / (vehicle_s / 3600.0) < 1.5, f"{crashed} crashed vehicles in {vehicle_s / 3600:.2f} vehicle-hours"
+
+
+def test_city_worlds_together_equal_each_alone():
+    world, state = _background_minute(worlds=3, seed=5)
+    road, cfg = world.road, world.cfg
+    alone = select_worlds(state, torch.tensor([1]))
+    for t in range(40):
+        state, _ = S.tick(state, road, cfg, t % 10 == 0)
+        alone, _ = S.tick(alone, road, cfg, t % 10 == 0)
+    together = select_worlds(state, torch.tensor([1]))
+    for f in dataclasses.fields(together.vehicles):
+        assert torch.equal(getattr(together.vehicles, f.name), getattr(alone.vehicles, f.name)), f.name
+    assert torch.equal(together.signals.phase, alone.signals.phase)
+
+
+def test_red_light_run_is_reported_for_a_controlled_car(junction):
+    road, names, cfg = junction
+    lane = names["in (0, 0) S 0"]
+    length = float(road.lane_length[0, lane])
+    cfg1 = dataclasses.replace(cfg, controlled=1)
+    ego = car(lane, length - 2.5 - 10.0, 10.0, TO_N, controlled=True, target_speed=10.0)
+    state = at_phase(scene(road, cfg1, [[ego]]), EW_GREEN)
+    runs, terms = [], []
+    for _ in range(15):  # 1.5 s at 10 Hz decisions, keeping 10 m/s through the red
+        result = S.step(state, torch.full((1, 1), S.META_IDLE), road, cfg1)
+        state = result.state
+        runs.append(bool(result.info["red_light"][0, 0]))
+        terms.append(float(result.info["reward_red_light"][0, 0]))
+    assert sum(runs) == 1, runs  # once, when the front bumper crosses the line
+    assert terms[runs.index(True)] == 1.0
+    assert lane_attr(road.lane_kind, road, state.map_id, state.vehicles.lane)[0, 0] == 2  # inside the junction
