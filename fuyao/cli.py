@@ -88,6 +88,8 @@ class BenchTrafficArgs:
     preset: str = "highway"
     worlds: int = 256
     decisions: int = 120
+    # Simulated minutes instead of `decisions` (the city's bar is read after 10 minutes).
+    sim_minutes: float | None = None
     seed: int = 0
     device: Device = "cpu"
     json: bool = False
@@ -303,7 +305,10 @@ def cmd_bench_traffic(args: BenchTrafficArgs) -> dict:
     from fuyao.perf.bench_sim import measure_traffic_safety
 
     cfg = _sim_with(args, worlds=args.worlds)
-    out = dict(measure_traffic_safety(cfg, resolve_device(args.device), args.decisions, args.seed), preset=args.preset)
+    out = dict(
+        measure_traffic_safety(cfg, resolve_device(args.device), args.decisions, args.seed, args.sim_minutes),
+        preset=args.preset,
+    )
     if args.json:
         print(json.dumps(out))
     else:

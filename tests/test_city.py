@@ -271,3 +271,27 @@ def test_red_light_run_is_reported_for_a_controlled_car(junction):
     assert sum(runs) == 1, runs  # once, when the front bumper crosses the line
     assert terms[runs.index(True)] == 1.0
     assert lane_attr(road.lane_kind, road, state.map_id, state.vehicles.lane)[0, 0] == 2  # inside the junction
+
+
+def test_junction_block_of_the_observation(junction):
+    from fuyao.sim.observe import ObservationLayout, observe
+
+    road, names, cfg = junction
+    assert ObservationLayout.of(preset("highway")).junction is None  # highways keep their observation
+    lay = ObservationLayout.of(cfg)
+    assert lay.junction is not None and lay.size == lay.junction.stop
+    lane = names["in (0, 0) S 0"]
+    length = float(road.lane_length[0, lane])
+    ego = car(lane, length - 2.5 - 20.0, 8.0, TO_W, controlled=True)  # 20 m before the line, turning left
+    oncoming = car(names["in (0, 0) N 0"], length - 30.0, 10.0, TO_S)
+    for phase, lit in ((EW_GREEN, "signal_red"), (NS_GREEN, "signal_green_yield")):
+        state = at_phase(scene(road, cfg, [[ego, oncoming]]), phase, time_s=4.0)
+        row = lay.junction.read(observe(state, road, cfg))[0, 0, 0]
+        col = lay.junction.column
+        assert row[col("ahead")] == 1.0 and row[col("left")] == 1.0 and row[col("straight")] == 0.0
+        assert row[col("stop_dist")] == pytest.approx(20.0 / 50.0, abs=1e-4)
+        assert row[col(lit)] == 1.0 and row[col("signal_time")] == pytest.approx(4.0 / 30.0, abs=1e-5)
+        assert row[col("conflict_present")] == 1.0
+        # The oncoming straight car has priority over the left turn: by its 'G' over 'g' in the green phase, by the
+        # static table (left turns give way to oncoming straight traffic) when both are red.
+        assert row[col("conflict_priority")] == 1.0

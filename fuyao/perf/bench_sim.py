@@ -114,15 +114,18 @@ def measure_sim(
         peak = torch.cuda.max_memory_allocated(device)
     memory = memory_fit(world, state, device, peak)
     runs = []
+    present = torch.zeros((), device=device)  # vehicles present after each decision, summed (read once)
     for _ in range(repeats):
         _sync(device)
         t0 = time.perf_counter()
         for _ in range(decisions):
             state = world.step(state, action).state
+            present += state.vehicles.present.sum()
         _sync(device)
         runs.append((time.perf_counter() - t0) / decisions)
     per_decision = statistics.median(runs)
     ticks = cfg.ticks_per_decision
+    mean_present = float(present) / (repeats * decisions)
     return {
         "worlds": cfg.worlds,
         "vehicles": cfg.vehicles,
@@ -130,7 +133,10 @@ def measure_sim(
         "ticks_per_decision": ticks,
         "decision_s_median": per_decision,
         "decision_s_runs": runs,
-        "vehicle_ticks_per_s": cfg.worlds * cfg.vehicles * ticks / per_decision,
+        # As SUMO counts running vehicles: only vehicles present (slots standing empty after trips end are not).
+        "vehicle_ticks_per_s": mean_present * ticks / per_decision,
+        "slot_ticks_per_s": cfg.worlds * cfg.vehicles * ticks / per_decision,
+        "mean_present_vehicles": mean_present,
         "decisions_per_s": cfg.worlds * cfg.controlled / per_decision,
         "warmup_s": warmup_s,
         "compiled": compile,
@@ -144,34 +150,57 @@ def sweep(cfg: SimConfig, worlds: tuple[int, ...], device: torch.device, **kwarg
     return [measure_sim(dataclasses.replace(cfg, worlds=w), device, **kwargs) for w in worlds]
 
 
-def measure_traffic_safety(cfg: SimConfig, device: torch.device, decisions: int = 120, seed: int = 0) -> dict:
+def measure_traffic_safety(
+    cfg: SimConfig, device: torch.device, decisions: int = 120, seed: int = 0, sim_minutes: float | None = None
+) -> dict:
     """Background crashes per vehicle-hour under the rule-based pilot (every crashed background vehicle counts;
-    a crash between two background cars counts two)."""
+    a crash between two background cars counts two), and the share of worlds gridlocked at the end: a world is
+    gridlocked when the mean speed of its vehicles stayed under `GRIDLOCK_SPEED` for the last `GRIDLOCK_S`
+    seconds. `sim_minutes` (if given) replaces `decisions` by that much simulated time."""
     from fuyao.pilots.rule_based import RuleBasedPilot
 
+    if sim_minutes is not None:
+        decisions = int(round(sim_minutes * 60.0 * cfg.decision_hz))
     world = World(cfg, device=device)
     pilot = RuleBasedPilot(world)
     state = world.reset(seed=seed)
     crashes = torch.zeros((), device=device)
     vehicle_s = torch.zeros((), device=device)
     ego_collisions = torch.zeros((), device=device)
+    red_light = torch.zeros((), device=device)
     episodes = torch.zeros((), device=device)
-    for _ in range(decisions):
+    window = max(1, int(GRIDLOCK_S * cfg.decision_hz))
+    recent_max_speed = torch.zeros(cfg.worlds, device=device)  # over the last `window` decisions
+    for k in range(decisions):
         result = world.step(state, pilot.act(None, state))
         state = result.state
         crashes += result.info["world_background_crashes"].sum()
         vehicle_s += result.info["world_background_vehicle_s"].sum()
         ego_collisions += result.info["collision"].sum()
+        red_light += result.info["red_light"].sum()
         episodes += result.world_done.sum()
+        v = state.vehicles
+        mean_speed = (v.speed * v.present).sum(1) / v.present.sum(1).clamp(min=1)
+        if k >= decisions - window:
+            recent_max_speed = torch.maximum(recent_max_speed, mean_speed)
     hours = float(vehicle_s) / 3600.0
+    gridlocked = recent_max_speed < GRIDLOCK_SPEED
     return {
         "worlds": cfg.worlds,
         "vehicles": cfg.vehicles,
         "decisions": decisions,
+        "sim_seconds": decisions / cfg.decision_hz,
         "background_vehicle_hours": hours,
         "background_crashed_vehicles": int(crashes),
         "background_crashes_per_vehicle_hour": float(crashes) / max(hours, 1e-9),
+        "gridlocked_worlds_fraction": float(gridlocked.float().mean()),
+        "gridlock_rule": f"mean vehicle speed < {GRIDLOCK_SPEED} m/s throughout the last {GRIDLOCK_S:.0f} s",
         "rule_based_ego_collisions": int(ego_collisions),
+        "rule_based_red_light_runs": int(red_light),
         "episodes_ended": int(episodes),
         **machine_info(device),
     }
+
+
+GRIDLOCK_SPEED = 0.5  # m/s
+GRIDLOCK_S = 60.0  # s

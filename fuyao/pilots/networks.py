@@ -91,7 +91,10 @@ class NativeEncoder(nn.Module):
         super().__init__()
         self.layout = ObservationLayout.of(cfg)
         lay = self.layout
-        self.context = (lay.ego, lay.potential, lay.traffic, lay.route)  # the ego MLP's input, in this order
+        # The ego MLP's input, in this order (and the junction block on city maps).
+        self.context = (lay.ego, lay.potential, lay.traffic, lay.route)
+        if lay.junction is not None:
+            self.context = (*self.context, lay.junction)
         self.points = lay.lookahead_points
         lanes = lay.lanes.rows
         self.ego = _mlp(sum(b.size for b in self.context), hidden)

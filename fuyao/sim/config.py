@@ -125,6 +125,8 @@ class SimConfig:
     # No effect with one controlled vehicle: its world resets when it is done.
     respawn: bool = False
     neighbours: int = 8  # K nearest vehicles in the native observation
+    # The native observation's junction block (stop line, signal, manoeuvre, conflicts): None = on city maps.
+    observe_junctions: bool | None = None
     lookahead_m: tuple[float, ...] = (0.0, 10.0, 25.0, 50.0, 80.0, 120.0)  # lane geometry points ahead
     kinematics_vehicles: int = 5  # highway-kinematics rows (ego first)
     mobil_period_s: float = 1.0  # how often background drivers reconsider their lane
@@ -170,6 +172,11 @@ class SimConfig:
             raise _bad("SimConfig", "signal_scale_range", self.signal_scale_range, "0 < lo <= hi")
         if self.mobil_period_s <= 0:
             raise _bad("SimConfig", "mobil_period_s", self.mobil_period_s, "> 0 s")
+
+    @property
+    def junction_features(self) -> bool:
+        """Whether the native observation carries the junction block."""
+        return self.map is MapKind.CITY if self.observe_junctions is None else self.observe_junctions
 
     @property
     def road_config(self) -> HighwayConfig | CityConfig:

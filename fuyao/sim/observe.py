@@ -18,6 +18,13 @@ native `[W, C, F]` (flat, fixed size):
                         [-1, 2]), their speed minus own/30
     route (8)           lane changes needed/3 (signed), metres left to do them/1000, own/left/right lane on
                         route, cost-to-go/2000, lanes here/6, episode time fraction
+    junction (18)       city presets only (`SimConfig.junction_features`): a junction ahead on the route (the
+                        connector the ego is on or enters next), its front bumper's distance to the stop line/50
+                        (negative inside, clipped to [-1, 2]), the connector's signal one-hot (off, red, yellow,
+                        green, green-but-yield, stop-then-go) and seconds in that state/30 (clipped to 2), the
+                        manoeuvre one-hot (straight, left, right), the exit street blocked, and the most urgent
+                        conflicting vehicle: present, its time to the conflict point/10, the ego's distance to
+                        that point/50, it has priority over the ego, it is inside the junction
 
 highway-kinematics `[W, C, V, 5]`: highway-env's Kinematics observation with its defaults: rows (presence, x,
 y, vx, vy), ego first in absolute coordinates, then up to V - 1 vehicles within 200 m that are not more than
@@ -36,11 +43,12 @@ import torch
 from fuyao.roads.lanegraph import RoadMap
 from fuyao.sim.config import ObservationType, SimConfig
 from fuyao.sim.constants import SimConstants, constants_or_build
-from fuyao.sim.geometry import lane_attr, lane_point, next_lane, route_attr, vehicle_pose, wrap_angle
+from fuyao.sim.geometry import lane_attr, lane_index, lane_point, next_lane, route_attr, vehicle_pose, wrap_angle
 from fuyao.sim.neighbours import surroundings
 from fuyao.sim.state import WorldState, first_slots
 from fuyao.sim.traffic import driver_params, effective_limit
-from fuyao.sim.traffic import idm_acceleration
+from fuyao.sim.signals import link_signal, link_time_in_state
+from fuyao.sim.traffic import idm_acceleration, signal_priority
 
 # Feature names of one row of each native block, in the order `native` writes them (normalisers in the docstring).
 EGO_ROW = (
@@ -70,6 +78,13 @@ ROUTE_ROW = (
 )
 EGO_FEATURES = len(EGO_ROW)
 NEIGHBOUR_FEATURES = len(NEIGHBOUR_ROW)
+JUNCTION_ROW = (
+    *("ahead", "stop_dist"),
+    *("signal_off", "signal_red", "signal_yellow", "signal_green", "signal_green_yield", "signal_stop_go"),
+    *("signal_time", "straight", "left", "right", "exit_blocked"),
+    *("conflict_present", "conflict_their_time", "conflict_my_dist", "conflict_priority", "conflict_inside"),
+)
+TURN_RAD = 0.5  # rad: a connector turning more than this is a left or right turn
 ROUTE_FEATURES = len(ROUTE_ROW)
 TRAFFIC_FEATURES = len(TRAFFIC_ROW)  # 6 lane neighbours x (present, gap, relative speed)
 # IDM acceleration behind the own / left / right lane's leader, and imposed on the new left / right follower
@@ -126,6 +141,7 @@ class ObservationLayout:
     potential: Block
     traffic: Block
     route: Block
+    junction: Block | None = None  # city presets (`SimConfig.junction_features`)
 
     @staticmethod
     def of(cfg: SimConfig) -> ObservationLayout:
@@ -138,6 +154,8 @@ class ObservationLayout:
             "traffic": (1, TRAFFIC_ROW),
             "route": (1, ROUTE_ROW),
         }
+        if cfg.junction_features:
+            shapes["junction"] = (1, JUNCTION_ROW)
         blocks, start = {}, 0
         for name, (rows, features) in shapes.items():
             blocks[name] = Block(name, start, rows, features)
@@ -146,11 +164,12 @@ class ObservationLayout:
 
     @property
     def blocks(self) -> tuple[Block, ...]:
-        return (self.ego, self.neighbours, self.lanes, self.potential, self.traffic, self.route)
+        extra = (self.junction,) if self.junction is not None else ()
+        return (self.ego, self.neighbours, self.lanes, self.potential, self.traffic, self.route, *extra)
 
     @property
     def size(self) -> int:
-        return self.route.stop
+        return self.blocks[-1].stop
 
     @property
     def lookahead_points(self) -> int:
@@ -213,6 +232,63 @@ def observe(state: WorldState, road: RoadMap, cfg: SimConfig, consts: SimConstan
     if cfg.observation is ObservationType.HIGHWAY_KINEMATICS:
         return highway_kinematics(state, road, cfg)
     return native(state, road, cfg, consts)
+
+
+def junction_block(state: WorldState, road: RoadMap, sur, c: int) -> torch.Tensor:
+    """The junction features (`JUNCTION_ROW`) of the first `c` slots, `[W, C, 18]`; zeros on maps without
+    junctions. `sur`: the surroundings of every vehicle."""
+    v = state.vehicles
+    w = v.s.shape[0]
+    if sur.upcoming is None:
+        return torch.zeros(w, c, len(JUNCTION_ROW), device=v.s.device)
+    m = state.map_id
+    up = sur.upcoming[:, :c]
+    ahead = up >= 0
+    half = 0.5 * v.length[:, :c]
+    stop_dist = torch.where(ahead, ((sur.conflict_entry_dist[:, :c] - half) / 50.0).clamp(-1.0, 2.0), 2.0)
+    sig = link_signal(road, m, state.signals, up)
+    onehot = torch.nn.functional.one_hot(sig.clamp(0, 5), 6).float()
+    t_sig = (link_time_in_state(road, m, state.signals, up) / 30.0).clamp(max=2.0)
+    num_p = road.lane_yaw.shape[2]
+    idx = lane_index(road, m, up)
+    ds = road.lane_ds.reshape(-1)[idx]
+    last = (road.lane_length.reshape(-1)[idx] / ds).round().int().clamp(min=1, max=num_p - 1)
+    yaw_table = road.lane_yaw.reshape(-1)
+    turn = wrap_angle(yaw_table[idx * num_p + last - 1] - yaw_table[idx * num_p])
+    left, right = ahead & (turn > TURN_RAD), ahead & (turn < -TURN_RAD)
+    straight = ahead & ~left & ~right
+    blocked = ahead & (sur.exit_room[:, :c] < v.length[:, :c] + v.idm_gap[:, :c] + 1.0)
+
+    # The most urgent conflict: the other vehicle that reaches its conflict point soonest.
+    other = sur.conflict_slot[:, :c]  # [W, C, K]
+    k = other.shape[-1]
+    safe = other.clamp(min=0).reshape(w, -1)
+    their_speed = v.speed.gather(1, safe).view(w, c, k)
+    their_dist = sur.conflict_their_dist[:, :c]
+    their_t = their_dist.clamp(min=0.0) / their_speed.clamp(min=1.0)
+    present = (other >= 0) & (their_dist > -3.0)
+    their_t = torch.where(present, their_t, 1.0e3)
+    t_min, j = their_t.min(dim=-1, keepdim=True)
+    has = present.gather(-1, j).squeeze(-1)
+    my_dist = sur.conflict_my_dist[:, :c].gather(-1, j).squeeze(-1)
+    their_sig = link_signal(road, m, state.signals, sur.conflict_lane[:, :c].gather(-1, j).squeeze(-1))
+    my_p, their_p = signal_priority(sig), signal_priority(their_sig)
+    static = sur.conflict_rule[:, :c].gather(-1, j).squeeze(-1)
+    priority = (their_p > my_p) | ((their_p == my_p) & (static == 1))
+    inside = sur.conflict_other_inside[:, :c].gather(-1, j).squeeze(-1)
+    conflict = torch.stack(
+        [
+            has.float(),
+            torch.where(has, (t_min.squeeze(-1) / 10.0).clamp(max=2.0), 2.0),
+            torch.where(has, (my_dist / 50.0).clamp(-1.0, 2.0), 2.0),
+            (has & priority).float(),
+            (has & inside).float(),
+        ],
+        dim=-1,
+    )
+    head = torch.stack([ahead.float(), stop_dist], dim=-1)
+    tail = torch.stack([t_sig, straight.float(), left.float(), right.float(), blocked.float()], dim=-1)
+    return torch.cat([head, onehot * ahead.unsqueeze(-1), tail, conflict], dim=-1)
 
 
 def _to_frame(dx, dy, yaw):
@@ -375,8 +451,9 @@ def native(state: WorldState, road: RoadMap, cfg: SimConfig, consts: SimConstant
         dim=-1,
     )
     layout = ObservationLayout.of(cfg)
+    extra = {"junction": junction_block(state, road, sur, c)} if layout.junction is not None else {}
     obs = layout.assemble(
-        ego=ego, neighbours=neighbours, lanes=lanes, potential=potential, traffic=traffic, route=route
+        ego=ego, neighbours=neighbours, lanes=lanes, potential=potential, traffic=traffic, route=route, **extra
     )
     return obs * state.active.unsqueeze(-1)
 
