@@ -28,7 +28,7 @@ from rich.table import Table
 
 from fuyao.presets import PRESETS
 from fuyao.roads.lanegraph import MapError
-from fuyao.sim.config import ConfigError, SimConfig
+from fuyao.sim.config import ConfigError, MapKind, SimConfig
 from fuyao.train.precision import Precision
 
 console = Console(stderr=True)
@@ -78,6 +78,9 @@ class BenchSimArgs:
     highway_env_seconds: float = 0.0
     """Also measure highway-env's highway-v0 for this many seconds in the same run and report the ratio
     (needs `pip install 'fuyao[compare]'`)."""
+    sumo_seconds: float = 0.0
+    """Also run SUMO on the same grid (city maps) for about this many seconds in the same run and report its
+    vehicle updates per second beside Fuyao's (needs `pip install 'fuyao[sumo]'`)."""
     sim: SimConfig = field(default_factory=SimConfig)
 
 
@@ -293,6 +296,19 @@ def cmd_bench_sim(args: BenchSimArgs) -> dict:
             console.print(
                 f"highway-env {ref['env_id']}: {ref['vehicle_ticks_per_s']:,.0f} vehicle-ticks/s, "
                 f"{ref['decisions_per_s']:.1f} decisions/s -> Fuyao is {out['speedup_vs_highway_env']:,.0f}x faster"
+            )
+    if args.sumo_seconds > 0:
+        from fuyao.perf.bench_sumo import measure_sumo
+
+        if args.sim.map is not MapKind.CITY:
+            raise ConfigError(f"--sumo-seconds: needs a city map (--sim.map city); got --sim.map {args.sim.map.value}")
+        ref = measure_sumo(args.sim.city, args.sim.vehicles, args.sim.sim_hz, seconds=args.sumo_seconds)
+        out.update(ref)
+        out["speedup_vs_sumo"] = out["vehicle_ticks_per_s"] / ref["sumo_ups"]
+        if not args.json:
+            console.print(
+                f"SUMO {ref['sumo_version']}: {ref['sumo_ups']:,.0f} vehicle updates/s with "
+                f"{ref['sumo_mean_running']:.0f} running -> Fuyao is {out['speedup_vs_sumo']:,.1f}x"
             )
     if args.json:
         print(json.dumps(out))
