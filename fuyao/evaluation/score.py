@@ -1,6 +1,6 @@
 """One closed-loop score per episode, in the manner of nuPlan's closed-loop score (CLS).
 
-    score = at_fault_collision x drivable_area x making_progress x driving_direction
+    score = at_fault_collision x drivable_area x making_progress x driving_direction x traffic_light
             x (5 progress + 5 ttc + 4 speed_limit + 2 comfort) / 16
 
 Multipliers (each 0, 0.5 or 1) gate the score; the weighted average grades the driving that is left. Every
@@ -13,6 +13,8 @@ multipliers
     drivable_area        0 if the ego ever left the paved lanes (`offroad`), else 1.
     making_progress      1 if `progress_ratio >= MIN_PROGRESS_RATIO` (0.2) and the route did not fail, else 0
                          (a missed exit leaves no way to the destination: no more progress can be made).
+    traffic_light        0 if the ego ran a red light (its front bumper crossed a stop line on red), else 1: NAVSIM's
+                         traffic-light compliance gate (nuPlan has none; highways have no signals, so 1 there).
     driving_direction    1 if the most the ego drove against its lane's direction in one decision is under
                          2 m, 0.5 if under 6 m, else 0 (nuPlan: the same distances over a 1 s window; Fuyao's
                          decisions are 1 s at the default 1 Hz).
@@ -74,10 +76,11 @@ def closed_loop_score(m: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
     `m` holds per-episode metrics `[E]` (as `metrics.episode_metrics` returns them): `collision_at_fault`,
     `offroad`, `route_failure` (0/1), `progress_ratio`, `wrong_way_max_m`, `min_ttc_s`, `overspeed_mean_mps`, `comfort`.
     Returns `[E]` float32 tensors: `multiplier_at_fault_collision`, `multiplier_drivable_area`,
-    `multiplier_making_progress`, `multiplier_driving_direction`, `ttc_ok`, `speed_limit_compliance`,
+    `multiplier_making_progress`, `multiplier_driving_direction`, `multiplier_traffic_light`, `ttc_ok`, `speed_limit_compliance`,
     `weighted_average` and `score`, all in [0, 1].
     """
     no_fault = 1.0 - m["collision_at_fault"].float()
+    obeys_lights = (m["red_light_runs"] < 0.5).float() if "red_light_runs" in m else torch.ones_like(no_fault)
     on_road = 1.0 - m["offroad"].float()
     progressing = ((m["progress_ratio"] >= MIN_PROGRESS_RATIO) & (m["route_failure"] < 0.5)).float()
     direction = driving_direction_multiplier(m["wrong_way_max_m"])
@@ -90,8 +93,9 @@ def closed_loop_score(m: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         "multiplier_drivable_area": on_road,
         "multiplier_making_progress": progressing,
         "multiplier_driving_direction": direction,
+        "multiplier_traffic_light": obeys_lights,
         "ttc_ok": ttc_ok,
         "speed_limit_compliance": speed,
         "weighted_average": weighted,
-        "score": no_fault * on_road * progressing * direction * weighted,
+        "score": no_fault * on_road * progressing * direction * obeys_lights * weighted,
     }

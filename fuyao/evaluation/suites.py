@@ -15,6 +15,9 @@ Suites (`SUITES`):
                  maps (map seeds never used in training, which uses `map_seed=0`). 1,000 episodes.
     highway-v0   the `highway-v0` preset (highway-kinematics observation, meta actions): highway-env's
                  highway-v0, dense, sparse, and held-out curved roads. 400 episodes.
+    city         the `city` preset (native observation with the junction block, meta actions at 10 Hz): grid
+                 cruise, dense traffic, priority junctions only (no signals), signal cycles shorter and longer
+                 than any in training, irregular held-out maps (more jitter and T-junctions). 240 episodes.
     smoke        two tiny scenarios of the `smoke` preset, for tests. 6 episodes.
 """
 
@@ -248,6 +251,50 @@ HIGHWAY_V0 = Suite(
     ),
 )
 
+def _city(**overrides) -> SimConfig:
+    return preset("city", **overrides)
+
+
+CITY_MAP = preset("city").city
+
+CITY = Suite(
+    name="city",
+    version="1",
+    description="Fuyao's city preset: 3 x 3 grid cities, 2 lanes, signalised and priority junctions; 10 Hz meta actions",
+    scenarios=(
+        Scenario("grid-cruise", "the city preset's traffic, random trips", _city(), seed=4401, episodes=60),
+        Scenario("dense", "64 vehicles instead of 48", _city(vehicles=64, spawn_gap_m=10.0), seed=4402, episodes=40),
+        Scenario(
+            "priority-junctions",
+            "no signals: priority roads, left turns give way (gap acceptance at every junction)",
+            _city(city=dataclasses.replace(CITY_MAP, signal_fraction=0.0)),
+            seed=4403,
+            episodes=40,
+        ),
+        Scenario(
+            "short-cycles",
+            "greens of 8-12 s (training draws 15-30 s, scaled 0.8-1.25)",
+            _city(city=dataclasses.replace(CITY_MAP, green_s=(8.0, 12.0)), signal_scale_range=(1.0, 1.0)),
+            seed=4404,
+            episodes=30,
+        ),
+        Scenario(
+            "long-cycles",
+            "greens of 45-60 s",
+            _city(city=dataclasses.replace(CITY_MAP, green_s=(45.0, 60.0)), signal_scale_range=(1.0, 1.0)),
+            seed=4405,
+            episodes=30,
+        ),
+        Scenario(
+            "irregular-held-out",
+            "maps never used in training, more irregular (jitter 16 m, a fifth of the streets gone)",
+            _city(map_seed=HELD_OUT_MAP_SEED, city=dataclasses.replace(CITY_MAP, jitter_m=16.0, drop_fraction=0.2)),
+            seed=4406,
+            episodes=40,
+        ),
+    ),
+)
+
 SMOKE = Suite(
     name="smoke",
     version="1",
@@ -265,7 +312,7 @@ SMOKE = Suite(
     ),
 )
 
-SUITES: dict[str, Suite] = {s.name: s for s in (HIGHWAY, HIGHWAY_V0, SMOKE)}
+SUITES: dict[str, Suite] = {s.name: s for s in (HIGHWAY, HIGHWAY_V0, CITY, SMOKE)}
 
 
 def get_suite(name: str) -> Suite:
