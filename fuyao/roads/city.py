@@ -51,7 +51,7 @@ class CityConfig:
     jitter_m: float = 0.0  # junction centres moved up to this far (irregular, non-orthogonal streets)
     drop_fraction: float = 0.0  # share of interior streets removed (T-junctions), keeping every lane reachable
     solid_m: float = 20.0  # no lane change in the last metres before a stop line
-    solid_after_m: float = 10.0  # nor in the first metres after a junction
+    solid_after_m: float = 10.0  # nor in the first metres of a street (after a junction, or where traffic enters)
     point_spacing_m: float = 2.0
 
     def __post_init__(self) -> None:
@@ -183,7 +183,7 @@ def build_city_named(cfg: CityConfig, seed: int = 0, name: str = "") -> tuple[Ro
         exit_of[key] = exit_id
         exit_id += 1
 
-    def add_street(a_pt, b_pt, key_out, key_in, exit_group: int, ends_at_junction: bool, starts_at_junction=True):
+    def add_street(a_pt, b_pt, key_out, key_in, exit_group: int, ends_at_junction: bool):
         """Lanes from point a to point b (already pulled back to the stop lines), right of the a->b line."""
         u = (b_pt - a_pt) / np.linalg.norm(b_pt - a_pt)
         right = np.array([u[1], -u[0]])
@@ -199,7 +199,7 @@ def build_city_named(cfg: CityConfig, seed: int = 0, name: str = "") -> tuple[Ro
                     cfg.speed_limit,
                     exit_group=exit_group,
                     change_until=length - cfg.solid_m if ends_at_junction else math.inf,
-                    change_from=cfg.solid_after_m if starts_at_junction else 0.0,
+                    change_from=cfg.solid_after_m,
                     name=f"{key_out}->{key_in}:{k}",
                 )
             )
@@ -219,7 +219,7 @@ def build_city_named(cfg: CityConfig, seed: int = 0, name: str = "") -> tuple[Ro
             if m is None:  # a stub: out to the boundary and back in
                 outer = centre[n] + (radius + cfg.stub_m) * d
                 add_street(centre[n] + radius * d, outer, (n, arm, "out"), None, exit_of[(n, arm)], False)
-                add_street(outer, centre[n] + radius * d, None, (n, arm, "in"), -1, True, starts_at_junction=False)
+                add_street(outer, centre[n] + radius * d, None, (n, arm, "in"), -1, True)
             elif arm in (EAST, NORTH):  # each interior street once, both directions
                 back = (arm + 2) % 4
                 dm = arm_dir(m, back)
@@ -256,7 +256,7 @@ def build_city_named(cfg: CityConfig, seed: int = 0, name: str = "") -> tuple[Ro
                     links.append((lane, turn, a_from))
         ids = [lk[0] for lk in links]
         before = len(b.conflicts)
-        b.add_conflicts_by_geometry(ids, threshold=0.75 * w)
+        b.add_conflicts_by_geometry(ids, threshold=0.75 * w, near_lanes_m=w + 0.5)
         info = {lk[0]: lk for lk in links}
         major_arms = (EAST, WEST)
         for a, bb, _, _ in b.conflicts[before:]:

@@ -156,9 +156,11 @@ class LaneGraphBuilder:
         self.lanes[left].change_right_ok = to_right_ok
         self.lanes[right].change_left_ok = to_left_ok
 
-    def add_conflicts_by_geometry(self, lanes: list[int], threshold: float = 1.0) -> None:
-        """Record where each pair of the given (connector) lanes cross or merge: the first point pair closer
-        than `threshold` metres. Lanes that share a successor merge; their conflict is where they meet."""
+    def add_conflicts_by_geometry(self, lanes: list[int], threshold: float = 1.0, near_lanes_m: float = 0.0) -> None:
+        """Record where each pair of the given (connector) lanes cross or merge: the closest point pair, if closer
+        than `threshold` metres. Lanes that share a successor merge; their conflict is where they first come
+        closer than `threshold`. Lanes that end in neighbouring lanes conflict where they come closest if that is
+        under `near_lanes_m`."""
         for i, a in enumerate(lanes):
             for b in lanes[i + 1 :]:
                 pa, pb = self.lanes[a].centre, self.lanes[b].centre
@@ -173,7 +175,17 @@ class LaneGraphBuilder:
                     if len(close):
                         ia = int(close[0])
                         ib = int(np.argmin(dist[ia]))
-                if dist[ia, ib] < threshold:
+                succ_a, succ_b = self.lanes[a].successors, self.lanes[b].successors
+                def beside(xs, ys):
+                    return any(self.lanes[x].left == y or self.lanes[x].right == y for x in xs for y in ys)
+
+                # (Not lanes that also start side by side: parallel movements of one approach stay in lane.)
+                pred_a, pred_b = self.lanes[a].predecessors, self.lanes[b].predecessors
+                side_by_side = beside(succ_a, succ_b) and not beside(pred_a, pred_b)
+                # Connectors that end in neighbouring lanes (a left and a right turn into a two-lane street) come
+                # within a lane width of each other where they end: a turning car's box sweeps across that gap.
+                limit = max(threshold, near_lanes_m) if side_by_side else threshold
+                if dist[ia, ib] < limit:
                     sa = ia * self.lanes[a].length / (len(pa) - 1)
                     sb = ib * self.lanes[b].length / (len(pb) - 1)
                     self.conflicts.append((a, b, float(sa), float(sb)))

@@ -84,7 +84,9 @@ def tick(state: WorldState, road: RoadMap, cfg: SimConfig, mobil: bool) -> tuple
         # The slip a car needs to follow that curvature in steady state (yaw rate v kappa = v sin(slip) / (L / 2)).
         k_steer = _steering_curvature(road, m, v, kappa)
         slip = torch.asin((k_steer * 0.5 * v.length).clamp(-0.9, 0.9))
-        steer_auto = traffic.steering_control(v.d - target_d, v.psi, v.speed, k_steer, v.length, slip)
+        steer_auto = traffic.steering_control(
+            v.d - target_d, v.psi, v.speed, k_steer, v.length, slip, max_heading=CITY_MAX_HEADING
+        )
     else:
         steer_auto = traffic.steering_control(v.d - target_d, v.psi, v.speed, kappa, v.length)
     if cfg.action is ActionType.CONTINUOUS:
@@ -143,6 +145,7 @@ def tick(state: WorldState, road: RoadMap, cfg: SimConfig, mobil: bool) -> tuple
     return replace(state, vehicles=moved, ticks=state.ticks + 1, signals=signals), events
 
 
+CITY_MAX_HEADING = 0.25  # rad: the steepest lane change in the city (about 14 degrees)
 CURVATURE_PREVIEW_S = 0.3  # s: city drivers steer for the curvature this far ahead (junction turns begin abruptly)
 
 

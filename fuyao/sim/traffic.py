@@ -326,19 +326,21 @@ def resolve_lane_claims(
     return torch.where(cancel, 0, lc_dir)
 
 
-def steering_control(d_error, psi, speed, kappa, length, slip=None) -> torch.Tensor:
+def steering_control(d_error, psi, speed, kappa, length, slip=None, max_heading: float = math.pi / 4) -> torch.Tensor:
     """Steer toward the target lateral offset (highway-env's cascaded lateral controller, in lane coordinates).
 
     `d_error` m: lateral offset minus target offset; `psi` rad relative to the lane; returns a wheel angle rad.
     `slip` rad (optional): the body's slip angle, so that the controller steers the direction of travel
     (`psi + slip`) rather than the body's heading. highway-env steers the body, which in a tight turn (slip of
-    0.2-0.3 rad) cuts the inside of the curve by most of a metre; the city presets pass it.
+    0.2-0.3 rad) cuts the inside of the curve by most of a metre; the city presets pass it. `max_heading` rad:
+    the largest heading to the lane a lane change may take (highway-env's pi/4; at city speeds that is a
+    45-degree swerve across the next lane, so the city passes less).
     """
     if slip is not None:
         psi = psi + slip
     v = speed.clamp(min=1.0)
     lateral_speed_cmd = -d_error / TAU_LATERAL
-    heading_cmd = torch.asin((lateral_speed_cmd / v).clamp(-1.0, 1.0)).clamp(-math.pi / 4, math.pi / 4)
+    heading_cmd = torch.asin((lateral_speed_cmd / v).clamp(-1.0, 1.0)).clamp(-max_heading, max_heading)
     heading_ref = heading_cmd + kappa * speed * TAU_PURSUIT
     heading_rate = wrap_angle(heading_ref - psi) / TAU_HEADING + speed * kappa
     # slip = asin(x), steer = atan(2 tan(slip)); tan(asin(x)) = x / sqrt(1 - x^2), kept finite (float32 asin(1)
