@@ -27,6 +27,7 @@ def _reward(w: RewardConfig, high_speed: float, right_lane: float, crashed: bool
         "offroad": zero,
         "route_failure": zero,
         "arrived": zero,
+        "red_light": zero,
         "comfort": zero,
         "lane_change": zero,
         "high_speed": one * high_speed,

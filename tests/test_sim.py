@@ -447,8 +447,7 @@ def test_native_observation_lane_potential_is_the_idm_acceleration_per_lane():
     on a new follower, in the scene of the lane-neighbour test."""
     from fuyao.sim.observe import ObservationLayout, observe
     from fuyao.sim.state import first_slots
-    from fuyao.sim.traffic import driver_params, effective_limit
-    from fuyao.sim.traffic import idm_acceleration
+    from fuyao.sim.traffic import driver_params, effective_limit, idm_acceleration
 
     cfg = SimConfig(worlds=1, vehicles=4, controlled=1, inflow=False)
     road = build_highway(HighwayConfig(lanes=3, max_curvature=0.0, on_ramp_s=None, off_ramp_s=None, length_m=2000.0))

@@ -251,6 +251,7 @@ HIGHWAY_V0 = Suite(
     ),
 )
 
+
 def _city(**overrides) -> SimConfig:
     return preset("city", **overrides)
 

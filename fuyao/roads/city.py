@@ -80,7 +80,9 @@ class CityConfig:
             raise bad("jitter_m", self.jitter_m, f"0 to {0.2 * self.block_m} m (a fifth of block_m)")
         street = self.block_m - 2 * self.junction_radius_m - 2 * self.jitter_m
         if street < self.solid_m + 10.0:
-            raise bad("block_m", self.block_m, f">= {self.block_m - street + self.solid_m + 10.0:.1f} m for these lanes")
+            raise bad(
+                "block_m", self.block_m, f">= {self.block_m - street + self.solid_m + 10.0:.1f} m for these lanes"
+            )
 
     @property
     def junction_radius_m(self) -> float:
@@ -267,7 +269,7 @@ def build_city_named(cfg: CityConfig, seed: int = 0, name: str = "") -> tuple[Ro
         if signalised[i] and len(arms) >= 3:
             green = float(rng.uniform(*cfg.green_s))
 
-            def state(pair: tuple[int, ...], letter_go: str) -> str:
+            def state(pair: tuple[int, ...], letter_go: str, links=links) -> str:
                 out = []
                 for _, turn, a_from in links:
                     if a_from in pair:

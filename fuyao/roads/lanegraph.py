@@ -51,7 +51,6 @@ class Lane:
     change_from: float = 0.0  # ... and only after this one (just past a junction, where cars pour in from connectors)
     junction: int = -1  # the junction a connector lane belongs to (-1: not in a junction)
 
-
     @property
     def length(self) -> float:
         seg = np.diff(self.centre, axis=0)
@@ -176,6 +175,7 @@ class LaneGraphBuilder:
                         ia = int(close[0])
                         ib = int(np.argmin(dist[ia]))
                 succ_a, succ_b = self.lanes[a].successors, self.lanes[b].successors
+
                 def beside(xs, ys):
                     return any(self.lanes[x].left == y or self.lanes[x].right == y for x in xs for y in ys)
 
@@ -372,7 +372,9 @@ class RoadMap:
         hi = np.where(kinds == 2, lo, hi)
         # Before a junction: not in the last stretch, where a car placed at speed could not stop at a red line.
         feeds_junction = np.array([any(lanes[j].kind == "connector" for j in lane.successors) for lane in lanes])
-        hi = np.where(feeds_junction & (kinds != 2), np.maximum(lo, np.minimum(hi, lengths - JUNCTION_SPAWN_CLEAR_M)), hi)
+        hi = np.where(
+            feeds_junction & (kinds != 2), np.maximum(lo, np.minimum(hi, lengths - JUNCTION_SPAWN_CLEAR_M)), hi
+        )
         # Dead ends (an acceleration lane): only their first third, so that cars placed there can still merge.
         dead_end = np.array([not lane.successors and lane.exit_group < 0 for lane in lanes])
         hi = np.where(dead_end, np.minimum(hi, lo + 0.3 * (lengths - lo)), hi)

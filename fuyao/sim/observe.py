@@ -45,10 +45,9 @@ from fuyao.sim.config import ObservationType, SimConfig
 from fuyao.sim.constants import SimConstants, constants_or_build
 from fuyao.sim.geometry import lane_attr, lane_index, lane_point, next_lane, route_attr, vehicle_pose, wrap_angle
 from fuyao.sim.neighbours import surroundings
-from fuyao.sim.state import WorldState, first_slots
-from fuyao.sim.traffic import driver_params, effective_limit
 from fuyao.sim.signals import link_signal, link_time_in_state
-from fuyao.sim.traffic import idm_acceleration, signal_priority
+from fuyao.sim.state import WorldState, first_slots
+from fuyao.sim.traffic import driver_params, effective_limit, idm_acceleration, signal_priority
 
 # Feature names of one row of each native block, in the order `native` writes them (normalisers in the docstring).
 EGO_ROW = (

@@ -24,7 +24,7 @@ from dataclasses import dataclass
 import torch
 
 from fuyao.roads.lanegraph import RoadMap
-from fuyao.sim.geometry import change_ok, lane_attr, next_lane, route_attr, wrap_angle
+from fuyao.sim.geometry import lane_attr, next_lane, route_attr, wrap_angle
 from fuyao.sim.neighbours import Neighbour, Surroundings
 from fuyao.sim.signals import link_signal
 from fuyao.sim.state import SignalClock, Vehicles
@@ -262,7 +262,9 @@ def conflict_yield_interaction(
     # At a merge, a car that is past the merge point and ahead of this one (nearer the common street) is a
     # leader: follow it by the difference of the two distances to the point.
     merged_gap = sur.conflict_my_dist - sur.conflict_their_dist - 0.5 * (length.unsqueeze(-1) + their_len)
-    ahead = (other >= 0) & sur.conflict_merge & sur.conflict_other_inside & (sur.conflict_their_dist < sur.conflict_my_dist)
+    ahead = (
+        (other >= 0) & sur.conflict_merge & sur.conflict_other_inside & (sur.conflict_their_dist < sur.conflict_my_dist)
+    )
     follow = idm_interaction(speed.unsqueeze(-1), merged_gap, their_speed, ahead, p)
     return torch.maximum(stop, follow).max(dim=-1).values
 
@@ -438,7 +440,6 @@ def background_control(road, map_id, v: Vehicles, sur: Surroundings, limit, mobi
     target_s = torch.where(lc_dir < 0, sur.left_s, sur.right_s)
     resolved = resolve_lane_claims(lc_dir, v.d, target_lane, target_s, v.length, v.speed)
     return accel, torch.where(v.controlled, v.lc_dir, resolved)
-
 
 
 __all__ = [

@@ -35,8 +35,10 @@ from PIL import Image, ImageDraw, ImageFont
 
 from fuyao.pilots.base import Pilot
 from fuyao.roads.lanegraph import RoadMap
+from fuyao.roads.signals import Signal
 from fuyao.sim.config import ConfigError
 from fuyao.sim.geometry import box_corners, vehicle_pose, wrap_angle
+from fuyao.sim.signals import link_signal
 from fuyao.sim.state import WorldState
 from fuyao.sim.world import World
 
@@ -91,6 +93,7 @@ class Recording:
     time_s: np.ndarray  # [T] float32 s since the episode began
     map_id: int  # index of the world's map in the map bank
     frames_per_decision: int = 1  # > 1: frames between decisions are interpolated (see `interpolate`)
+    signals: np.ndarray | None = None  # [T, L] int64 `Signal` of every lane of the map (None: no signals)
 
     def __post_init__(self) -> None:
         t, n = self.present.shape
@@ -99,6 +102,8 @@ class Recording:
             if not isinstance(value, np.ndarray):
                 continue
             want = (t,) if f.name == "time_s" else (t, n, 2) if f.name == "xy" else (t, n)
+            if f.name == "signals":
+                want = (t, value.shape[1])
             if value.shape != want:
                 raise ValueError(f"Recording.{f.name}: got shape {value.shape}; must be {want} (T={t}, N={n})")
         if self.frames_per_decision < 1:
@@ -141,7 +146,16 @@ def _frame(road: RoadMap, state: WorldState, world_index: int) -> dict[str, torc
         crashed=v.crashed[i],
         time_s=state.time_s[i],
         map_id=state.map_id[i],
+        signals=link_signal(road, state.map_id[i], _one_clock(state.signals, i), _all_lanes(road, state.map_id)),
     )
+
+
+def _all_lanes(road: RoadMap, like: torch.Tensor) -> torch.Tensor:
+    return torch.arange(road.max_lanes, device=like.device).unsqueeze(0)
+
+
+def _one_clock(clock, i: slice):
+    return type(clock)(phase=clock.phase[i], time_s=clock.time_s[i], scale=clock.scale[i])
 
 
 def _stack_frames(frames: list[dict[str, torch.Tensor]]) -> Recording:
@@ -153,8 +167,10 @@ def _stack_frames(frames: list[dict[str, torch.Tensor]]) -> Recording:
             "lies on one map (pass states of one episode, before any auto-reset)"
         )
     float_fields = ("xy", "yaw", "speed", "length", "width", "time_s")
+    signals = host.pop("signals")
     arrays = {k: (v.astype(np.float32) if k in float_fields else v.astype(bool)) for k, v in host.items()}
-    return Recording(map_id=int(map_ids[0]), **arrays)
+    lit = signals if (signals != int(Signal.OFF)).any() else None
+    return Recording(map_id=int(map_ids[0]), signals=lit, **arrays)
 
 
 def recording_from_states(road: RoadMap, states: Sequence[WorldState], world_index: int = 0) -> Recording:
@@ -218,6 +234,7 @@ def interpolate(rec: Recording, frames_per_decision: int) -> Recording:
         time_s=join(lerp(rec.time_s[:, None])[..., 0], rec.time_s).astype(np.float32),
         map_id=rec.map_id,
         frames_per_decision=k,
+        signals=None if rec.signals is None else join(hold(rec.signals), rec.signals),
     )
 
 
@@ -451,6 +468,26 @@ def _camera_centres(rec: Recording, bounds: tuple[float, float, float, float], f
     return rec.xy[have, slot[have]].astype(np.float64)
 
 
+STOP_BAR_M = 0.6  # m, thickness of a drawn stop line
+SIGNAL_RGB = {
+    int(Signal.RED): (220, 40, 40),
+    int(Signal.YELLOW): (240, 200, 40),
+    int(Signal.GREEN): (40, 200, 70),
+    int(Signal.GREEN_YIELD): (160, 230, 120),
+    int(Signal.STOP_GO): (230, 120, 60),
+}
+
+
+def _stop_bars(road: RoadMap, map_id: int) -> np.ndarray:
+    """`[L, 2, 2]` m: a segment across the start of every lane (where a connector's stop line is), lane wide."""
+    xy = road.lane_xy[map_id].cpu().numpy()  # [L, P, 2]
+    yaw = road.lane_yaw[map_id, :, 0].cpu().numpy()  # [L]
+    half = 0.5 * road.lane_width[map_id].cpu().numpy()  # [L]
+    normal = np.stack([-np.sin(yaw), np.cos(yaw)], axis=-1) * half[:, None]
+    start = xy[:, 0]
+    return np.stack([start - normal, start + normal], axis=1)
+
+
 def render_frames(
     road: RoadMap,
     rec: Recording,
@@ -463,7 +500,8 @@ def render_frames(
     """Draw a recording top-down. Returns `[T, height_px, width_px, 3]` uint8 RGB.
 
     `road` is the map bank the recording was made on (`world.road`). Grey lanes with white edges (dashed where
-    a lane change is allowed), cars as oriented boxes with a dark front quarter: background traffic blue,
+    a lane change is allowed), signalised connectors with a stop bar in their signal's colour, cars as oriented
+    boxes with a dark front quarter: background traffic blue,
     controlled vehicles green, crashed ones red. `follow_ego`: the camera centres on the first controlled
     vehicle (default scale `EGO_VIEW_METRES_PER_PX`); otherwise it frames the whole map (scale fitted unless
     given; cars are drawn at least `MIN_CAR_PX` large). `label` writes the time and the ego's speed in the top-left corner.
@@ -499,6 +537,8 @@ def render_frames(
     detailed = rec.width / metres_per_px >= MIN_DETAILED_CAR_PX  # [T, N]
     ego = rec.ego_slot()
     font = _label_font() if label else None
+    stop_bars = _stop_bars(road, rec.map_id) * (np.array([1.0, -1.0]) / metres_per_px) - 0.5  # [L, 2, 2] px
+    bar_px = max(2, round(STOP_BAR_M / metres_per_px))
 
     frames = np.empty((rec.num_frames, height_px, width_px, 3), np.uint8)
     for t in range(rec.num_frames):
@@ -512,6 +552,10 @@ def render_frames(
             & (box[..., 1].max(axis=1) >= -1)
             & (box[..., 1].min(axis=1) <= height_px)
         )
+        if rec.signals is not None:  # a bar across each signalised connector's start, in its colour
+            for lane in np.flatnonzero(rec.signals[t] != int(Signal.OFF)):
+                bar = stop_bars[lane] - shift
+                draw.line(bar.ravel().tolist(), fill=SIGNAL_RGB[int(rec.signals[t, lane])], width=bar_px)
         visible = np.flatnonzero(rec.present[t] & inside)
         # Controlled cars on top of background traffic, crashed on top of all.
         for n in visible[np.argsort(colour_index[t, visible], kind="stable")]:
