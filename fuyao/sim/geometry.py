@@ -40,7 +40,8 @@ def change_ok(road: RoadMap, map_id: torch.Tensor, lane: torch.Tensor, s: torch.
     the right: the marking allows it and the vehicle is between the solid lines after and before junctions
     (`RoadMap.lane_change_from`, `lane_change_until`)."""
     before_line = s < lane_attr(road.lane_change_until, road, map_id, lane)
-    before_line = before_line & (s >= lane_attr(road.lane_change_from, road, map_id, lane))
+    change_from = lane_attr(road.lane_change_from, road, map_id, lane)
+    before_line = before_line & ((change_from <= 0.0) | (s >= change_from))  # (s may be a hair below 0)
     left = lane_attr(road.lane_change_left_ok, road, map_id, lane) & before_line
     right = lane_attr(road.lane_change_right_ok, road, map_id, lane) & before_line
     return left, right
