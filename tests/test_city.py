@@ -295,3 +295,21 @@ def test_junction_block_of_the_observation(junction):
         # The oncoming straight car has priority over the left turn: by its 'G' over 'g' in the green phase, by the
         # static table (left turns give way to oncoming straight traffic) when both are red.
         assert row[col("conflict_priority")] == 1.0
+
+
+def test_render_draws_stop_bars_in_signal_colours(junction):
+    from fuyao.viz.render import SIGNAL_RGB, recording_from_states, render_frames
+
+    road, names, cfg = junction
+    states = [at_phase(scene(road, cfg, [[car(names["in (0, 0) S 0"], 50.0, 8.0, TO_N)]]), p) for p in (0, 3)]
+    rec = recording_from_states(road, states)
+    assert rec.signals is not None and rec.signals.shape == (2, road.max_lanes)
+    frames = render_frames(road, rec, width_px=200, height_px=200, metres_per_px=0.25, follow_ego=False)
+
+    def has(frame, rgb):
+        return bool((np.abs(frame.astype(int) - np.array(rgb)).sum(-1) < 10).any())
+
+    red, green = SIGNAL_RGB[int(Signal.RED)], SIGNAL_RGB[int(Signal.GREEN)]
+    assert has(frames[0], red) and has(frames[0], green)  # east-west green, north-south red
+    south_to_north = names["(0, 0) S->N 0"]
+    assert rec.signals[0, south_to_north] == int(Signal.RED) and rec.signals[1, south_to_north] == int(Signal.GREEN)
