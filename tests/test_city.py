@@ -313,3 +313,17 @@ def test_render_draws_stop_bars_in_signal_colours(junction):
     assert has(frames[0], red) and has(frames[0], green)  # east-west green, north-south red
     south_to_north = names["(0, 0) S->N 0"]
     assert rec.signals[0, south_to_north] == int(Signal.RED) and rec.signals[1, south_to_north] == int(Signal.GREEN)
+
+
+def test_a_follower_sees_the_queue_beyond_an_empty_junction_lane(junction):
+    from fuyao.sim.neighbours import surroundings
+
+    road, names, cfg = junction
+    south, exit_n = names["in (0, 0) S 0"], names["out (0, 0) N 0"]
+    length = float(road.lane_length[0, south])
+    connector = float(road.lane_length[0, names["(0, 0) S->N 0"]])
+    state = scene(road, cfg, [[car(south, length - 10.0, 8.0, TO_N), car(exit_n, 6.0, 0.0, TO_N)]])
+    v = state.vehicles
+    sur = surroundings(road, state.map_id, v.lane, v.s, v.length, v.speed, v.present, v.dest)
+    assert int(sur.lead.slot[0, 0]) == 1  # across the empty connector
+    assert float(sur.lead.gap[0, 0]) == pytest.approx(10.0 + connector + 6.0 - 5.0, abs=1e-3)

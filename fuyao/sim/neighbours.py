@@ -170,6 +170,15 @@ def surroundings(road: RoadMap, map_id, lane, s, length, speed, present, dest) -
         return torch.where(lq >= 0, lead_, -1), lead_d, torch.where(lq >= 0, foll_, -1), foll_d
 
     lead, lead_dist, follow, follow_dist = lead_and_follow(lane, s, own_lead, own_follow)
+    if road.has_conflicts:
+        # Through junctions: a short connector may be empty while a queue waits at the start of the street
+        # after it; look one lane further for the leader (maps with junctions only, a static flag).
+        nxt = next_lane(road, map_id, lane, dest)
+        nxt2 = next_lane(road, map_id, nxt, dest)
+        second = first_on(nxt2)
+        far = (lead < 0) & (nxt >= 0) & (second >= 0)
+        lead = torch.where(far, second, lead)
+        lead_dist = torch.where(far, lane_len - s + len_of(nxt) + s_of(second), lead_dist)
     l_lead, l_lead_d, l_foll, l_foll_d = lead_and_follow(left, left_s, l_ahead, l_behind)
     r_lead, r_lead_d, r_foll, r_foll_d = lead_and_follow(right, right_s, r_ahead, r_behind)
 
