@@ -7,6 +7,7 @@ import enum
 from dataclasses import dataclass, field
 
 from fuyao.roads.highway import HighwayConfig
+from fuyao.sim.grid_config import OccupancyGridConfig, RasterConfig
 
 
 class ConfigError(ValueError):
@@ -25,6 +26,8 @@ class ActionType(enum.Enum):
 class ObservationType(enum.Enum):
     NATIVE = "native"
     HIGHWAY_KINEMATICS = "highway-kinematics"
+    HIGHWAY_OCCUPANCY = "highway-occupancy"  # highway-env's OccupancyGrid (`fuyao.sim.observe_grid`)
+    RASTER = "raster"  # bird's-eye raster for convolutional policies (`fuyao.sim.observe_grid`)
 
 
 class DriverProfile(enum.Enum):
@@ -116,6 +119,8 @@ class SimConfig:
     neighbours: int = 8  # K nearest vehicles in the native observation
     lookahead_m: tuple[float, ...] = (0.0, 10.0, 25.0, 50.0, 80.0, 120.0)  # lane geometry points ahead
     kinematics_vehicles: int = 5  # highway-kinematics rows (ego first)
+    occupancy: OccupancyGridConfig = field(default_factory=OccupancyGridConfig)  # highway-occupancy
+    raster: RasterConfig = field(default_factory=RasterConfig)  # raster
     mobil_period_s: float = 1.0  # how often background drivers reconsider their lane
     offroad_terminal: bool = True
     drivers: DriverConfig = field(default_factory=DriverConfig)

@@ -35,7 +35,7 @@ class World:
             self.device
         )
         self._check_capacity()
-        self.consts = SimConstants.build(cfg, self.device)  # the one host-to-device copy of config values
+        self.consts = SimConstants.build(cfg, self.device, self.road)  # the one host-to-device copy of config values
         self._parts = None
         self._compiled_once = False
         self._observe = None  # compiled `observe`, until its first call fails

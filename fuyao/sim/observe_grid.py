@@ -1,0 +1,358 @@
+"""Grid observations of the controlled vehicles, for convolutional policies: pure functions of (state, map).
+
+highway-occupancy `[W, C, F, Nx, Ny]`: highway-env's `OccupancyGridObservation` (`SimConfig.occupancy`, its
+defaults: features presence, vx, vy, on_road; `grid_size` [[-27.5, 27.5], [-27.5, 27.5]] m, `grid_step` [5, 5]
+m, so 11 x 11 cells; world axes; clipped to [-1, 1]). As highway-env: the cell of a vehicle is
+`floor((p - min) / step)` of its centre relative to the observer, in highway-env's frame (x along the road, y to
+its right: y is the negated world y) or, with `align_to_vehicle_axes`, in the observer's frame (x ahead, y to
+its right); every vehicle is written, the observer too, and where several share a cell the first in slot order
+wins (highway-env writes `road.vehicles` in reverse, so its first vehicle wins); vx, vy are velocities relative
+to the observer on world axes mapped from `velocity_range` to [-1, 1]; x, y are relative positions in metres and
+cos_h, sin_h the heading's, none rescaled; empty cells are 0. `on_road` is 1 in every cell that a lane's
+centre-line point falls in: highway-env samples each lane every `min(grid_step)` metres for 100 m either side
+of the observer, Fuyao takes the map's own points (every 2 m), the same cells wherever a lane crosses the grid
+(tests/test_observe_grid.py checks both against highway-env on highway-v0 scenes).
+
+raster `[W, C, 9, H, H]`: a bird's-eye raster per controlled vehicle, `RasterConfig.pixels` square at
+`metres_per_pixel`, centred `ahead_m` in front of the ego and turned with it (row 0 ahead, column 0 to the
+left). A pixel is set where its centre lies inside a shape (sampling, no anti-aliasing). Channels
+(`RASTER_CHANNELS`, one definition in `RasterLayout`):
+    drivable      1 on a lane (each centre-line segment is a rectangle of the lane's width)
+    lane_centre   1 within half a pixel of a lane's centre line
+    lane_edge     1 within half a pixel of a lane's left or right edge (lane boundaries, dashed or solid alike)
+    route         on lanes from which the ego's destination can be reached, 1 / (1 + lane changes still needed)
+                  (routing tables `changes`, `cost`): 1 on the route, 1/2 one change away, 0 unreachable
+    speed_limit   the lane's speed limit / 30 m/s on drivable pixels
+    vehicles      1 inside the oriented boxes of the `RasterConfig.vehicles` nearest other vehicles
+    ego           1 inside the ego's box
+    speed         speed / 30 m/s inside every drawn box (the ego's too: one frame shows how fast)
+    signals       0 everywhere: Fuyao's maps have no traffic signals yet; the channel is reserved so that a
+                  policy trained now keeps its input shape when they come
+
+Both are batched over worlds and controlled vehicles with tensor ops only (no loop over vehicles or worlds, no
+host sync): lane points come from a tile index of the map bank (`fuyao.sim.lane_tiles`, in `SimConstants`);
+shapes are drawn by testing the pixels of a fixed window around each shape (the `lane_segments` nearest lane
+segments, the `vehicles` nearest vehicles), then scattered into the raster.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+
+from fuyao.roads.lanegraph import RoadMap
+from fuyao.sim.config import SimConfig
+from fuyao.sim.constants import SimConstants
+from fuyao.sim.geometry import lane_index, route_attr, vehicle_pose_xy
+from fuyao.sim.grid_config import OccupancyFeature
+from fuyao.sim.lane_tiles import LaneTiles, build_lane_tiles, nearby_points
+from fuyao.sim.state import WorldState
+
+HIGHWAY_ENV_MAX_SPEED = 40.0  # m/s, highway-env Vehicle.MAX_SPEED
+UNREACHABLE_COST_M = 5.0e8  # m, route cost-to-go at or above this: the destination cannot be reached
+SPEED_SCALE = 30.0  # m/s, raster speed and speed-limit channels
+RASTER_CHANNELS = (
+    "drivable",
+    "lane_centre",
+    "lane_edge",
+    "route",
+    "speed_limit",
+    "vehicles",
+    "ego",
+    "speed",
+    "signals",
+)
+LANE_CHANNELS = RASTER_CHANNELS[:5]  # drawn from lane segments, in this order
+VEHICLE_CHANNELS = RASTER_CHANNELS[5:8]  # drawn from vehicle boxes, in this order
+SEGMENT_OVERLAP_M = 0.01  # m, each lane segment's rectangle reaches this far into the next: no seams
+
+
+@dataclass(frozen=True)
+class OccupancyLayout:
+    """highway-occupancy `[F, Nx, Ny]`: one plane per feature, cell `[i, j]` at x index i, y index j."""
+
+    features: tuple[str, ...]
+    cells: tuple[int, int]  # (Nx, Ny)
+
+    @staticmethod
+    def of(cfg: SimConfig) -> OccupancyLayout:
+        return OccupancyLayout(tuple(f.value for f in cfg.occupancy.features), cfg.occupancy.shape)
+
+    @property
+    def shape(self) -> tuple[int, int, int]:
+        return (len(self.features), *self.cells)
+
+    def channel(self, feature: str) -> int:
+        return self.features.index(feature)
+
+
+@dataclass(frozen=True)
+class RasterLayout:
+    """raster `[channels, H, H]`, the one definition the raster is written by and the CNN encoder reads by."""
+
+    channels: tuple[str, ...]
+    pixels: int
+    metres_per_pixel: float
+
+    @staticmethod
+    def of(cfg: SimConfig) -> RasterLayout:
+        return RasterLayout(RASTER_CHANNELS, cfg.raster.pixels, cfg.raster.metres_per_pixel)
+
+    @property
+    def shape(self) -> tuple[int, int, int]:
+        return (len(self.channels), self.pixels, self.pixels)
+
+    def channel(self, name: str) -> int:
+        return self.channels.index(name)
+
+
+def _tiles(road: RoadMap, consts: SimConstants | None) -> LaneTiles:
+    """The world's tile index, or (called outside `World`) one built now."""
+    if consts is not None and consts.lane_tiles is not None:
+        return consts.lane_tiles
+    return build_lane_tiles(road)
+
+
+def _lane_points(road: RoadMap, map_id: torch.Tensor, ids: torch.Tensor):
+    """World `(x, y)` of tile ids `lane * P + point` `[W, ...]` (clamped to 0 where -1), and their flat lane."""
+    p = road.lane_xy.shape[2]
+    ids = ids.clamp(min=0)
+    flat_lane = lane_index(road, map_id, ids // p).long()
+    point = flat_lane * p + ids % p
+    xy = road.lane_xy.reshape(-1, 2)
+    return xy[point, 0], xy[point, 1], point, flat_lane
+
+
+def highway_occupancy(
+    state: WorldState, road: RoadMap, cfg: SimConfig, consts: SimConstants | None = None
+) -> torch.Tensor:
+    """highway-env's OccupancyGrid for every controlled vehicle: `[W, C, F, Nx, Ny]` float32 (module docstring)."""
+    occ = cfg.occupancy
+    v = state.vehicles
+    m = state.map_id
+    c, n = cfg.controlled, v.s.shape[1]
+    nx, ny = occ.shape
+    (x_min, x_max), (y_min, y_max) = occ.grid_size
+    step_x, step_y = occ.grid_step
+    x, y, yaw = vehicle_pose_xy(road, m, v.lane, v.s, v.d, v.psi)  # [W, N]
+    hx, hy = x, -y  # highway-env frame: y to the road's right
+    hvx, hvy = v.speed * torch.cos(yaw), -v.speed * torch.sin(yaw)
+    ex, ey = hx[:, :c].unsqueeze(-1), hy[:, :c].unsqueeze(-1)  # [W, C, 1]
+    cos_e, sin_e = torch.cos(-yaw[:, :c]).unsqueeze(-1), torch.sin(-yaw[:, :c]).unsqueeze(-1)
+
+    def cell_of(dx: torch.Tensor, dy: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Cell index (flat, `nx * ny` where outside) of positions relative to the observer, highway-env frame."""
+        if occ.align_to_vehicle_axes:
+            dx, dy = cos_e * dx + sin_e * dy, -sin_e * dx + cos_e * dy
+        ix = torch.floor((dx - x_min) / step_x).long()
+        iy = torch.floor((dy - y_min) / step_y).long()
+        inside = (ix >= 0) & (ix < nx) & (iy >= 0) & (iy < ny)
+        return torch.where(inside, ix * ny + iy, nx * ny), inside
+
+    dx, dy = hx.unsqueeze(1) - ex, hy.unsqueeze(1) - ey  # [W, C, N]
+    cell, inside = cell_of(dx, dy)
+    cell = torch.where(inside & v.present.unsqueeze(1), cell, nx * ny)
+    # The vehicle written last in highway-env (its first in road order) wins a shared cell: the lowest slot here.
+    slot = torch.arange(n, device=v.s.device).expand_as(cell)
+    winner = torch.full((*cell.shape[:2], nx * ny + 1), n, device=v.s.device, dtype=torch.long)
+    winner = winner.scatter_reduce(-1, cell, slot, reduce="amin")[..., : nx * ny]  # [W, C, cells], n = empty
+    filled = winner < n
+    pick = winner.clamp(max=n - 1)
+    lo, hi = occ.velocity_range
+    planes = []
+    for feature in occ.features:
+        if feature is OccupancyFeature.ON_ROAD:
+            planes.append(_on_road(road, m, x[:, :c], y[:, :c], ey, cell_of, occ, consts))
+            continue
+        if feature is OccupancyFeature.PRESENCE:
+            value = torch.ones_like(dx)
+        elif feature is OccupancyFeature.X:
+            value = dx
+        elif feature is OccupancyFeature.Y:
+            value = dy
+        elif feature is OccupancyFeature.VX:
+            value = 2.0 * (hvx.unsqueeze(1) - hvx[:, :c].unsqueeze(-1) - lo) / (hi - lo) - 1.0
+        elif feature is OccupancyFeature.VY:
+            value = 2.0 * (hvy.unsqueeze(1) - hvy[:, :c].unsqueeze(-1) - lo) / (hi - lo) - 1.0
+        elif feature is OccupancyFeature.COS_H:
+            value = torch.cos(yaw).unsqueeze(1).expand_as(dx)
+        else:  # SIN_H
+            value = -torch.sin(yaw).unsqueeze(1).expand_as(dx)
+        planes.append((value.gather(2, pick), filled))
+    grid = torch.stack([p for p, _ in planes], dim=2)  # [W, C, F, cells]
+    written = torch.stack([f for _, f in planes], dim=2)
+    if occ.clip:
+        grid = grid.clamp(-1.0, 1.0)
+    if occ.as_image:
+        grid = torch.floor((grid.clamp(-1.0, 1.0) + 1.0) / 2.0 * 255.0)
+    grid = torch.where(written, grid, 0.0)
+    return grid.unflatten(-1, (nx, ny)) * state.active[..., None, None, None]
+
+
+def _on_road(road, m, ego_x, ego_y, ey_he, cell_of, occ, consts):
+    """highway-env's `on_road` layer: cells that a lane centre-line point falls in. `[W, C, cells]`, mask."""
+    (x_min, x_max), (y_min, y_max) = occ.grid_size
+    reach = max(abs(x_min), abs(x_max), abs(y_min), abs(y_max))
+    if occ.align_to_vehicle_axes:
+        reach = math.hypot(max(abs(x_min), abs(x_max)), max(abs(y_min), abs(y_max)))
+    ids = nearby_points(_tiles(road, consts), m, ego_x, ego_y, reach)  # [W, C, Q]
+    px, py, _, _ = _lane_points(road, m, ids)
+    cell, inside = cell_of(px - ego_x.unsqueeze(-1), -py - ey_he)
+    nx, ny = occ.shape
+    cell = torch.where(inside & (ids >= 0), cell, nx * ny)
+    hit = torch.zeros((*cell.shape[:2], nx * ny + 1), device=cell.device)
+    hit = hit.scatter(-1, cell, 1.0)[..., : nx * ny]
+    return hit, torch.ones_like(hit, dtype=torch.bool)
+
+
+def _window(row: torch.Tensor, col: torch.Tensor, cos_a, sin_a, size: int, px: float, pixels: int):
+    """Pixels of a `size` x `size` window around each shape centre at continuous pixel coordinates `(row, col)`
+    `[...]`, with the shape's axis `(cos_a, sin_a)` in the ego frame (x ahead, y left).
+
+    Returns `(along, lat, pix)` `[..., size, size]`: each window pixel centre's offset from the shape centre along
+    and across its axis (m), and its flat pixel index `r * pixels + c` (-1 outside the raster)."""
+    h = size // 2
+    r0 = torch.floor(row) - h
+    c0 = torch.floor(col) - h
+    # The window's first pixel centre relative to the shape centre, ego frame (rows run backwards, columns right).
+    base_f = -(r0 + 0.5 - row) * px
+    base_l = -(c0 + 0.5 - col) * px
+    k = torch.arange(size, device=row.device, dtype=row.dtype) * px
+    ki, kj = k.view(size, 1), k.view(1, size)
+    ca, sa = cos_a[..., None, None], sin_a[..., None, None]
+    bf, bl = base_f[..., None, None], base_l[..., None, None]
+    along = bf * ca + bl * sa - ki * ca - kj * sa
+    lat = -bf * sa + bl * ca + ki * sa - kj * ca
+    rr = r0.long()[..., None, None] + torch.arange(size, device=row.device).view(size, 1)
+    cc = c0.long()[..., None, None] + torch.arange(size, device=row.device).view(1, size)
+    ok = (rr >= 0) & (rr < pixels) & (cc >= 0) & (cc < pixels)
+    return along, lat, torch.where(ok, rr * pixels + cc, -1)
+
+
+def _odd(x: float) -> int:
+    k = int(math.ceil(x)) + 1
+    return k + (1 - k % 2)
+
+
+def _scatter_max(pix: torch.Tensor, values: torch.Tensor, hit: torch.Tensor, pixels: int) -> torch.Tensor:
+    """Max of `values` `[W, C, ..., K]` over the pixels `pix` `[W, C, ...]` where `hit`: `[W, C, K, H, H]`."""
+    w, c = pix.shape[:2]
+    k = values.shape[-1]
+    cells = pixels * pixels
+    base = torch.arange(w * c, device=pix.device).view(w, c, *([1] * (pix.dim() - 2))) * (cells + 1)
+    index = torch.where(hit & (pix >= 0), pix, cells) + base  # cell `cells` of each ego: the dump
+    out = torch.zeros((w * c * (cells + 1), k), device=values.device, dtype=values.dtype)
+    out = out.scatter_reduce(0, index.reshape(-1, 1).expand(-1, k), values.reshape(-1, k), reduce="amax")
+    return out.view(w, c, cells + 1, k)[:, :, :cells].transpose(2, 3).unflatten(-1, (pixels, pixels))
+
+
+def raster(state: WorldState, road: RoadMap, cfg: SimConfig, consts: SimConstants | None = None) -> torch.Tensor:
+    """The bird's-eye raster of every controlled vehicle: `[W, C, 9, H, H]` float32 (module docstring)."""
+    rc = cfg.raster
+    tiles = _tiles(road, consts)
+    v = state.vehicles
+    m = state.map_id
+    c = cfg.controlled
+    h, px = rc.pixels, rc.metres_per_pixel
+    half = 0.5 * rc.extent_m
+    top = rc.ahead_m + half  # m ahead of the ego at the raster's top edge
+    x, y, yaw = vehicle_pose_xy(road, m, v.lane, v.s, v.d, v.psi)  # [W, N]
+    ex, ey, eyaw = x[:, :c], y[:, :c], yaw[:, :c]
+    ce, se = torch.cos(eyaw).unsqueeze(-1), torch.sin(eyaw).unsqueeze(-1)  # [W, C, 1]
+
+    def to_pixels(wx: torch.Tensor, wy: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """World points `[W, C, K]` -> continuous (row, col) in the raster."""
+        rx, ry = wx - ex.unsqueeze(-1), wy - ey.unsqueeze(-1)
+        f, lat = rx * ce + ry * se, -rx * se + ry * ce
+        return (top - f) / px, (half - lat) / px
+
+    # Lane segments: candidates from the tiles around the raster's centre, the nearest `lane_segments` drawn.
+    cx, cy = ex + rc.ahead_m * ce.squeeze(-1), ey + rc.ahead_m * se.squeeze(-1)
+    reach = half * math.sqrt(2.0) + tiles.max_spacing_m + tiles.max_width_m
+    ids = nearby_points(tiles, m, cx, cy, reach)  # [W, C, Q]
+    x0, y0, point, flat_lane = _lane_points(road, m, ids)
+    p = road.lane_xy.shape[2]
+    xy = road.lane_xy.reshape(-1, 2)
+    nxt = point + ((point % p) < p - 1).long()
+    x1, y1 = xy[nxt, 0], xy[nxt, 1]
+    seg_len = torch.hypot(x1 - x0, y1 - y0)
+    row, col = to_pixels(0.5 * (x0 + x1), 0.5 * (y0 + y1))
+    key = torch.maximum((row - 0.5 * h).abs(), (col - 0.5 * h).abs())
+    key = torch.where((ids >= 0) & (seg_len > 0), key, math.inf)
+    k = min(rc.lane_segments, key.shape[-1])
+    _, sel = torch.topk(key, k, dim=-1, largest=False, sorted=False)  # [W, C, S]
+    keep = torch.isfinite(key.gather(-1, sel))
+
+    def segs(t: torch.Tensor) -> torch.Tensor:
+        return t.gather(-1, sel)
+
+    row, col, seg_len, flat_lane = segs(row), segs(col), segs(seg_len), segs(flat_lane)
+    dxs, dys = segs(x1 - x0), segs(y1 - y0)
+    inv = 1.0 / seg_len.clamp(min=1e-6)
+    cos_a = (dxs * ce + dys * se) * inv
+    sin_a = (-dxs * se + dys * ce) * inv
+    width = road.lane_width.reshape(-1)[flat_lane]
+    limit = road.lane_speed_limit.reshape(-1)[flat_lane]
+    lane_local = flat_lane - m.long().view(-1, 1, 1) * road.max_lanes
+    dest = v.dest[:, :c].unsqueeze(-1)
+    changes = route_attr(road.route.changes, road, m, lane_local, dest).abs()
+    reachable = route_attr(road.route.cost, road, m, lane_local, dest) < UNREACHABLE_COST_M
+    on_route = torch.where(reachable, 1.0 / (1.0 + changes.float()), 0.0)
+    win = _odd(math.hypot(tiles.max_spacing_m + 2 * SEGMENT_OVERLAP_M, tiles.max_width_m + px) / px)
+    along, lat, pix = _window(row, col, cos_a, sin_a, win, px, h)  # [W, C, S, win, win]
+    in_seg = (along.abs() <= 0.5 * seg_len[..., None, None] + SEGMENT_OVERLAP_M) & keep[..., None, None]
+    half_w = 0.5 * width[..., None, None]
+    fill = in_seg & (lat.abs() <= half_w)
+    centre = in_seg & (lat.abs() <= 0.5 * px)
+    edge = in_seg & ((lat.abs() - half_w).abs() <= 0.5 * px)
+    fill_f = fill.float()
+    lane_values = torch.stack(
+        [
+            fill_f,
+            centre.float(),
+            edge.float(),
+            fill_f * on_route[..., None, None],
+            fill_f * (limit / SPEED_SCALE)[..., None, None],
+        ],
+        dim=-1,
+    )
+    lanes = _scatter_max(pix, lane_values, fill | edge, h)  # [W, C, 5, H, H]
+
+    # Vehicles: the ego and its `vehicles` nearest others, as oriented boxes.
+    n = v.s.shape[1]
+    dist = torch.hypot(x.unsqueeze(1) - ex.unsqueeze(-1), y.unsqueeze(1) - ey.unsqueeze(-1))  # [W, C, N]
+    self_mask = torch.eye(c, n, dtype=torch.bool, device=x.device).unsqueeze(0)
+    dist = torch.where(v.present.unsqueeze(1) & ~self_mask, dist, math.inf)
+    kv = min(rc.vehicles, n - 1)
+    near = torch.topk(dist, kv, dim=-1, largest=False, sorted=False).indices if kv > 0 else dist[..., :0].long()
+    ego_slot = torch.arange(c, device=x.device).view(1, c, 1).expand(x.shape[0], -1, -1)
+    slots = torch.cat([ego_slot, near], dim=-1)  # [W, C, 1 + kv]
+    drawn = torch.cat([torch.ones_like(ego_slot, dtype=torch.bool), torch.isfinite(dist.gather(-1, near))], dim=-1)
+
+    def pick(t: torch.Tensor) -> torch.Tensor:
+        return t.unsqueeze(1).expand(-1, c, -1).gather(2, slots)
+
+    vrow, vcol = to_pixels(pick(x), pick(y))
+    rel = pick(yaw) - eyaw.unsqueeze(-1)
+    vwin = _odd(rc.vehicle_window_m / px)
+    along, lat, pix = _window(vrow, vcol, torch.cos(rel), torch.sin(rel), vwin, px, h)
+    inside = (along.abs() <= 0.5 * pick(v.length)[..., None, None]) & (
+        lat.abs() <= 0.5 * pick(v.width)[..., None, None]
+    )
+    inside = inside & drawn[..., None, None]
+    is_ego = (torch.arange(1 + kv, device=x.device) == 0).expand_as(drawn)
+    inside_f = inside.float()
+    vehicle_values = torch.stack(
+        [
+            inside_f * (~is_ego)[..., None, None],
+            inside_f * is_ego[..., None, None],
+            inside_f * (pick(v.speed) / SPEED_SCALE)[..., None, None],
+        ],
+        dim=-1,
+    )
+    boxes = _scatter_max(pix, vehicle_values, inside, h)  # [W, C, 3, H, H]
+    signals = torch.zeros_like(boxes[:, :, :1])
+    out = torch.cat([lanes, boxes, signals], dim=2)
+    return out * state.active[..., None, None, None]
