@@ -33,7 +33,8 @@ class SimConstants:
         """`road`: the world's map bank, indexed by tile when the observation needs it."""
         tiles = None
         if road is not None and cfg.observation in TILED_OBSERVATIONS:
-            tiles = build_lane_tiles(road).to(device)
+            stride = cfg.raster.segment_points if cfg.observation is ObservationType.RASTER else 1
+            tiles = build_lane_tiles(road, stride=stride).to(device)
         return SimConstants(
             target_speeds=torch.tensor(cfg.target_speeds, device=device),
             lookahead_m=torch.tensor(cfg.lookahead_m, device=device),

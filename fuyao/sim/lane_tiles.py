@@ -1,7 +1,7 @@
 """A spatial index of the map bank's lane centre-line points, so that the grid observations find the lane points
 near a vehicle with a gather instead of testing every point of the map.
 
-Each map is cut into square tiles of `tile_m`; a tile lists the points (as `lane * P + point`, local to its map)
+Each map is cut into square tiles of `tile_m`; a tile lists the points (every `stride`-th of each lane) (as `lane * P + point`, local to its map)
 that lie in it, padded with -1 to the fullest tile's count. Built once on the host (numpy) when the world is
 built; a query is fixed-shape: the `n x n` tiles around a point, `n = ceil(2 radius / tile_m) + 1`.
 """
@@ -31,6 +31,7 @@ class LaneTiles:
     gy: int  # tiles along y per map
     max_spacing_m: float  # m, the widest spacing between consecutive points of any lane (static window sizes)
     max_width_m: float  # m, the widest lane
+    stride: int = 1  # every `stride`-th point of each lane is indexed
 
     def to(self, device: torch.device | str) -> LaneTiles:
         return dataclasses.replace(self, points=self.points.to(device), origin=self.origin.to(device))
@@ -47,13 +48,15 @@ def point_counts(road: RoadMap) -> torch.Tensor:
     return torch.where(road.lane_valid, n.clamp(max=road.lane_xy.shape[2]), 0)
 
 
-def build_lane_tiles(road: RoadMap, tile_m: float = TILE_M) -> LaneTiles:
-    """Bucket every real centre-line point of every map into tiles of `tile_m` metres. Host side, once."""
+def build_lane_tiles(road: RoadMap, tile_m: float = TILE_M, stride: int = 1) -> LaneTiles:
+    """Bucket every `stride`-th real centre-line point of every map (from each lane's first) into tiles of
+    `tile_m` metres. Host side, once."""
     xy = road.lane_xy.detach().cpu().double().numpy()  # [M, L, P, 2]
     m_maps, n_lanes, n_points, _ = xy.shape
     counts = point_counts(road).cpu().numpy()
     real = np.arange(n_points)[None, None, :] < counts[..., None]  # [M, L, P]
     big = np.where(real[..., None], xy, np.nan)
+    real &= (np.arange(n_points) % stride == 0)[None, None, :]
     lo = np.nanmin(big.reshape(m_maps, -1, 2), axis=1) - 1.0  # [M, 2]
     hi = np.nanmax(big.reshape(m_maps, -1, 2), axis=1) + 1.0
     gx, gy = (int(v) for v in np.ceil((hi - lo).max(axis=0) / tile_m))
@@ -75,6 +78,7 @@ def build_lane_tiles(road: RoadMap, tile_m: float = TILE_M) -> LaneTiles:
         gy=gy,
         max_spacing_m=float(road.lane_ds[road.lane_valid].max()),
         max_width_m=float(road.lane_width[road.lane_valid].max()),
+        stride=stride,
     )
 
 

@@ -64,8 +64,6 @@ RASTER_CHANNELS = (
     "speed",
     "signals",
 )
-LANE_CHANNELS = RASTER_CHANNELS[:5]  # drawn from lane segments, in this order
-VEHICLE_CHANNELS = RASTER_CHANNELS[5:8]  # drawn from vehicle boxes, in this order
 SEGMENT_OVERLAP_M = 0.01  # m, each lane segment's rectangle reaches this far into the next: no seams
 
 
@@ -108,11 +106,11 @@ class RasterLayout:
         return self.channels.index(name)
 
 
-def _tiles(road: RoadMap, consts: SimConstants | None) -> LaneTiles:
-    """The world's tile index, or (called outside `World`) one built now."""
-    if consts is not None and consts.lane_tiles is not None:
+def _tiles(road: RoadMap, consts: SimConstants | None, stride: int = 1) -> LaneTiles:
+    """The world's tile index of every `stride`-th lane point, or (called outside `World`) one built now."""
+    if consts is not None and consts.lane_tiles is not None and consts.lane_tiles.stride == stride:
         return consts.lane_tiles
-    return build_lane_tiles(road)
+    return build_lane_tiles(road, stride=stride)
 
 
 def _lane_points(road: RoadMap, map_id: torch.Tensor, ids: torch.Tensor):
@@ -207,60 +205,95 @@ def _on_road(road, m, ego_x, ego_y, ey_he, cell_of, occ, consts):
     return hit, torch.ones_like(hit, dtype=torch.bool)
 
 
-def _window(row: torch.Tensor, col: torch.Tensor, cos_a, sin_a, size: int, px: float, pixels: int):
-    """Pixels of a `size` x `size` window around each shape centre at continuous pixel coordinates `(row, col)`
-    `[...]`, with the shape's axis `(cos_a, sin_a)` in the ego frame (x ahead, y left).
-
-    Returns `(along, lat, pix)` `[..., size, size]`: each window pixel centre's offset from the shape centre along
-    and across its axis (m), and its flat pixel index `r * pixels + c` (-1 outside the raster)."""
-    h = size // 2
-    r0 = torch.floor(row) - h
-    c0 = torch.floor(col) - h
-    # The window's first pixel centre relative to the shape centre, ego frame (rows run backwards, columns right).
-    base_f = -(r0 + 0.5 - row) * px
-    base_l = -(c0 + 0.5 - col) * px
-    k = torch.arange(size, device=row.device, dtype=row.dtype) * px
-    ki, kj = k.view(size, 1), k.view(1, size)
-    ca, sa = cos_a[..., None, None], sin_a[..., None, None]
-    bf, bl = base_f[..., None, None], base_l[..., None, None]
-    along = bf * ca + bl * sa - ki * ca - kj * sa
-    lat = -bf * sa + bl * ca + ki * sa - kj * ca
-    rr = r0.long()[..., None, None] + torch.arange(size, device=row.device).view(size, 1)
-    cc = c0.long()[..., None, None] + torch.arange(size, device=row.device).view(1, size)
-    ok = (rr >= 0) & (rr < pixels) & (cc >= 0) & (cc < pixels)
-    return along, lat, torch.where(ok, rr * pixels + cc, -1)
+def _span(offset: torch.Tensor, inv_slope: torch.Tensor, lo, hi) -> tuple[torch.Tensor, torch.Tensor]:
+    """The `t` with `offset + t * slope` in `[lo, hi]`, as `(t_min, t_max)`; `inv_slope` is finite (slopes near 0
+    are nudged to 1e-6, which puts the interval at +-1e6 m where it should be empty or everything)."""
+    t1, t2 = (lo - offset) * inv_slope, (hi - offset) * inv_slope
+    return torch.minimum(t1, t2), torch.maximum(t1, t2)
 
 
-def _odd(x: float) -> int:
-    k = int(math.ceil(x)) + 1
-    return k + (1 - k % 2)
+def _safe_inverse(x: torch.Tensor) -> torch.Tensor:
+    return 1.0 / torch.where(x.abs() < 1.0e-6, 1.0e-6, x)
 
 
-def _scatter_max(pix: torch.Tensor, values: torch.Tensor, hit: torch.Tensor, pixels: int) -> torch.Tensor:
-    """Max of `values` `[W, C, ..., K]` over the pixels `pix` `[W, C, ...]` where `hit`: `[W, C, K, H, H]`."""
-    w, c = pix.shape[:2]
-    k = values.shape[-1]
-    cells = pixels * pixels
-    base = torch.arange(w * c, device=pix.device).view(w, c, *([1] * (pix.dim() - 2))) * (cells + 1)
-    index = torch.where(hit & (pix >= 0), pix, cells) + base  # cell `cells` of each ego: the dump
-    out = torch.zeros((w * c * (cells + 1), k), device=values.device, dtype=values.dtype)
-    out = out.scatter_reduce(0, index.reshape(-1, 1).expand(-1, k), values.reshape(-1, k), reduce="amax")
-    return out.view(w, c, cells + 1, k)[:, :, :cells].transpose(2, 3).unflatten(-1, (pixels, pixels))
+def _row_runs(row, col, cos_a, sin_a, half_along, lat_lo, lat_hi, radius_m: float, px: float, pixels: int):
+    """Rasterise rotated rectangles exactly at pixel centres, one row at a time.
+
+    Rectangles `[W, C, K]` sit at continuous raster coordinates `(row, col)` with axis `(cos_a, sin_a)` in the ego
+    frame (x ahead, y left) and cover `along` in `[-half_along, half_along]` and, in each of `B` bands, `lat` in
+    `[lat_lo, lat_hi]` `[W, C, K, B]` (m) about their centre; `radius_m` bounds their extent (static). Within one
+    raster row the pixel centres inside a band are one run of columns, solved in closed form: the work is per
+    rectangle and row, not per pixel.
+
+    Returns `(r, j0, j1)`: raster rows `[W, C, K, R, 1]` (outside `[0, pixels)` for rows off the raster) and the
+    first and last column of each band's run `[W, C, K, R, B]` (`j0 > j1`: none)."""
+    h = int(math.ceil(radius_m / px + 0.5))
+    steps = torch.arange(-h, h + 1, device=row.device)
+    r = torch.floor(row).long().unsqueeze(-1) + steps  # [W, C, K, R]
+    df = (row.unsqueeze(-1) - r - 0.5) * px  # m, each row's pixel centres ahead of the rectangle's centre
+    ca, sa = cos_a.unsqueeze(-1), sin_a.unsqueeze(-1)
+    # A pixel centre dl metres left of the centre: along = df ca + dl sa, lat = -df sa + dl ca.
+    ha = half_along.unsqueeze(-1)
+    a_min, a_max = _span(df * ca, _safe_inverse(sa), -ha, ha)
+    l_min, l_max = _span(
+        (-df * sa).unsqueeze(-1), _safe_inverse(ca).unsqueeze(-1), lat_lo.unsqueeze(-2), lat_hi.unsqueeze(-2)
+    )
+    dl_min = torch.maximum(a_min.unsqueeze(-1), l_min)
+    dl_max = torch.minimum(a_max.unsqueeze(-1), l_max)
+    # Column j's pixel centre lies dl = (col - j - 0.5) px left of the centre.
+    c = (col - 0.5).view(*col.shape, 1, 1)
+    j0 = torch.ceil(c - dl_max / px).clamp(0, pixels).long()
+    j1 = torch.floor(c - dl_min / px).clamp(-1, pixels - 1).long()
+    return r.unsqueeze(-1), j0, j1
+
+
+class _RowSums:
+    """Difference arrays, one plane of `[H + 2 rows, H + 1]` per (plane, ego): a run `[j0, j1]` adds `+value` at
+    `j0` and `-value` after `j1`; the cumulative sum along each row then gives every pixel the sum of the values
+    of the runs covering it (with `value = 1`: how many). Rows -1 and H take the runs of rows off the raster."""
+
+    def __init__(self, planes: int, egos: int, pixels: int, device: torch.device) -> None:
+        self.shape = (planes, egos, pixels + 2, pixels + 1)
+        self.buf = torch.zeros(math.prod(self.shape), device=device)
+        self.egos, self.pixels = egos, pixels
+
+    def add(self, planes: tuple[int, ...], r, j0, j1, values: torch.Tensor) -> None:
+        """Add `values[..., i]` `[W, C, K, len(planes)]` into plane `planes[i]` over the runs `[j0, j1]`
+        `[W, C, K, R, 1 or len(planes)]` of rows `r` `[W, C, K, R, 1]`."""
+        w, c = j0.shape[:2]
+        p = self.pixels
+        ego = torch.arange(self.egos, device=j0.device).view(w, c, 1, 1, 1)
+        row = (ego * (p + 2) + r.clamp(-1, p) + 1) * (p + 1)  # [W, C, K, R, 1]
+        # A few ints per call; folded into the kernel's constants when compiled.
+        plane = torch.tensor(planes, device=j0.device) * (self.egos * (p + 2) * (p + 1))
+        start = row + plane + j0
+        stop = row + plane + torch.maximum(j1, j0 - 1) + 1  # an empty run adds and removes at one cell
+        v = values.unsqueeze(-2).expand(start.shape).flatten()
+        self.buf.scatter_add_(0, start.flatten(), v)
+        self.buf.scatter_add_(0, stop.flatten(), -v)
+
+    def sums(self) -> torch.Tensor:
+        """`[planes, E, H, H]`: per pixel, the sum of the values of the runs covering it."""
+        p = self.pixels
+        return self.buf.view(self.shape).cumsum(-1)[:, :, 1 : p + 1, :p]
 
 
 def raster(state: WorldState, road: RoadMap, cfg: SimConfig, consts: SimConstants | None = None) -> torch.Tensor:
     """The bird's-eye raster of every controlled vehicle: `[W, C, 9, H, H]` float32 (module docstring)."""
     rc = cfg.raster
-    tiles = _tiles(road, consts)
+    tiles = _tiles(road, consts, rc.segment_points)
     v = state.vehicles
     m = state.map_id
-    c = cfg.controlled
+    w, c = v.s.shape[0], cfg.controlled
+    egos = w * c
     h, px = rc.pixels, rc.metres_per_pixel
     half = 0.5 * rc.extent_m
     top = rc.ahead_m + half  # m ahead of the ego at the raster's top edge
+    far = -4.0 * h  # a raster row no rectangle reaches from: where shapes not drawn are put
     x, y, yaw = vehicle_pose_xy(road, m, v.lane, v.s, v.d, v.psi)  # [W, N]
     ex, ey, eyaw = x[:, :c], y[:, :c], yaw[:, :c]
     ce, se = torch.cos(eyaw).unsqueeze(-1), torch.sin(eyaw).unsqueeze(-1)  # [W, C, 1]
+    active = state.active.unsqueeze(-1)  # [W, C, 1]: inactive agents see an all-zero raster
 
     def to_pixels(wx: torch.Tensor, wy: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """World points `[W, C, K]` -> continuous (row, col) in the raster."""
@@ -268,57 +301,55 @@ def raster(state: WorldState, road: RoadMap, cfg: SimConfig, consts: SimConstant
         f, lat = rx * ce + ry * se, -rx * se + ry * ce
         return (top - f) / px, (half - lat) / px
 
-    # Lane segments: candidates from the tiles around the raster's centre, the nearest `lane_segments` drawn.
+    # Lane segments (from every `segment_points`-th centre-line point to the next such point, or the lane's end):
+    # candidates from the tiles around the raster's centre, the nearest `lane_segments` drawn.
     cx, cy = ex + rc.ahead_m * ce.squeeze(-1), ey + rc.ahead_m * se.squeeze(-1)
-    reach = half * math.sqrt(2.0) + tiles.max_spacing_m + tiles.max_width_m
+    seg_m = tiles.stride * tiles.max_spacing_m
+    reach = half * math.sqrt(2.0) + seg_m + tiles.max_width_m
     ids = nearby_points(tiles, m, cx, cy, reach)  # [W, C, Q]
     x0, y0, point, flat_lane = _lane_points(road, m, ids)
     p = road.lane_xy.shape[2]
+    last = (road.lane_length / road.lane_ds).round().long().reshape(-1)[flat_lane]  # the lane's last point
     xy = road.lane_xy.reshape(-1, 2)
-    nxt = point + ((point % p) < p - 1).long()
+    nxt = flat_lane * p + torch.minimum(point % p + tiles.stride, last)
     x1, y1 = xy[nxt, 0], xy[nxt, 1]
     seg_len = torch.hypot(x1 - x0, y1 - y0)
     row, col = to_pixels(0.5 * (x0 + x1), 0.5 * (y0 + y1))
     key = torch.maximum((row - 0.5 * h).abs(), (col - 0.5 * h).abs())
-    key = torch.where((ids >= 0) & (seg_len > 0), key, math.inf)
+    key = torch.where((ids >= 0) & (seg_len > 0) & active, key, math.inf)
     k = min(rc.lane_segments, key.shape[-1])
-    _, sel = torch.topk(key, k, dim=-1, largest=False, sorted=False)  # [W, C, S]
-    keep = torch.isfinite(key.gather(-1, sel))
+    near_key, sel = torch.topk(key, k, dim=-1, largest=False, sorted=False)  # [W, C, S]
 
     def segs(t: torch.Tensor) -> torch.Tensor:
         return t.gather(-1, sel)
 
-    row, col, seg_len, flat_lane = segs(row), segs(col), segs(seg_len), segs(flat_lane)
+    row = torch.where(torch.isfinite(near_key), segs(row), far)
+    col, seg_len, flat_lane = segs(col), segs(seg_len), segs(flat_lane)
     dxs, dys = segs(x1 - x0), segs(y1 - y0)
     inv = 1.0 / seg_len.clamp(min=1e-6)
     cos_a = (dxs * ce + dys * se) * inv
     sin_a = (-dxs * se + dys * ce) * inv
-    width = road.lane_width.reshape(-1)[flat_lane]
+    hw = 0.5 * road.lane_width.reshape(-1)[flat_lane]
     limit = road.lane_speed_limit.reshape(-1)[flat_lane]
     lane_local = flat_lane - m.long().view(-1, 1, 1) * road.max_lanes
     dest = v.dest[:, :c].unsqueeze(-1)
     changes = route_attr(road.route.changes, road, m, lane_local, dest).abs()
     reachable = route_attr(road.route.cost, road, m, lane_local, dest) < UNREACHABLE_COST_M
     on_route = torch.where(reachable, 1.0 / (1.0 + changes.float()), 0.0)
-    win = _odd(math.hypot(tiles.max_spacing_m + 2 * SEGMENT_OVERLAP_M, tiles.max_width_m + px) / px)
-    along, lat, pix = _window(row, col, cos_a, sin_a, win, px, h)  # [W, C, S, win, win]
-    in_seg = (along.abs() <= 0.5 * seg_len[..., None, None] + SEGMENT_OVERLAP_M) & keep[..., None, None]
-    half_w = 0.5 * width[..., None, None]
-    fill = in_seg & (lat.abs() <= half_w)
-    centre = in_seg & (lat.abs() <= 0.5 * px)
-    edge = in_seg & ((lat.abs() - half_w).abs() <= 0.5 * px)
-    fill_f = fill.float()
-    lane_values = torch.stack(
-        [
-            fill_f,
-            centre.float(),
-            edge.float(),
-            fill_f * on_route[..., None, None],
-            fill_f * (limit / SPEED_SCALE)[..., None, None],
-        ],
-        dim=-1,
-    )
-    lanes = _scatter_max(pix, lane_values, fill | edge, h)  # [W, C, 5, H, H]
+    e = 0.5 * px  # lines are a pixel wide
+    # Bands across each segment: the lane (drivable), its centre line, its left and right edges.
+    lat_lo = torch.stack([-hw, torch.full_like(hw, -e), hw - e, -hw - e], dim=-1)
+    lat_hi = torch.stack([hw, torch.full_like(hw, e), hw + e, -hw + e], dim=-1)
+    radius = math.hypot(0.5 * seg_m + SEGMENT_OVERLAP_M, 0.5 * tiles.max_width_m + px)
+    r, j0, j1 = _row_runs(row, col, cos_a, sin_a, 0.5 * seg_len + SEGMENT_OVERLAP_M, lat_lo, lat_hi, radius, px, h)
+    lanes = _RowSums(5, egos, h, x.device)  # lanes covering, route sum, limit sum, centre lines, edges
+    ones = torch.ones_like(hw)
+    values = torch.stack([ones, on_route, limit / SPEED_SCALE, ones, ones, ones], dim=-1)
+    lanes.add((0, 1, 2), r, j0[..., :1], j1[..., :1], values[..., :3])  # the lane: covering, route, limit
+    lanes.add((3, 4, 4), r, j0[..., 1:], j1[..., 1:], values[..., 3:])  # its lines
+    count, route_sum, limit_sum, centre, edge = lanes.sums()
+    drivable = count > 0.5
+    per_lane = count.clamp(min=1.0)  # where lanes overlap (at a shared edge), the mean of their values
 
     # Vehicles: the ego and its `vehicles` nearest others, as oriented boxes.
     n = v.s.shape[1]
@@ -326,33 +357,37 @@ def raster(state: WorldState, road: RoadMap, cfg: SimConfig, consts: SimConstant
     self_mask = torch.eye(c, n, dtype=torch.bool, device=x.device).unsqueeze(0)
     dist = torch.where(v.present.unsqueeze(1) & ~self_mask, dist, math.inf)
     kv = min(rc.vehicles, n - 1)
-    near = torch.topk(dist, kv, dim=-1, largest=False, sorted=False).indices if kv > 0 else dist[..., :0].long()
-    ego_slot = torch.arange(c, device=x.device).view(1, c, 1).expand(x.shape[0], -1, -1)
+    near_d, near = torch.topk(dist, kv, dim=-1, largest=False, sorted=False)
+    ego_slot = torch.arange(c, device=x.device).view(1, c, 1).expand(w, -1, -1)
     slots = torch.cat([ego_slot, near], dim=-1)  # [W, C, 1 + kv]
-    drawn = torch.cat([torch.ones_like(ego_slot, dtype=torch.bool), torch.isfinite(dist.gather(-1, near))], dim=-1)
+    drawn = torch.cat([torch.ones_like(ego_slot, dtype=torch.bool), torch.isfinite(near_d)], dim=-1) & active
 
     def pick(t: torch.Tensor) -> torch.Tensor:
         return t.unsqueeze(1).expand(-1, c, -1).gather(2, slots)
 
     vrow, vcol = to_pixels(pick(x), pick(y))
+    vrow = torch.where(drawn, vrow, far)
     rel = pick(yaw) - eyaw.unsqueeze(-1)
-    vwin = _odd(rc.vehicle_window_m / px)
-    along, lat, pix = _window(vrow, vcol, torch.cos(rel), torch.sin(rel), vwin, px, h)
-    inside = (along.abs() <= 0.5 * pick(v.length)[..., None, None]) & (
-        lat.abs() <= 0.5 * pick(v.width)[..., None, None]
-    )
-    inside = inside & drawn[..., None, None]
-    is_ego = (torch.arange(1 + kv, device=x.device) == 0).expand_as(drawn)
-    inside_f = inside.float()
-    vehicle_values = torch.stack(
-        [
-            inside_f * (~is_ego)[..., None, None],
-            inside_f * is_ego[..., None, None],
-            inside_f * (pick(v.speed) / SPEED_SCALE)[..., None, None],
-        ],
-        dim=-1,
-    )
-    boxes = _scatter_max(pix, vehicle_values, inside, h)  # [W, C, 3, H, H]
-    signals = torch.zeros_like(boxes[:, :, :1])
-    out = torch.cat([lanes, boxes, signals], dim=2)
-    return out * state.active[..., None, None, None]
+    half_wid = (0.5 * pick(v.width)).unsqueeze(-1)
+    r, j0, j1 = _row_runs(
+        vrow, vcol, torch.cos(rel), torch.sin(rel), 0.5 * pick(v.length), -half_wid, half_wid,
+        0.5 * rc.vehicle_window_m, px, h,
+    )  # fmt: skip
+    is_ego = (torch.arange(1 + kv, device=x.device) == 0).float().expand_as(vrow)
+    boxes = _RowSums(3, egos, h, x.device)  # the ego's box, the others' boxes, speed sum
+    boxes.add((0, 1, 2), r, j0, j1, torch.stack([is_ego, 1.0 - is_ego, pick(v.speed) / SPEED_SCALE], -1))
+    ego_n, others_n, speed_sum = boxes.sums()
+    in_box = ego_n + others_n
+
+    planes = {
+        "drivable": drivable.float(),
+        "lane_centre": (centre > 0.5).float(),
+        "lane_edge": (edge > 0.5).float(),
+        "route": torch.where(drivable, route_sum / per_lane, 0.0),
+        "speed_limit": torch.where(drivable, limit_sum / per_lane, 0.0),
+        "vehicles": (others_n > 0.5).float(),
+        "ego": (ego_n > 0.5).float(),
+        "speed": torch.where(in_box > 0.5, speed_sum / in_box.clamp(min=1.0), 0.0),  # the mean where boxes overlap
+        "signals": torch.zeros_like(count),  # no signals in the maps yet
+    }
+    return torch.stack([planes[name] for name in RASTER_CHANNELS], dim=1).view(w, c, len(RASTER_CHANNELS), h, h)
