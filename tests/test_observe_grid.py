@@ -137,7 +137,9 @@ def test_occupancy_matches_highway_env(road, align):
                 filled += int((theirs[0] > 0).sum())
     assert compared > 300 and filled > compared, (compared, filled)
     assert skipped <= 0.001 * compared * 121, skipped
-    print(f"cells skipped (vehicle on a border): {skipped} of {compared * 121}; on_road cells that differ: {extra} of {road_cells}")
+    print(
+        f"cells skipped (vehicle on a border): {skipped} of {compared * 121}; on_road cells that differ: {extra} of {road_cells}"
+    )
     assert extra <= 0.02 * road_cells, (extra, road_cells)
 
 
@@ -288,7 +290,7 @@ def test_bad_raster_config():
 def test_row_runs_equal_a_per_pixel_test(seed):
     """The row-run rasteriser against the obvious reference: every pixel centre tested against every rectangle,
     random rectangles (axis-aligned ones included), some partly or wholly off the raster."""
-    from fuyao.sim.observe_grid import _row_runs, _RowSums
+    from fuyao.sim.observe_grid import _RowRuns, _RowSums
 
     g = torch.Generator().manual_seed(seed)
     k, pixels, px = 24, 20, 0.8
@@ -300,9 +302,9 @@ def test_row_runs_equal_a_per_pixel_test(seed):
     lat_lo = -0.2 - 2.0 * torch.rand(1, 1, k, 1, generator=g)
     lat_hi = lat_lo + 0.1 + 3.0 * torch.rand(1, 1, k, 1, generator=g)
     radius = float(torch.hypot(half_along, torch.maximum(lat_lo.abs(), lat_hi.abs()).squeeze(-1)).max())
-    r, j0, j1 = _row_runs(row, col, torch.cos(angle), torch.sin(angle), half_along, lat_lo, lat_hi, radius, px, pixels)
+    runs = _RowRuns(row, col, torch.cos(angle), torch.sin(angle), half_along, radius, px, pixels)
     sums = _RowSums(1, 1, pixels, row.device)
-    sums.add((0,), r, j0, j1, torch.ones(1, 1, k, 1))
+    sums.add((0,), runs, *runs.columns(lat_lo, lat_hi), torch.ones(1, 1, k, 1))
     ours = sums.sums()[0, 0]
 
     rc = torch.arange(pixels, dtype=torch.float32) + 0.5

@@ -216,35 +216,37 @@ def _safe_inverse(x: torch.Tensor) -> torch.Tensor:
     return 1.0 / torch.where(x.abs() < 1.0e-6, 1.0e-6, x)
 
 
-def _row_runs(row, col, cos_a, sin_a, half_along, lat_lo, lat_hi, radius_m: float, px: float, pixels: int):
+class _RowRuns:
     """Rasterise rotated rectangles exactly at pixel centres, one row at a time.
 
     Rectangles `[W, C, K]` sit at continuous raster coordinates `(row, col)` with axis `(cos_a, sin_a)` in the ego
-    frame (x ahead, y left) and cover `along` in `[-half_along, half_along]` and, in each of `B` bands, `lat` in
-    `[lat_lo, lat_hi]` `[W, C, K, B]` (m) about their centre; `radius_m` bounds their extent (static). Within one
-    raster row the pixel centres inside a band are one run of columns, solved in closed form: the work is per
-    rectangle and row, not per pixel.
+    frame (x ahead, y left) and cover `along` in `[-half_along, half_along]` about their centre; `radius_m` bounds
+    their extent (static). Within one raster row the pixel centres inside a band `lat` in `[lat_lo, lat_hi]` form
+    one run of columns, solved in closed form (`columns`): the work is per rectangle and row, not per pixel."""
 
-    Returns `(r, j0, j1)`: raster rows `[W, C, K, R, 1]` (outside `[0, pixels)` for rows off the raster) and the
-    first and last column of each band's run `[W, C, K, R, B]` (`j0 > j1`: none)."""
-    h = int(math.ceil(radius_m / px + 0.5))
-    steps = torch.arange(-h, h + 1, device=row.device)
-    r = torch.floor(row).long().unsqueeze(-1) + steps  # [W, C, K, R]
-    df = (row.unsqueeze(-1) - r - 0.5) * px  # m, each row's pixel centres ahead of the rectangle's centre
-    ca, sa = cos_a.unsqueeze(-1), sin_a.unsqueeze(-1)
-    # A pixel centre dl metres left of the centre: along = df ca + dl sa, lat = -df sa + dl ca.
-    ha = half_along.unsqueeze(-1)
-    a_min, a_max = _span(df * ca, _safe_inverse(sa), -ha, ha)
-    l_min, l_max = _span(
-        (-df * sa).unsqueeze(-1), _safe_inverse(ca).unsqueeze(-1), lat_lo.unsqueeze(-2), lat_hi.unsqueeze(-2)
-    )
-    dl_min = torch.maximum(a_min.unsqueeze(-1), l_min)
-    dl_max = torch.minimum(a_max.unsqueeze(-1), l_max)
-    # Column j's pixel centre lies dl = (col - j - 0.5) px left of the centre.
-    c = (col - 0.5).view(*col.shape, 1, 1)
-    j0 = torch.ceil(c - dl_max / px).clamp(0, pixels).long()
-    j1 = torch.floor(c - dl_min / px).clamp(-1, pixels - 1).long()
-    return r.unsqueeze(-1), j0, j1
+    def __init__(self, row, col, cos_a, sin_a, half_along, radius_m: float, px: float, pixels: int) -> None:
+        h = int(math.ceil(radius_m / px + 0.5))
+        steps = torch.arange(-h, h + 1, device=row.device)
+        self.r = torch.floor(row).long().unsqueeze(-1) + steps  # [W, C, K, R] raster rows around the centre
+        df = (row.unsqueeze(-1) - self.r - 0.5) * px  # m, each row's pixel centres ahead of the centre
+        ca, sa = cos_a.unsqueeze(-1), sin_a.unsqueeze(-1)
+        # A pixel centre dl metres left of the centre: along = df ca + dl sa, lat = -df sa + dl ca.
+        ha = half_along.unsqueeze(-1)
+        self.a_min, self.a_max = _span(df * ca, _safe_inverse(sa), -ha, ha)
+        self.lat_offset, self.inv_ca = (-df * sa).unsqueeze(-1), _safe_inverse(ca).unsqueeze(-1)
+        self.c = (col - 0.5).view(*col.shape, 1, 1)
+        self.px, self.pixels = px, pixels
+
+    def columns(self, lat_lo: torch.Tensor, lat_hi: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """First and last column `[W, C, K, R, B]` int64 of the runs inside each band `[W, C, K, B]` (m); an empty
+        run has `j1 = j0 - 1`, so that it adds and removes at one cell."""
+        l_min, l_max = _span(self.lat_offset, self.inv_ca, lat_lo.unsqueeze(-2), lat_hi.unsqueeze(-2))
+        dl_min = torch.maximum(self.a_min.unsqueeze(-1), l_min)
+        dl_max = torch.minimum(self.a_max.unsqueeze(-1), l_max)
+        # Column j's pixel centre lies dl = (col - j - 0.5) px left of the centre.
+        j0 = torch.ceil(self.c - dl_max / self.px)
+        j1 = torch.maximum(torch.floor(self.c - dl_min / self.px), j0 - 1.0)
+        return j0.clamp(0, self.pixels).long(), j1.clamp(-1, self.pixels - 1).long()
 
 
 class _RowSums:
@@ -257,25 +259,23 @@ class _RowSums:
         self.buf = torch.zeros(math.prod(self.shape), device=device)
         self.egos, self.pixels = egos, pixels
 
-    def add(self, planes: tuple[int, ...], r, j0, j1, values: torch.Tensor) -> None:
+    def add(self, planes: tuple[int, ...], runs: _RowRuns, j0, j1, values: torch.Tensor) -> None:
         """Add `values[..., i]` `[W, C, K, len(planes)]` into plane `planes[i]` over the runs `[j0, j1]`
-        `[W, C, K, R, 1 or len(planes)]` of rows `r` `[W, C, K, R, 1]`."""
+        `[W, C, K, R, 1 or len(planes)]` of `runs`' rows."""
         w, c = j0.shape[:2]
         p = self.pixels
-        ego = torch.arange(self.egos, device=j0.device).view(w, c, 1, 1, 1)
-        row = (ego * (p + 2) + r.clamp(-1, p) + 1) * (p + 1)  # [W, C, K, R, 1]
+        ego = torch.arange(self.egos, device=j0.device).view(w, c, 1, 1)
+        row = ((ego * (p + 2) + runs.r.clamp(-1, p) + 1) * (p + 1)).unsqueeze(-1)  # [W, C, K, R, 1]
         # A few ints per call; folded into the kernel's constants when compiled.
-        plane = torch.tensor(planes, device=j0.device) * (self.egos * (p + 2) * (p + 1))
-        start = row + plane + j0
-        stop = row + plane + torch.maximum(j1, j0 - 1) + 1  # an empty run adds and removes at one cell
-        v = values.unsqueeze(-2).expand(start.shape).flatten()
-        self.buf.scatter_add_(0, start.flatten(), v)
-        self.buf.scatter_add_(0, stop.flatten(), -v)
+        row = row + torch.tensor(planes, device=j0.device) * (self.egos * (p + 2) * (p + 1))
+        v = values.unsqueeze(-2).expand(row.shape).flatten()
+        self.buf.scatter_add_(0, (row + j0).flatten(), v)
+        self.buf.scatter_add_(0, (row + j1 + 1).flatten(), -v)
 
     def sums(self) -> torch.Tensor:
-        """`[planes, E, H, H]`: per pixel, the sum of the values of the runs covering it."""
+        """`[planes, E, H, H]`: per pixel, the sum of the values of the runs covering it (in place)."""
         p = self.pixels
-        return self.buf.view(self.shape).cumsum(-1)[:, :, 1 : p + 1, :p]
+        return self.buf.view(self.shape).cumsum_(-1)[:, :, 1 : p + 1, :p]
 
 
 def raster(state: WorldState, road: RoadMap, cfg: SimConfig, consts: SimConstants | None = None) -> torch.Tensor:
@@ -337,19 +337,16 @@ def raster(state: WorldState, road: RoadMap, cfg: SimConfig, consts: SimConstant
     reachable = route_attr(road.route.cost, road, m, lane_local, dest) < UNREACHABLE_COST_M
     on_route = torch.where(reachable, 1.0 / (1.0 + changes.float()), 0.0)
     e = 0.5 * px  # lines are a pixel wide
-    # Bands across each segment: the lane (drivable), its centre line, its left and right edges.
-    lat_lo = torch.stack([-hw, torch.full_like(hw, -e), hw - e, -hw - e], dim=-1)
-    lat_hi = torch.stack([hw, torch.full_like(hw, e), hw + e, -hw + e], dim=-1)
     radius = math.hypot(0.5 * seg_m + SEGMENT_OVERLAP_M, 0.5 * tiles.max_width_m + px)
-    r, j0, j1 = _row_runs(row, col, cos_a, sin_a, 0.5 * seg_len + SEGMENT_OVERLAP_M, lat_lo, lat_hi, radius, px, h)
-    lanes = _RowSums(5, egos, h, x.device)  # lanes covering, route sum, limit sum, centre lines, edges
+    runs = _RowRuns(row, col, cos_a, sin_a, 0.5 * seg_len + SEGMENT_OVERLAP_M, radius, px, h)
+    sums = _RowSums(8, egos, h, x.device)  # lanes: covering, route, limit, centre lines, edges; boxes: 3
     ones = torch.ones_like(hw)
-    values = torch.stack([ones, on_route, limit / SPEED_SCALE, ones, ones, ones], dim=-1)
-    lanes.add((0, 1, 2), r, j0[..., :1], j1[..., :1], values[..., :3])  # the lane: covering, route, limit
-    lanes.add((3, 4, 4), r, j0[..., 1:], j1[..., 1:], values[..., 3:])  # its lines
-    count, route_sum, limit_sum, centre, edge = lanes.sums()
-    drivable = count > 0.5
-    per_lane = count.clamp(min=1.0)  # where lanes overlap (at a shared edge), the mean of their values
+    fill = runs.columns(-hw.unsqueeze(-1), hw.unsqueeze(-1))
+    sums.add((0, 1, 2), runs, *fill, torch.stack([ones, on_route, limit / SPEED_SCALE], dim=-1))
+    # Bands across each segment: its centre line, its left and right edges.
+    lat_lo = torch.stack([torch.full_like(hw, -e), hw - e, -hw - e], dim=-1)
+    lat_hi = torch.stack([torch.full_like(hw, e), hw + e, -hw + e], dim=-1)
+    sums.add((3, 4, 4), runs, *runs.columns(lat_lo, lat_hi), torch.stack([ones, ones, ones], dim=-1))
 
     # Vehicles: the ego and its `vehicles` nearest others, as oriented boxes.
     n = v.s.shape[1]
@@ -369,25 +366,28 @@ def raster(state: WorldState, road: RoadMap, cfg: SimConfig, consts: SimConstant
     vrow = torch.where(drawn, vrow, far)
     rel = pick(yaw) - eyaw.unsqueeze(-1)
     half_wid = (0.5 * pick(v.width)).unsqueeze(-1)
-    r, j0, j1 = _row_runs(
-        vrow, vcol, torch.cos(rel), torch.sin(rel), 0.5 * pick(v.length), -half_wid, half_wid,
-        0.5 * rc.vehicle_window_m, px, h,
-    )  # fmt: skip
+    box_runs = _RowRuns(
+        vrow, vcol, torch.cos(rel), torch.sin(rel), 0.5 * pick(v.length), 0.5 * rc.vehicle_window_m, px, h
+    )
     is_ego = (torch.arange(1 + kv, device=x.device) == 0).float().expand_as(vrow)
-    boxes = _RowSums(3, egos, h, x.device)  # the ego's box, the others' boxes, speed sum
-    boxes.add((0, 1, 2), r, j0, j1, torch.stack([is_ego, 1.0 - is_ego, pick(v.speed) / SPEED_SCALE], -1))
-    ego_n, others_n, speed_sum = boxes.sums()
+    box_values = torch.stack([is_ego, 1.0 - is_ego, pick(v.speed) / SPEED_SCALE], -1)
+    sums.add((5, 6, 7), box_runs, *box_runs.columns(-half_wid, half_wid), box_values)  # ego, others, speed
+    count, route_sum, limit_sum, centre, edge, ego_n, others_n, speed_sum = sums.sums()
+    drivable = count.clamp(max=1.0)  # counts are exact small integers
+    per_lane = count.clamp(min=1.0)  # where lanes overlap (at a shared edge), the mean of their values
     in_box = ego_n + others_n
 
-    planes = {
-        "drivable": drivable.float(),
-        "lane_centre": (centre > 0.5).float(),
-        "lane_edge": (edge > 0.5).float(),
-        "route": torch.where(drivable, route_sum / per_lane, 0.0),
-        "speed_limit": torch.where(drivable, limit_sum / per_lane, 0.0),
-        "vehicles": (others_n > 0.5).float(),
-        "ego": (ego_n > 0.5).float(),
-        "speed": torch.where(in_box > 0.5, speed_sum / in_box.clamp(min=1.0), 0.0),  # the mean where boxes overlap
-        "signals": torch.zeros_like(count),  # no signals in the maps yet
-    }
-    return torch.stack([planes[name] for name in RASTER_CHANNELS], dim=1).view(w, c, len(RASTER_CHANNELS), h, h)
+    out = torch.empty(egos, len(RASTER_CHANNELS), h, h, device=x.device)
+    plane = {name: out[:, i] for i, name in enumerate(RASTER_CHANNELS)}  # written in place: no stacking copy
+    plane["drivable"].copy_(drivable)
+    torch.clamp(centre, max=1.0, out=plane["lane_centre"])
+    torch.clamp(edge, max=1.0, out=plane["lane_edge"])
+    torch.mul(route_sum / per_lane, drivable, out=plane["route"])  # the product drops rounding off the lanes
+    torch.mul(limit_sum / per_lane, drivable, out=plane["speed_limit"])
+    torch.clamp(others_n, max=1.0, out=plane["vehicles"])
+    torch.clamp(ego_n, max=1.0, out=plane["ego"])
+    torch.mul(
+        speed_sum / in_box.clamp(min=1.0), in_box.clamp(max=1.0), out=plane["speed"]
+    )  # the mean where boxes overlap
+    plane["signals"].zero_()  # no signals in the maps yet
+    return out.view(w, c, len(RASTER_CHANNELS), h, h)
