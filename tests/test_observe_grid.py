@@ -299,12 +299,12 @@ def test_row_runs_equal_a_per_pixel_test(seed):
     angle = torch.rand(1, 1, k, generator=g) * 2 * math.pi
     angle[..., :4] = torch.tensor([0.0, math.pi / 2, math.pi, -math.pi / 2])
     half_along = 0.3 + 3.0 * torch.rand(1, 1, k, generator=g)
-    lat_lo = -0.2 - 2.0 * torch.rand(1, 1, k, 1, generator=g)
-    lat_hi = lat_lo + 0.1 + 3.0 * torch.rand(1, 1, k, 1, generator=g)
-    radius = float(torch.hypot(half_along, torch.maximum(lat_lo.abs(), lat_hi.abs()).squeeze(-1)).max())
+    lat_lo = -0.2 - 2.0 * torch.rand(1, 1, k, generator=g)
+    lat_hi = lat_lo + 0.1 + 3.0 * torch.rand(1, 1, k, generator=g)
+    radius = float(torch.hypot(half_along, torch.maximum(lat_lo.abs(), lat_hi.abs())).max())
     runs = _RowRuns(row, col, torch.cos(angle), torch.sin(angle), half_along, radius, px, pixels)
     sums = _RowSums(1, 1, pixels, row.device)
-    sums.add((0,), runs, *runs.columns(lat_lo, lat_hi), torch.ones(1, 1, k, 1))
+    sums.add(0, sums.rows(runs), *runs.columns(lat_lo, lat_hi))
     ours = sums.sums()[0, 0]
 
     rc = torch.arange(pixels, dtype=torch.float32) + 0.5

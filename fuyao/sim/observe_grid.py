@@ -233,16 +233,16 @@ class _RowRuns:
         # A pixel centre dl metres left of the centre: along = df ca + dl sa, lat = -df sa + dl ca.
         ha = half_along.unsqueeze(-1)
         self.a_min, self.a_max = _span(df * ca, _safe_inverse(sa), -ha, ha)
-        self.lat_offset, self.inv_ca = (-df * sa).unsqueeze(-1), _safe_inverse(ca).unsqueeze(-1)
-        self.c = (col - 0.5).view(*col.shape, 1, 1)
+        self.lat_offset, self.inv_ca = -df * sa, _safe_inverse(ca)
+        self.c = (col - 0.5).unsqueeze(-1)
         self.px, self.pixels = px, pixels
 
     def columns(self, lat_lo: torch.Tensor, lat_hi: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """First and last column `[W, C, K, R, B]` int64 of the runs inside each band `[W, C, K, B]` (m); an empty
-        run has `j1 = j0 - 1`, so that it adds and removes at one cell."""
-        l_min, l_max = _span(self.lat_offset, self.inv_ca, lat_lo.unsqueeze(-2), lat_hi.unsqueeze(-2))
-        dl_min = torch.maximum(self.a_min.unsqueeze(-1), l_min)
-        dl_max = torch.minimum(self.a_max.unsqueeze(-1), l_max)
+        """First and last column `[W, C, K, R]` int64 of the runs inside the band `[W, C, K]` (m); an empty run
+        has `j1 = j0 - 1`, so that it adds and removes at one cell."""
+        l_min, l_max = _span(self.lat_offset, self.inv_ca, lat_lo.unsqueeze(-1), lat_hi.unsqueeze(-1))
+        dl_min = torch.maximum(self.a_min, l_min)
+        dl_max = torch.minimum(self.a_max, l_max)
         # Column j's pixel centre lies dl = (col - j - 0.5) px left of the centre.
         j0 = torch.ceil(self.c - dl_max / self.px)
         j1 = torch.maximum(torch.floor(self.c - dl_min / self.px), j0 - 1.0)
@@ -250,32 +250,49 @@ class _RowRuns:
 
 
 class _RowSums:
-    """Difference arrays, one plane of `[H + 2 rows, H + 1]` per (plane, ego): a run `[j0, j1]` adds `+value` at
-    `j0` and `-value` after `j1`; the cumulative sum along each row then gives every pixel the sum of the values
-    of the runs covering it (with `value = 1`: how many). Rows -1 and H take the runs of rows off the raster."""
+    """The raster itself, `[E, planes, H, H]` (flat, plus one cell that takes what is not drawn), first as
+    difference arrays: a run `[j0, j1]` of a row adds `+value` at `j0` and `-value` at `j1 + 1` (nothing past the
+    row's end); the cumulative sum along each row then gives every pixel the sum of the values of the runs
+    covering it (with `value = 1`: how many). Values are multiples of 1/1024 (`_quantised`), so every sum and
+    difference is exact in float32 and pixels no run covers stay exactly 0."""
 
     def __init__(self, planes: int, egos: int, pixels: int, device: torch.device) -> None:
-        self.shape = (planes, egos, pixels + 2, pixels + 1)
-        self.buf = torch.zeros(math.prod(self.shape), device=device)
-        self.egos, self.pixels = egos, pixels
+        self.shape = (egos, planes, pixels, pixels)
+        self.dump = math.prod(self.shape)
+        self.buf = torch.zeros(self.dump + 1, device=device)
+        self.egos, self.planes, self.pixels = egos, planes, pixels
 
-    def add(self, planes: tuple[int, ...], runs: _RowRuns, j0, j1, values: torch.Tensor) -> None:
-        """Add `values[..., i]` `[W, C, K, len(planes)]` into plane `planes[i]` over the runs `[j0, j1]`
-        `[W, C, K, R, 1 or len(planes)]` of `runs`' rows."""
-        w, c = j0.shape[:2]
+    def rows(self, runs: _RowRuns) -> tuple[torch.Tensor, torch.Tensor]:
+        """Flat index of column 0 of each of `runs`' rows in plane 0, `[W, C, K, R]`, and whether the row is on the
+        raster."""
+        w, c = runs.r.shape[:2]
         p = self.pixels
-        ego = torch.arange(self.egos, device=j0.device).view(w, c, 1, 1)
-        row = ((ego * (p + 2) + runs.r.clamp(-1, p) + 1) * (p + 1)).unsqueeze(-1)  # [W, C, K, R, 1]
-        # A few ints per call; folded into the kernel's constants when compiled.
-        row = row + torch.tensor(planes, device=j0.device) * (self.egos * (p + 2) * (p + 1))
-        v = values.unsqueeze(-2).expand(row.shape).flatten()
-        self.buf.scatter_add_(0, (row + j0).flatten(), v)
-        self.buf.scatter_add_(0, (row + j1 + 1).flatten(), -v)
+        ego = torch.arange(self.egos, device=runs.r.device).view(w, c, 1, 1)
+        on = (runs.r >= 0) & (runs.r < p)
+        return (ego * (self.planes * p) + runs.r.clamp(0, p - 1)) * p, on
+
+    def add(self, plane: int, rows, j0: torch.Tensor, j1: torch.Tensor, value=None) -> None:
+        """Add `value` (`[W, C, K]`; None: 1) into `plane` over the runs `[j0, j1]` `[W, C, K, R]` of `rows`."""
+        base, on = rows
+        base = base + plane * self.pixels * self.pixels
+        drawn = on & (j0 <= j1)
+        start = torch.where(drawn, base + j0, self.dump).flatten()
+        stop = torch.where(drawn & (j1 + 1 < self.pixels), base + j1 + 1, self.dump).flatten()
+        if value is None:
+            v = torch.ones_like(start, dtype=self.buf.dtype)
+        else:
+            v = _quantised(value).unsqueeze(-1).expand(j0.shape).flatten()
+        self.buf.scatter_add_(0, start, v)
+        self.buf.scatter_add_(0, stop, -v)
 
     def sums(self) -> torch.Tensor:
-        """`[planes, E, H, H]`: per pixel, the sum of the values of the runs covering it (in place)."""
-        p = self.pixels
-        return self.buf.view(self.shape).cumsum_(-1)[:, :, 1 : p + 1, :p]
+        """`[E, planes, H, H]`: per pixel, the sum of the values of the runs covering it (in place)."""
+        return self.buf[: self.dump].view(self.shape).cumsum_(-1)
+
+
+def _quantised(x: torch.Tensor) -> torch.Tensor:
+    """`x` rounded to a multiple of 1/1024: sums of a few such values below 2^13 are exact in float32."""
+    return torch.round(x * 1024.0) / 1024.0
 
 
 def raster(state: WorldState, road: RoadMap, cfg: SimConfig, consts: SimConstants | None = None) -> torch.Tensor:
@@ -339,14 +356,16 @@ def raster(state: WorldState, road: RoadMap, cfg: SimConfig, consts: SimConstant
     e = 0.5 * px  # lines are a pixel wide
     radius = math.hypot(0.5 * seg_m + SEGMENT_OVERLAP_M, 0.5 * tiles.max_width_m + px)
     runs = _RowRuns(row, col, cos_a, sin_a, 0.5 * seg_len + SEGMENT_OVERLAP_M, radius, px, h)
-    sums = _RowSums(8, egos, h, x.device)  # lanes: covering, route, limit, centre lines, edges; boxes: 3
-    ones = torch.ones_like(hw)
-    fill = runs.columns(-hw.unsqueeze(-1), hw.unsqueeze(-1))
-    sums.add((0, 1, 2), runs, *fill, torch.stack([ones, on_route, limit / SPEED_SCALE], dim=-1))
-    # Bands across each segment: its centre line, its left and right edges.
-    lat_lo = torch.stack([torch.full_like(hw, -e), hw - e, -hw - e], dim=-1)
-    lat_hi = torch.stack([torch.full_like(hw, e), hw + e, -hw + e], dim=-1)
-    sums.add((3, 4, 4), runs, *runs.columns(lat_lo, lat_hi), torch.stack([ones, ones, ones], dim=-1))
+    sums = _RowSums(len(RASTER_CHANNELS), egos, h, x.device)  # the planes in RASTER_CHANNELS order
+    ch = {name: i for i, name in enumerate(RASTER_CHANNELS)}
+    rows = sums.rows(runs)
+    j0, j1 = runs.columns(-hw, hw)
+    sums.add(ch["drivable"], rows, j0, j1)  # how many lanes cover the pixel
+    sums.add(ch["route"], rows, j0, j1, on_route)
+    sums.add(ch["speed_limit"], rows, j0, j1, limit / SPEED_SCALE)
+    sums.add(ch["lane_centre"], rows, *runs.columns(torch.full_like(hw, -e), torch.full_like(hw, e)))
+    sums.add(ch["lane_edge"], rows, *runs.columns(hw - e, hw + e))  # left edge
+    sums.add(ch["lane_edge"], rows, *runs.columns(-hw - e, -hw + e))  # right edge
 
     # Vehicles: the ego and its `vehicles` nearest others, as oriented boxes.
     n = v.s.shape[1]
@@ -365,29 +384,25 @@ def raster(state: WorldState, road: RoadMap, cfg: SimConfig, consts: SimConstant
     vrow, vcol = to_pixels(pick(x), pick(y))
     vrow = torch.where(drawn, vrow, far)
     rel = pick(yaw) - eyaw.unsqueeze(-1)
-    half_wid = (0.5 * pick(v.width)).unsqueeze(-1)
+    half_wid = 0.5 * pick(v.width)
     box_runs = _RowRuns(
         vrow, vcol, torch.cos(rel), torch.sin(rel), 0.5 * pick(v.length), 0.5 * rc.vehicle_window_m, px, h
     )
+    rows = sums.rows(box_runs)
+    j0, j1 = box_runs.columns(-half_wid, half_wid)
     is_ego = (torch.arange(1 + kv, device=x.device) == 0).float().expand_as(vrow)
-    box_values = torch.stack([is_ego, 1.0 - is_ego, pick(v.speed) / SPEED_SCALE], -1)
-    sums.add((5, 6, 7), box_runs, *box_runs.columns(-half_wid, half_wid), box_values)  # ego, others, speed
-    count, route_sum, limit_sum, centre, edge, ego_n, others_n, speed_sum = sums.sums()
-    drivable = count.clamp(max=1.0)  # counts are exact small integers
-    per_lane = count.clamp(min=1.0)  # where lanes overlap (at a shared edge), the mean of their values
-    in_box = ego_n + others_n
-
-    out = torch.empty(egos, len(RASTER_CHANNELS), h, h, device=x.device)
-    plane = {name: out[:, i] for i, name in enumerate(RASTER_CHANNELS)}  # written in place: no stacking copy
-    plane["drivable"].copy_(drivable)
-    torch.clamp(centre, max=1.0, out=plane["lane_centre"])
-    torch.clamp(edge, max=1.0, out=plane["lane_edge"])
-    torch.mul(route_sum / per_lane, drivable, out=plane["route"])  # the product drops rounding off the lanes
-    torch.mul(limit_sum / per_lane, drivable, out=plane["speed_limit"])
-    torch.clamp(others_n, max=1.0, out=plane["vehicles"])
-    torch.clamp(ego_n, max=1.0, out=plane["ego"])
-    torch.mul(
-        speed_sum / in_box.clamp(min=1.0), in_box.clamp(max=1.0), out=plane["speed"]
-    )  # the mean where boxes overlap
-    plane["signals"].zero_()  # no signals in the maps yet
+    sums.add(ch["ego"], rows, j0, j1, is_ego)
+    sums.add(ch["vehicles"], rows, j0, j1, 1.0 - is_ego)
+    sums.add(ch["speed"], rows, j0, j1, pick(v.speed) / SPEED_SCALE)
+    # From sums to values, in place: the raster is the difference arrays' buffer (no further copy). The signals
+    # plane stays 0: no signals in the maps yet.
+    out = sums.sums()  # [E, 9, H, H]
+    plane = {name: out[:, i] for i, name in enumerate(RASTER_CHANNELS)}
+    per_lane = plane["drivable"].clamp(min=1.0)  # where lanes overlap (a shared edge), the mean of their values
+    plane["route"].div_(per_lane)
+    plane["speed_limit"].div_(per_lane)
+    per_box = (plane["ego"] + plane["vehicles"]).clamp_(min=1.0)
+    plane["speed"].div_(per_box)  # the mean where boxes overlap
+    for name in ("drivable", "lane_centre", "lane_edge", "vehicles", "ego"):
+        plane[name].clamp_(max=1.0)  # counts -> presence
     return out.view(w, c, len(RASTER_CHANNELS), h, h)
