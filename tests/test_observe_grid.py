@@ -304,7 +304,7 @@ def test_row_runs_equal_a_per_pixel_test(seed):
     radius = float(torch.hypot(half_along, torch.maximum(lat_lo.abs(), lat_hi.abs())).max())
     runs = _RowRuns(row, col, torch.cos(angle), torch.sin(angle), half_along, radius, px, pixels)
     sums = _RowSums(1, 1, pixels, row.device)
-    sums.add(0, sums.rows(runs), *runs.columns(lat_lo, lat_hi))
+    sums.add((0,), sums.rows(runs), *runs.columns(lat_lo, lat_hi))
     ours = sums.sums()[0, 0]
 
     rc = torch.arange(pixels, dtype=torch.float32) + 0.5

@@ -271,19 +271,22 @@ class _RowSums:
         on = (runs.r >= 0) & (runs.r < p)
         return (ego * (self.planes * p) + runs.r.clamp(0, p - 1)) * p, on
 
-    def add(self, plane: int, rows, j0: torch.Tensor, j1: torch.Tensor, value=None) -> None:
-        """Add `value` (`[W, C, K]`; None: 1) into `plane` over the runs `[j0, j1]` `[W, C, K, R]` of `rows`."""
+    def add(self, planes: tuple[int, ...], rows, j0: torch.Tensor, j1: torch.Tensor, values=(None,)) -> None:
+        """Add `values[i]` (`[W, C, K]`; None: 1) into `planes[i]` over the runs `[j0, j1]` `[W, C, K, R]` of
+        `rows` (the indices are worked out once for all the planes)."""
         base, on = rows
-        base = base + plane * self.pixels * self.pixels
         drawn = on & (j0 <= j1)
-        start = torch.where(drawn, base + j0, self.dump).flatten()
-        stop = torch.where(drawn & (j1 + 1 < self.pixels), base + j1 + 1, self.dump).flatten()
-        if value is None:
-            v = torch.ones_like(start, dtype=self.buf.dtype)
-        else:
-            v = _quantised(value).unsqueeze(-1).expand(j0.shape).flatten()
-        self.buf.scatter_add_(0, start, v)
-        self.buf.scatter_add_(0, stop, -v)
+        start = base + j0
+        stop = base + j1 + 1
+        ends = drawn & (j1 + 1 < self.pixels)  # a run to the row's end needs no -value
+        for plane, value in zip(planes, values, strict=True):
+            offset = plane * self.pixels * self.pixels
+            if value is None:
+                v = torch.ones(start.numel(), device=start.device)
+            else:
+                v = _quantised(value).unsqueeze(-1).expand(j0.shape).flatten()
+            self.buf.scatter_add_(0, torch.where(drawn, start + offset, self.dump).flatten(), v)
+            self.buf.scatter_add_(0, torch.where(ends, stop + offset, self.dump).flatten(), -v)
 
     def sums(self) -> torch.Tensor:
         """`[E, planes, H, H]`: per pixel, the sum of the values of the runs covering it (in place)."""
@@ -354,18 +357,17 @@ def raster(state: WorldState, road: RoadMap, cfg: SimConfig, consts: SimConstant
     reachable = route_attr(road.route.cost, road, m, lane_local, dest) < UNREACHABLE_COST_M
     on_route = torch.where(reachable, 1.0 / (1.0 + changes.float()), 0.0)
     e = 0.5 * px  # lines are a pixel wide
-    radius = math.hypot(0.5 * seg_m + SEGMENT_OVERLAP_M, 0.5 * tiles.max_width_m + px)
+    radius = math.hypot(0.5 * seg_m + SEGMENT_OVERLAP_M, 0.5 * tiles.max_width_m + e)  # the edge lines' reach
     runs = _RowRuns(row, col, cos_a, sin_a, 0.5 * seg_len + SEGMENT_OVERLAP_M, radius, px, h)
     sums = _RowSums(len(RASTER_CHANNELS), egos, h, x.device)  # the planes in RASTER_CHANNELS order
     ch = {name: i for i, name in enumerate(RASTER_CHANNELS)}
     rows = sums.rows(runs)
     j0, j1 = runs.columns(-hw, hw)
-    sums.add(ch["drivable"], rows, j0, j1)  # how many lanes cover the pixel
-    sums.add(ch["route"], rows, j0, j1, on_route)
-    sums.add(ch["speed_limit"], rows, j0, j1, limit / SPEED_SCALE)
-    sums.add(ch["lane_centre"], rows, *runs.columns(torch.full_like(hw, -e), torch.full_like(hw, e)))
-    sums.add(ch["lane_edge"], rows, *runs.columns(hw - e, hw + e))  # left edge
-    sums.add(ch["lane_edge"], rows, *runs.columns(-hw - e, -hw + e))  # right edge
+    # How many lanes cover each pixel, and the sums of their route and speed-limit values.
+    sums.add((ch["drivable"], ch["route"], ch["speed_limit"]), rows, j0, j1, (None, on_route, limit / SPEED_SCALE))
+    sums.add((ch["lane_centre"],), rows, *runs.columns(torch.full_like(hw, -e), torch.full_like(hw, e)))
+    sums.add((ch["lane_edge"],), rows, *runs.columns(hw - e, hw + e))  # left edge
+    sums.add((ch["lane_edge"],), rows, *runs.columns(-hw - e, -hw + e))  # right edge
 
     # Vehicles: the ego and its `vehicles` nearest others, as oriented boxes.
     n = v.s.shape[1]
@@ -391,9 +393,9 @@ def raster(state: WorldState, road: RoadMap, cfg: SimConfig, consts: SimConstant
     rows = sums.rows(box_runs)
     j0, j1 = box_runs.columns(-half_wid, half_wid)
     is_ego = (torch.arange(1 + kv, device=x.device) == 0).float().expand_as(vrow)
-    sums.add(ch["ego"], rows, j0, j1, is_ego)
-    sums.add(ch["vehicles"], rows, j0, j1, 1.0 - is_ego)
-    sums.add(ch["speed"], rows, j0, j1, pick(v.speed) / SPEED_SCALE)
+    sums.add(
+        (ch["ego"], ch["vehicles"], ch["speed"]), rows, j0, j1, (is_ego, 1.0 - is_ego, pick(v.speed) / SPEED_SCALE)
+    )
     # From sums to values, in place: the raster is the difference arrays' buffer (no further copy). The signals
     # plane stays 0: no signals in the maps yet.
     out = sums.sums()  # [E, 9, H, H]
