@@ -232,14 +232,16 @@ class _RowRuns:
         ca, sa = cos_a.unsqueeze(-1), sin_a.unsqueeze(-1)
         # A pixel centre dl metres left of the centre: along = df ca + dl sa, lat = -df sa + dl ca.
         ha = half_along.unsqueeze(-1)
-        self.a_min, self.a_max = _span(df * ca, _safe_inverse(sa), -ha, ha)
+        a_min, a_max = _span(df * ca, _safe_inverse(sa), -ha, ha)
+        on = (self.r >= 0) & (self.r < pixels)  # rows off the raster get empty runs
+        self.a_min, self.a_max = torch.where(on, a_min, math.inf), torch.where(on, a_max, -math.inf)
         self.lat_offset, self.inv_ca = -df * sa, _safe_inverse(ca)
         self.c = (col - 0.5).unsqueeze(-1)
         self.px, self.pixels = px, pixels
 
     def columns(self, lat_lo: torch.Tensor, lat_hi: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """First and last column `[W, C, K, R]` int64 of the runs inside the band `[W, C, K]` (m); an empty run
-        has `j1 = j0 - 1`, so that it adds and removes at one cell."""
+        """First and last column `[W, C, K, R]` int64 of the runs inside the band `[W, C, K]` (m), `0 <= j0 <= H`
+        and `j1 <= H - 1`; an empty run has `j1 = j0 - 1`, so that it adds and removes at one cell."""
         l_min, l_max = _span(self.lat_offset, self.inv_ca, lat_lo.unsqueeze(-1), lat_hi.unsqueeze(-1))
         dl_min = torch.maximum(self.a_min, l_min)
         dl_max = torch.minimum(self.a_max, l_max)
@@ -250,47 +252,44 @@ class _RowRuns:
 
 
 class _RowSums:
-    """The raster itself, `[E, planes, H, H]` (flat, plus one cell that takes what is not drawn), first as
-    difference arrays: a run `[j0, j1]` of a row adds `+value` at `j0` and `-value` at `j1 + 1` (nothing past the
-    row's end); the cumulative sum along each row then gives every pixel the sum of the values of the runs
-    covering it (with `value = 1`: how many). Values are multiples of 1/1024 (`_quantised`), so every sum and
-    difference is exact in float32 and pixels no run covers stay exactly 0."""
+    """The raster itself, `[E, planes, H, H]` (flat, plus one spare cell at the end), first as a difference array
+    over the whole buffer read as one sequence: a run `[j0, j1]` of a row adds `+value` at its first cell and
+    `-value` at the cell after its last (the next row's first where it reaches the row's end), and one cumulative
+    sum over the buffer gives every pixel the sum of the values of the runs covering it (with `value = 1`: how
+    many). An empty run adds and removes at one cell. Values are multiples of 1/1024 (`_quantised`), so every
+    partial sum is exact in float32: runs cancel exactly past their end and pixels no run covers stay 0."""
 
     def __init__(self, planes: int, egos: int, pixels: int, device: torch.device) -> None:
         self.shape = (egos, planes, pixels, pixels)
-        self.dump = math.prod(self.shape)
-        self.buf = torch.zeros(self.dump + 1, device=device)
+        self.size = math.prod(self.shape)
+        self.buf = torch.zeros(self.size + 1, device=device)
         self.egos, self.planes, self.pixels = egos, planes, pixels
 
-    def rows(self, runs: _RowRuns) -> tuple[torch.Tensor, torch.Tensor]:
-        """Flat index of column 0 of each of `runs`' rows in plane 0, `[W, C, K, R]`, and whether the row is on the
-        raster."""
+    def rows(self, runs: _RowRuns) -> torch.Tensor:
+        """Flat index of column 0 of each of `runs`' rows in plane 0, `[W, C, K, R]` (rows off the raster, whose
+        runs are empty, clamped onto it)."""
         w, c = runs.r.shape[:2]
         p = self.pixels
         ego = torch.arange(self.egos, device=runs.r.device).view(w, c, 1, 1)
-        on = (runs.r >= 0) & (runs.r < p)
-        return (ego * (self.planes * p) + runs.r.clamp(0, p - 1)) * p, on
+        return (ego * (self.planes * p) + runs.r.clamp(0, p - 1)) * p
 
     def add(self, planes: tuple[int, ...], rows, j0: torch.Tensor, j1: torch.Tensor, values=(None,)) -> None:
         """Add `values[i]` (`[W, C, K]`; None: 1) into `planes[i]` over the runs `[j0, j1]` `[W, C, K, R]` of
-        `rows` (the indices are worked out once for all the planes)."""
-        base, on = rows
-        drawn = on & (j0 <= j1)
-        start = base + j0
-        stop = base + j1 + 1
-        ends = drawn & (j1 + 1 < self.pixels)  # a run to the row's end needs no -value
+        `rows`."""
+        start = rows + j0
+        stop = rows + j1 + 1
         for plane, value in zip(planes, values, strict=True):
             offset = plane * self.pixels * self.pixels
             if value is None:
                 v = torch.ones(start.numel(), device=start.device)
             else:
                 v = _quantised(value).unsqueeze(-1).expand(j0.shape).flatten()
-            self.buf.scatter_add_(0, torch.where(drawn, start + offset, self.dump).flatten(), v)
-            self.buf.scatter_add_(0, torch.where(ends, stop + offset, self.dump).flatten(), -v)
+            self.buf.scatter_add_(0, (start + offset).flatten(), v)
+            self.buf.scatter_add_(0, (stop + offset).flatten(), -v)
 
     def sums(self) -> torch.Tensor:
         """`[E, planes, H, H]`: per pixel, the sum of the values of the runs covering it (in place)."""
-        return self.buf[: self.dump].view(self.shape).cumsum_(-1)
+        return self.buf.cumsum_(0)[: self.size].view(self.shape)
 
 
 def _quantised(x: torch.Tensor) -> torch.Tensor:
