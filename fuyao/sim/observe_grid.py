@@ -31,8 +31,12 @@ left). A pixel is set where its centre lies inside a shape (sampling, no anti-al
 
 Both are batched over worlds and controlled vehicles with tensor ops only (no loop over vehicles or worlds, no
 host sync): lane points come from a tile index of the map bank (`fuyao.sim.lane_tiles`, in `SimConstants`);
-shapes are drawn by testing the pixels of a fixed window around each shape (the `lane_segments` nearest lane
-segments, the `vehicles` nearest vehicles), then scattered into the raster.
+the raster draws the `lane_segments` nearest lane segments (straight pieces of `segment_points` map spacings) and
+the ego's and its `vehicles` nearest vehicles' boxes as rotated rectangles, exactly at pixel centres, by rows:
+within a raster row a rectangle covers one run of columns, solved in closed form (`_RowRuns`), and each run adds
+its value to a difference array that is the raster's own buffer, summed in place (`_RowSums`). Where pixel
+centres lie exactly on a shape's border they count as inside. On CPU it runs eager (`World` does not compile
+it: compiled it was 11x slower, BENCHMARKS.md "Grid observations"); it compiles in one graph where wanted.
 """
 
 from __future__ import annotations
