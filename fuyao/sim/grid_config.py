@@ -87,8 +87,9 @@ class RasterConfig:
     and turned with it (row 0 ahead, column 0 to the left).
 
     `lane_segments`: the nearest lane segments (straight pieces of `segment_points` centre-line spacings) drawn
-    per ego; more than fit in the raster wastes time, fewer drops the farthest. `vehicles`: the nearest other vehicles drawn (boxes of up to
-    `vehicle_window_m` along their diagonal are drawn whole: it bounds the raster rows each box is solved for)."""
+    per ego; more than fit in the raster wastes time, fewer drops the farthest. `vehicles`: the nearest other
+    vehicles drawn (boxes of up to `vehicle_window_m` along their diagonal are drawn whole: it bounds the raster
+    rows each box is solved for)."""
 
     pixels: int = 64
     metres_per_pixel: float = 1.0
