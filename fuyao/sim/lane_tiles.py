@@ -1,8 +1,8 @@
 """A spatial index of the map bank's lane centre-line points, so that the grid observations find the lane points
 near a vehicle with a gather instead of testing every point of the map.
 
-Each map is cut into square tiles of `tile_m`; a tile lists the points (every `stride`-th of each lane) (as `lane * P + point`, local to its map)
-that lie in it, padded with -1 to the fullest tile's count. Built once on the host (numpy) when the world is
+Each map is cut into square tiles of `tile_m`; a tile lists the points (every `stride`-th of each lane, as
+`lane * P + point`, local to its map) that lie in it, padded with -1 to the fullest tile's count. Built once on the host (numpy) when the world is
 built; a query is fixed-shape: the `n x n` tiles around a point, `n = ceil(2 radius / tile_m) + 1`.
 """
 
