@@ -1,6 +1,6 @@
 """Policy networks: one actor-critic module shared by every controlled vehicle (self-play).
 
-Two encoders, chosen by `PolicyConfig.encoder`:
+Three encoders, chosen by `PolicyConfig.encoder`:
 
 `mlp`     the flat observation through a two-layer MLP (the baseline).
 `pooled`  permutation-invariant: the ego's own features, its lane potential, the lane neighbours (traffic) and
@@ -10,6 +10,11 @@ Two encoders, chosen by `PolicyConfig.encoder`:
           through another shared token MLP, masked by the lane's existence and max-pooled. Reordering neighbours
           or points does not change the output. Every slice comes from the observation's layout
           (`fuyao.sim.observe.ObservationLayout`, `KinematicsLayout`), never from offsets of its own.
+`cnn`     for the grid observations (raster, highway-occupancy `[channels, H, W]`): a small Nature-CNN-like
+          stack (Mnih et al. 2015, narrower: 16-32-32 filters of 8/4, 4/2, 3/1 on grids of 36 cells or more;
+          two 3 x 3 convolutions of 32 on smaller ones such as the 11 x 11 occupancy grid), flattened, through
+          one linear layer of `hidden`. Channels and size come from the observation's layout
+          (`fuyao.sim.observe_grid.RasterLayout`, `OccupancyLayout`).
 
 Heads: `actor` gives 5 logits (meta actions, masked by the world's action mask) or the mean of a 2-D Gaussian
 (continuous actions, state-independent log std, sampled and then clipped to [-1, 1]); `critic` gives V(obs).
@@ -26,7 +31,14 @@ import torch
 from torch import nn
 
 from fuyao.sim.config import ActionType, ConfigError, ObservationType, SimConfig
-from fuyao.sim.observe import POINT_FEATURES, KinematicsLayout, ObservationLayout, observation_shape
+from fuyao.sim.observe import (
+    POINT_FEATURES,
+    KinematicsLayout,
+    ObservationLayout,
+    observation_layout,
+    observation_shape,
+)
+from fuyao.sim.observe_grid import OccupancyLayout, RasterLayout
 
 NUM_META_ACTIONS = 5
 MASKED_LOGIT = -1.0e8  # logit of an impossible action (finite: keeps softmax NaN-free when all are masked)
@@ -35,6 +47,11 @@ MASKED_LOGIT = -1.0e8  # logit of an impossible action (finite: keeps softmax Na
 class Encoder(enum.Enum):
     MLP = "mlp"
     POOLED = "pooled"
+    CNN = "cnn"  # grid observations: raster, highway-occupancy
+
+
+GRID_OBSERVATIONS = (ObservationType.RASTER, ObservationType.HIGHWAY_OCCUPANCY)
+NATURE_CNN_MIN_CELLS = 36  # grids this wide or wider take the strided stack (8/4, 4/2, 3/1 leave at least 1 x 1)
 
 
 @dataclass(frozen=True)
@@ -138,6 +155,35 @@ class KinematicsEncoder(nn.Module):
         return torch.cat([self.ego(obs[:, lay.ego_row]), _pool(self.other(others), present)], dim=-1)
 
 
+def _conv(n_in: int, n_out: int, kernel: int, stride: int, padding: int = 0) -> nn.Conv2d:
+    conv = nn.Conv2d(n_in, n_out, kernel, stride, padding)
+    nn.init.orthogonal_(conv.weight, math.sqrt(2.0))
+    nn.init.zeros_(conv.bias)
+    return conv
+
+
+class ConvEncoder(nn.Module):
+    """CNN over a grid observation `[B, channels, H, W]` (or `[B, ..., channels, H, W]` flattened to it); the
+    shape comes from the observation's layout."""
+
+    def __init__(self, layout: RasterLayout | OccupancyLayout, hidden: int) -> None:
+        super().__init__()
+        self.layout = layout
+        channels, height, width = layout.shape
+        if min(height, width) >= NATURE_CNN_MIN_CELLS:
+            convs = [_conv(channels, 16, 8, 4), nn.ReLU(), _conv(16, 32, 4, 2), nn.ReLU(), _conv(32, 32, 3, 1)]
+        else:
+            convs = [_conv(channels, 32, 3, 1, 1), nn.ReLU(), _conv(32, 32, 3, 1, 1)]
+        self.convs = nn.Sequential(*convs, nn.ReLU(), nn.Flatten())
+        with torch.no_grad():
+            flat = self.convs(torch.zeros(1, channels, height, width)).shape[1]
+        self.head = nn.Sequential(_layer(flat, hidden), nn.ReLU())
+        self.out_dim = hidden
+
+    def forward(self, obs: torch.Tensor) -> torch.Tensor:
+        return self.head(self.convs(obs.reshape(-1, *self.layout.shape)))
+
+
 class ActorCritic(nn.Module):
     """`forward(obs) -> (actor_out [B, A], value [B])`; `A` = 5 logits (meta) or 2 Gaussian means (continuous)."""
 
@@ -146,8 +192,17 @@ class ActorCritic(nn.Module):
         self.obs_shape = observation_shape(sim)
         self.continuous = sim.action is ActionType.CONTINUOUS
         h = cfg.hidden
+        grid = sim.observation in GRID_OBSERVATIONS
+        if (cfg.encoder is Encoder.CNN) != grid and not (grid and cfg.encoder is Encoder.MLP):
+            allowed = "'cnn', 'mlp'" if grid else "'mlp', 'pooled'"
+            raise ConfigError(
+                f"PolicyConfig.encoder: got {cfg.encoder.value!r} for the {sim.observation.value!r} observation; "
+                f"allowed: {allowed}"
+            )
         if cfg.encoder is Encoder.MLP:
             self.encoder: nn.Module = FlatEncoder(math.prod(self.obs_shape), h)
+        elif cfg.encoder is Encoder.CNN:
+            self.encoder = ConvEncoder(observation_layout(sim), h)
         elif sim.observation is ObservationType.HIGHWAY_KINEMATICS:
             self.encoder = KinematicsEncoder(sim, h)
         else:

@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 
 from fuyao.roads.city import CityConfig
 from fuyao.roads.highway import HighwayConfig
+from fuyao.sim.grid_config import OccupancyGridConfig, RasterConfig
 
 
 class ConfigError(ValueError):
@@ -26,6 +27,8 @@ class ActionType(enum.Enum):
 class ObservationType(enum.Enum):
     NATIVE = "native"
     HIGHWAY_KINEMATICS = "highway-kinematics"
+    HIGHWAY_OCCUPANCY = "highway-occupancy"  # highway-env's OccupancyGrid (`fuyao.sim.observe_grid`)
+    RASTER = "raster"  # bird's-eye raster for convolutional policies (`fuyao.sim.observe_grid`)
 
 
 class MapKind(enum.Enum):
@@ -129,6 +132,8 @@ class SimConfig:
     observe_junctions: bool | None = None
     lookahead_m: tuple[float, ...] = (0.0, 10.0, 25.0, 50.0, 80.0, 120.0)  # lane geometry points ahead
     kinematics_vehicles: int = 5  # highway-kinematics rows (ego first)
+    occupancy: OccupancyGridConfig = field(default_factory=OccupancyGridConfig)  # highway-occupancy
+    raster: RasterConfig = field(default_factory=RasterConfig)  # raster
     mobil_period_s: float = 1.0  # how often background drivers reconsider their lane
     # Signal timing drawn per world and junction: every phase's duration times a scale from this range.
     signal_scale_range: tuple[float, float] = (0.8, 1.25)

@@ -32,6 +32,9 @@ two car lengths behind (along the ego's lane), nearest along the lane first, rel
 [-200, 200] m, y in [-4 n_lanes, 4 n_lanes] m, vx and vy in [-80, 80] m/s mapped to [-1, 1] and clipped;
 missing rows zero. highway-env's y axis points to the right of the road (screen coordinates), so y here is
 the negated world y.
+
+highway-occupancy `[W, C, F, Nx, Ny]` (highway-env's OccupancyGrid) and raster `[W, C, 9, H, H]` (a bird's-eye
+raster for convolutional policies) live in `fuyao.sim.observe_grid`, with their layouts.
 """
 
 from __future__ import annotations
@@ -45,6 +48,7 @@ from fuyao.sim.config import ObservationType, SimConfig
 from fuyao.sim.constants import SimConstants, constants_or_build
 from fuyao.sim.geometry import lane_attr, lane_index, lane_point, next_lane, route_attr, vehicle_pose, wrap_angle
 from fuyao.sim.neighbours import surroundings
+from fuyao.sim.observe_grid import HIGHWAY_ENV_MAX_SPEED, OccupancyLayout, RasterLayout, highway_occupancy, raster
 from fuyao.sim.signals import link_signal, link_time_in_state
 from fuyao.sim.state import WorldState, first_slots
 from fuyao.sim.traffic import driver_params, effective_limit, idm_acceleration, signal_priority
@@ -89,7 +93,6 @@ TRAFFIC_FEATURES = len(TRAFFIC_ROW)  # 6 lane neighbours x (present, gap, relati
 # IDM acceleration behind the own / left / right lane's leader, and imposed on the new left / right follower
 POTENTIAL_FEATURES = len(POTENTIAL_ROW)
 KINEMATICS_FEATURES = ("presence", "x", "y", "vx", "vy")
-HIGHWAY_ENV_MAX_SPEED = 40.0  # m/s, highway-env Vehicle.MAX_SPEED
 HIGHWAY_ENV_LANE_WIDTH = 4.0  # m, AbstractLane.DEFAULT_WIDTH
 
 
@@ -214,9 +217,13 @@ class KinematicsLayout:
         return self.features.index(feature)
 
 
-def observation_layout(cfg: SimConfig) -> ObservationLayout | KinematicsLayout:
+def observation_layout(cfg: SimConfig) -> ObservationLayout | KinematicsLayout | OccupancyLayout | RasterLayout:
     if cfg.observation is ObservationType.HIGHWAY_KINEMATICS:
         return KinematicsLayout.of(cfg)
+    if cfg.observation is ObservationType.HIGHWAY_OCCUPANCY:
+        return OccupancyLayout.of(cfg)
+    if cfg.observation is ObservationType.RASTER:
+        return RasterLayout.of(cfg)
     return ObservationLayout.of(cfg)
 
 
@@ -224,12 +231,18 @@ def observation_shape(cfg: SimConfig) -> tuple[int, ...]:
     layout = observation_layout(cfg)
     if isinstance(layout, KinematicsLayout):
         return (layout.rows, len(layout.features))
+    if isinstance(layout, (OccupancyLayout, RasterLayout)):
+        return layout.shape
     return (layout.size,)
 
 
 def observe(state: WorldState, road: RoadMap, cfg: SimConfig, consts: SimConstants | None = None) -> torch.Tensor:
     if cfg.observation is ObservationType.HIGHWAY_KINEMATICS:
         return highway_kinematics(state, road, cfg)
+    if cfg.observation is ObservationType.HIGHWAY_OCCUPANCY:
+        return highway_occupancy(state, road, cfg, consts)
+    if cfg.observation is ObservationType.RASTER:
+        return raster(state, road, cfg, consts)
     return native(state, road, cfg, consts)
 
 
