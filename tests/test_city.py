@@ -327,3 +327,19 @@ def test_a_follower_sees_the_queue_beyond_an_empty_junction_lane(junction):
     sur = surroundings(road, state.map_id, v.lane, v.s, v.length, v.speed, v.present, v.dest)
     assert int(sur.lead.slot[0, 0]) == 1  # across the empty connector
     assert float(sur.lead.gap[0, 0]) == pytest.approx(10.0 + connector + 6.0 - 5.0, abs=1e-3)
+
+
+def test_raster_signals_channel_shows_the_connectors_signal(junction):
+    from fuyao.sim.observe_grid import RasterLayout, raster
+
+    road, names, cfg = junction
+    rcfg = dataclasses.replace(cfg, observation="raster", controlled=1)
+    lane = names["in (0, 0) S 0"]
+    ego = car(lane, float(road.lane_length[0, lane]) - 10.0, 5.0, TO_N, controlled=True)
+    channel = RasterLayout.of(rcfg).channel("signals")
+    # The ego's approach, just past its stop line (10 m ahead at 1 m per pixel; raster row 0 is 48 m ahead).
+    at_line = {}
+    for phase in (EW_GREEN, NS_YELLOW, NS_GREEN):
+        img = raster(at_phase(scene(road, rcfg, [[ego]]), phase), road, rcfg)[0, 0, channel]
+        at_line[phase] = float(img[36, 33])
+    assert at_line == {EW_GREEN: 1.0, NS_YELLOW: 0.5, NS_GREEN: 0.0}  # red, yellow, priority green

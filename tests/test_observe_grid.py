@@ -226,7 +226,7 @@ def test_raster_draws_lanes_and_boxes(road):
     assert ch["speed"][15, 15] == pytest.approx(0.5) and ch["speed"][5, 15] == pytest.approx(1.0)
     truck = ch["vehicles"][18:, 20:]  # the truck on lane 3 (lateral -8 m), 20 m behind: rows 30..31 visible
     assert truck.sum() > 0 and (torch.nonzero(truck)[:, 0] + 18).min() == 30
-    assert (ch["speed_limit"][:, 10:26] > 0).all() and (ch["signals"] == 0).all()
+    assert (ch["speed_limit"][:, 10:26] > 0).all() and (ch["signals"] == 0).all()  # highways: no signals
     assert torch.isfinite(obs).all()
 
 

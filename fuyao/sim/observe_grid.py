@@ -26,8 +26,8 @@ left). A pixel is set where its centre lies inside a shape (sampling, no anti-al
     vehicles      1 inside the oriented boxes of the `RasterConfig.vehicles` nearest other vehicles
     ego           1 inside the ego's box
     speed         speed / 30 m/s inside every drawn box (the ego's too: one frame shows how fast)
-    signals       0 everywhere: Fuyao's maps have no traffic signals yet; the channel is reserved so that a
-                  policy trained now keeps its input shape when they come
+    signals       on a signalised junction's connector lanes, how strongly its signal says stop: red 1,
+                  stop-then-go 0.75, yellow 0.5, green-but-yield 0.25, priority green 0 (and 0 off junctions)
 
 Both are batched over worlds and controlled vehicles with tensor ops only (no loop over vehicles or worlds, no
 host sync): lane points come from a tile index of the map bank (`fuyao.sim.lane_tiles`, in `SimConstants`);
@@ -47,11 +47,13 @@ from dataclasses import dataclass
 import torch
 
 from fuyao.roads.lanegraph import RoadMap
+from fuyao.roads.signals import Signal
 from fuyao.sim.config import SimConfig
 from fuyao.sim.constants import SimConstants
 from fuyao.sim.geometry import lane_index, route_attr, vehicle_pose_xy
 from fuyao.sim.grid_config import OccupancyFeature
 from fuyao.sim.lane_tiles import LaneTiles, build_lane_tiles, nearby_points
+from fuyao.sim.signals import link_signal
 from fuyao.sim.state import WorldState
 
 HIGHWAY_ENV_MAX_SPEED = 40.0  # m/s, highway-env Vehicle.MAX_SPEED
@@ -296,6 +298,13 @@ class _RowSums:
         return self.buf.cumsum_(0)[: self.size].view(self.shape)
 
 
+def _stop_value(code: torch.Tensor) -> torch.Tensor:
+    """The signals channel's value of a `Signal` code: red 1, stop-then-go 0.75, yellow 0.5, green-but-yield 0.25,
+    priority green and off 0 (arithmetic on the codes: no constant tensor per call)."""
+    red, yellow, green_yield, stop_go = (code == int(Signal.RED), code == int(Signal.YELLOW), code == 4, code == 5)
+    return red.float() + 0.75 * stop_go.float() + 0.5 * yellow.float() + 0.25 * green_yield.float()
+
+
 def _quantised(x: torch.Tensor) -> torch.Tensor:
     """`x` rounded to a multiple of 1/1024: sums of a few such values below 2^13 are exact in float32."""
     return torch.round(x * 1024.0) / 1024.0
@@ -366,8 +375,15 @@ def raster(state: WorldState, road: RoadMap, cfg: SimConfig, consts: SimConstant
     ch = {name: i for i, name in enumerate(RASTER_CHANNELS)}
     rows = sums.rows(runs)
     j0, j1 = runs.columns(-hw, hw)
-    # How many lanes cover each pixel, and the sums of their route and speed-limit values.
-    sums.add((ch["drivable"], ch["route"], ch["speed_limit"]), rows, j0, j1, (None, on_route, limit / SPEED_SCALE))
+    # How many lanes cover each pixel, and the sums of their route, speed-limit and signal values.
+    stop = _stop_value(link_signal(road, m, state.signals, lane_local))
+    sums.add(
+        (ch["drivable"], ch["route"], ch["speed_limit"], ch["signals"]),
+        rows,
+        j0,
+        j1,
+        (None, on_route, limit / SPEED_SCALE, stop),
+    )
     sums.add((ch["lane_centre"],), rows, *runs.columns(torch.full_like(hw, -e), torch.full_like(hw, e)))
     sums.add((ch["lane_edge"],), rows, *runs.columns(hw - e, hw + e))  # left edge
     sums.add((ch["lane_edge"],), rows, *runs.columns(-hw - e, -hw + e))  # right edge
@@ -399,13 +415,13 @@ def raster(state: WorldState, road: RoadMap, cfg: SimConfig, consts: SimConstant
     sums.add(
         (ch["ego"], ch["vehicles"], ch["speed"]), rows, j0, j1, (is_ego, 1.0 - is_ego, pick(v.speed) / SPEED_SCALE)
     )
-    # From sums to values, in place: the raster is the difference arrays' buffer (no further copy). The signals
-    # plane stays 0: no signals in the maps yet.
+    # From sums to values, in place: the raster is the difference arrays' buffer (no further copy).
     out = sums.sums()  # [E, 9, H, H]
     plane = {name: out[:, i] for i, name in enumerate(RASTER_CHANNELS)}
     per_lane = plane["drivable"].clamp(min=1.0)  # where lanes overlap (a shared edge), the mean of their values
     plane["route"].div_(per_lane)
     plane["speed_limit"].div_(per_lane)
+    plane["signals"].div_(per_lane)
     per_box = (plane["ego"] + plane["vehicles"]).clamp_(min=1.0)
     plane["speed"].div_(per_box)  # the mean where boxes overlap
     for name in ("drivable", "lane_centre", "lane_edge", "vehicles", "ego"):
