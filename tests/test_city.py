@@ -343,3 +343,25 @@ def test_raster_signals_channel_shows_the_connectors_signal(junction):
         img = raster(at_phase(scene(road, rcfg, [[ego]]), phase), road, rcfg)[0, 0, channel]
         at_line[phase] = float(img[36, 33])
     assert at_line == {EW_GREEN: 1.0, NS_YELLOW: 0.5, NS_GREEN: 0.0}  # red, yellow, priority green
+
+
+def test_auto_reset_of_only_the_done_worlds_equals_the_masked_full_reset():
+    from fuyao.sim.reset import reset_state
+    from fuyao.sim.step import auto_reset
+    from fuyao.sim.state import where_world
+
+    world = World(preset("city", worlds=6))
+    state = world.reset(7)
+    for _ in range(3):
+        state = world.step(state, torch.full((6, 1), S.META_IDLE)).state
+    done = torch.tensor([False, True, False, False, True, True])
+    ours = auto_reset(state, done, world.road, world.cfg, world.consts)
+    fresh = reset_state(world.road, world.cfg, state.seed, state.episode + 1, state.ticks, world.consts)
+    masked = where_world(done, fresh, state)
+    for a, b in zip(
+        [*(getattr(ours.vehicles, f.name) for f in dataclasses.fields(ours.vehicles)), ours.signals.phase],
+        [*(getattr(masked.vehicles, f.name) for f in dataclasses.fields(masked.vehicles)), masked.signals.phase],
+        strict=True,
+    ):
+        assert torch.equal(a, b)
+    assert auto_reset(state, torch.zeros(6, dtype=torch.bool), world.road, world.cfg) is state

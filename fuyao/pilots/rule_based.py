@@ -39,7 +39,11 @@ class RuleBasedPilot:
         left_ok, right_ok = change_ok(road, m, v.lane, v.s)
         direction, _, _ = traffic.mobil_decision(sur, v.speed, v.length, params, params, route, left_ok, right_ok)
         changing = v.lc_dir != 0
-        direction = torch.where(changing | (v.speed <= 1.0), 0, direction)[:, :c]
+        # Lane changes are reconsidered as often as background drivers reconsider theirs (`mobil_period_s`):
+        # deciding at 10 Hz, MOBIL's choice flickers and the pilot weaves. At the highway's 1 Hz decisions
+        # every decision is such a tick.
+        reconsider = (state.ticks % cfg.mobil_every_ticks == 0).unsqueeze(1)
+        direction = torch.where(changing | (v.speed <= 1.0) | ~reconsider, 0, direction)[:, :c]
 
         if cfg.action is ActionType.CONTINUOUS:
             lane_dir = torch.where(changing[:, :c], v.lc_dir[:, :c], direction)

@@ -266,6 +266,7 @@ class RoadMap:
     names: tuple[str, ...] = ()
     has_conflicts: bool = False  # any connector lanes that cross or merge (a static flag: no host sync)
     has_signals: bool = False  # any signalised junction (a static flag)
+    has_change_limits: bool = False  # any lane with solid lines over part of its length (`lane_change_until/from`)
 
     def __post_init__(self) -> None:
         # `fuyao.sim.geometry` indexes these tables in int32; checked on shapes only, once per bank.
@@ -453,6 +454,7 @@ class RoadMap:
             names=(name,),
             has_conflicts=bool(conflicts),
             has_signals=bool(num_phases.any()),
+            has_change_limits=any(lane.change_until < 1.0e6 or lane.change_from > 0 for lane in lanes),
         )
 
 
@@ -527,5 +529,6 @@ def stack_maps(maps: list[RoadMap]) -> RoadMap:
         names=names,
         has_conflicts=any(m.has_conflicts for m in maps),
         has_signals=any(m.has_signals for m in maps),
+        has_change_limits=any(m.has_change_limits for m in maps),
         **out,
     )

@@ -39,12 +39,14 @@ def change_ok(road: RoadMap, map_id: torch.Tensor, lane: torch.Tensor, s: torch.
     """Whether a vehicle at arc length `s` of `lane` (both `[W, ...]`) may start a lane change to the left and to
     the right: the marking allows it and the vehicle is between the solid lines after and before junctions
     (`RoadMap.lane_change_from`, `lane_change_until`)."""
+    left = lane_attr(road.lane_change_left_ok, road, map_id, lane)
+    right = lane_attr(road.lane_change_right_ok, road, map_id, lane)
+    if not road.has_change_limits:  # a static flag: highways skip the two gathers
+        return left, right
     before_line = s < lane_attr(road.lane_change_until, road, map_id, lane)
     change_from = lane_attr(road.lane_change_from, road, map_id, lane)
     before_line = before_line & ((change_from <= 0.0) | (s >= change_from))  # (s may be a hair below 0)
-    left = lane_attr(road.lane_change_left_ok, road, map_id, lane) & before_line
-    right = lane_attr(road.lane_change_right_ok, road, map_id, lane) & before_line
-    return left, right
+    return left & before_line, right & before_line
 
 
 def lane_point(road: RoadMap, map_id: torch.Tensor, lane: torch.Tensor, s: torch.Tensor):

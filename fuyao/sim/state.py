@@ -81,6 +81,16 @@ def where_world(mask: torch.Tensor, a, b):
     return type(a)(**{f.name: where_world(mask, getattr(a, f.name), getattr(b, f.name)) for f in dataclasses.fields(a)})
 
 
+def put_worlds(obj, index: torch.Tensor, sub):
+    """`obj` with the worlds `index [K]` replaced by the sub-batch `sub` (`[K, ...]` fields): the inverse of
+    `select_worlds`. Returns new tensors; `obj` is not changed."""
+    if isinstance(obj, torch.Tensor):
+        return obj.index_copy(0, index, sub.to(obj.dtype))
+    return type(obj)(
+        **{f.name: put_worlds(getattr(obj, f.name), index, getattr(sub, f.name)) for f in dataclasses.fields(obj)}
+    )
+
+
 def permute_vehicles(v: Vehicles, order: torch.Tensor) -> Vehicles:
     """Reorder vehicle slots per world: `order [W, N]` slot indices."""
     return Vehicles(**{f.name: getattr(v, f.name).gather(1, order) for f in dataclasses.fields(v)})

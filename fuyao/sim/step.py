@@ -27,7 +27,7 @@ from fuyao.sim.neighbours import surroundings
 from fuyao.sim.reset import reset_state
 from fuyao.sim.signals import advance_clock
 from fuyao.sim.spawn import inflow, respawn
-from fuyao.sim.state import WorldState, replace, where_world
+from fuyao.sim.state import WorldState, put_worlds, replace, where_world
 
 __all__ = [
     "META_FASTER",
@@ -396,9 +396,25 @@ def end_decision(
     final_state = state
     if cfg.respawn and c > 1:
         state = respawn(state, road, cfg, consts)
-    fresh = reset_state(road, cfg, state.seed, state.episode + 1, state.ticks, consts)
-    state = where_world(world_done, fresh, state)
+    state = auto_reset(state, world_done, road, cfg, consts)
     return StepResult(state, final_state, reward, terminated, truncated, world_done, info)
+
+
+def auto_reset(
+    state: WorldState, world_done: torch.Tensor, road: RoadMap, cfg: SimConfig, consts: SimConstants | None = None
+) -> WorldState:
+    """Worlds `world_done [W]` begin their next episode. Under `torch.compile`, and on accelerators (CUDA graphs),
+    a masked select of a full batch of fresh worlds: fixed shapes, no host sync. Eagerly on the CPU, only the done
+    worlds are reset and written back (with 10 Hz decisions a full reset per decision costs as much as a tick;
+    BENCHMARKS.md): the same values, since a world's reset depends only on its own key and counters."""
+    if state.device.type != "cpu" or torch.compiler.is_compiling():
+        fresh = reset_state(road, cfg, state.seed, state.episode + 1, state.ticks, consts)
+        return where_world(world_done, fresh, state)
+    idx = world_done.nonzero().squeeze(1)
+    if idx.numel() == 0:
+        return state
+    fresh = reset_state(road, cfg, state.seed[idx], state.episode[idx] + 1, state.ticks[idx], consts)
+    return put_worlds(state, idx, fresh)
 
 
 def step(
