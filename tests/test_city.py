@@ -347,8 +347,8 @@ def test_raster_signals_channel_shows_the_connectors_signal(junction):
 
 def test_auto_reset_of_only_the_done_worlds_equals_the_masked_full_reset():
     from fuyao.sim.reset import reset_state
-    from fuyao.sim.step import auto_reset
     from fuyao.sim.state import where_world
+    from fuyao.sim.step import auto_reset
 
     world = World(preset("city", worlds=6))
     state = world.reset(7)
