@@ -51,7 +51,7 @@ from fuyao.sim.neighbours import surroundings
 from fuyao.sim.observe_grid import HIGHWAY_ENV_MAX_SPEED, OccupancyLayout, RasterLayout, highway_occupancy, raster
 from fuyao.sim.signals import link_signal, link_time_in_state
 from fuyao.sim.state import WorldState, first_slots
-from fuyao.sim.traffic import driver_params, effective_limit, idm_acceleration, signal_priority
+from fuyao.sim.traffic import driver_params, effective_limit, exit_blocked, has_right_of_way, idm_acceleration
 
 # Feature names of one row of each native block, in the order `native` writes them (normalisers in the docstring).
 EGO_ROW = (
@@ -269,7 +269,7 @@ def junction_block(state: WorldState, road: RoadMap, sur, c: int) -> torch.Tenso
     turn = wrap_angle(yaw_table[idx * num_p + last - 1] - yaw_table[idx * num_p])
     left, right = ahead & (turn > TURN_RAD), ahead & (turn < -TURN_RAD)
     straight = ahead & ~left & ~right
-    blocked = ahead & (sur.exit_room[:, :c] < v.length[:, :c] + v.idm_gap[:, :c] + 1.0)
+    blocked = ahead & exit_blocked(sur.exit_room[:, :c], v.length[:, :c], v.idm_gap[:, :c])
 
     # The most urgent conflict: the other vehicle that reaches its conflict point soonest.
     other = sur.conflict_slot[:, :c]  # [W, C, K]
@@ -284,9 +284,8 @@ def junction_block(state: WorldState, road: RoadMap, sur, c: int) -> torch.Tenso
     has = present.gather(-1, j).squeeze(-1)
     my_dist = sur.conflict_my_dist[:, :c].gather(-1, j).squeeze(-1)
     their_sig = link_signal(road, m, state.signals, sur.conflict_lane[:, :c].gather(-1, j).squeeze(-1))
-    my_p, their_p = signal_priority(sig), signal_priority(their_sig)
     static = sur.conflict_rule[:, :c].gather(-1, j).squeeze(-1)
-    priority = (their_p > my_p) | ((their_p == my_p) & (static == 1))
+    priority = has_right_of_way(sig, their_sig, static)
     inside = sur.conflict_other_inside[:, :c].gather(-1, j).squeeze(-1)
     conflict = torch.stack(
         [

@@ -53,21 +53,26 @@ def advance_clock(clock: SignalClock, road: RoadMap, map_id: torch.Tensor, dt: f
     return SignalClock(phase=phase, time_s=t, scale=clock.scale)
 
 
+def _junction_clock(road: RoadMap, map_id: torch.Tensor, field: torch.Tensor, lane: torch.Tensor):
+    """The junction of each `lane [W, ...]` (-1 none), `field [W, J]` of the clock at that junction, and the
+    lanes' flat table index."""
+    w = map_id.shape[0]
+    flat = lane_index(road, map_id, lane)
+    junction = road.lane_junction.reshape(-1)[flat]
+    value = field.gather(1, junction.clamp(min=0).reshape(w, -1)).reshape(junction.shape)
+    return junction, value, flat
+
+
 def link_signal(road: RoadMap, map_id: torch.Tensor, clock: SignalClock, lane: torch.Tensor) -> torch.Tensor:
     """`Signal` code of each `lane [W, ...]` now (OFF for lanes in no signalised junction or `lane < 0`)."""
-    w = map_id.shape[0]
-    junction = road.lane_junction.reshape(-1)[lane_index(road, map_id, lane)]
-    phase = clock.phase.gather(1, junction.clamp(min=0).reshape(w, -1)).reshape(junction.shape)
-    num_ph = road.lane_signal.shape[2]
-    code = road.lane_signal.reshape(-1)[lane_index(road, map_id, lane) * num_ph + phase.int()]
+    junction, phase, flat = _junction_clock(road, map_id, clock.phase, lane)
+    code = road.lane_signal.reshape(-1)[flat * road.lane_signal.shape[2] + phase.int()]
     return torch.where((lane >= 0) & (junction >= 0), code, int(Signal.OFF))
 
 
 def link_time_in_state(road: RoadMap, map_id: torch.Tensor, clock: SignalClock, lane: torch.Tensor) -> torch.Tensor:
     """Seconds the junction of each `lane [W, ...]` has been in its current phase (0 where unsignalised)."""
-    w = map_id.shape[0]
-    junction = road.lane_junction.reshape(-1)[lane_index(road, map_id, lane)]
-    t = clock.time_s.gather(1, junction.clamp(min=0).reshape(w, -1)).reshape(junction.shape)
+    junction, t, _ = _junction_clock(road, map_id, clock.time_s, lane)
     return torch.where((lane >= 0) & (junction >= 0), t, 0.0)
 
 

@@ -24,6 +24,7 @@ from dataclasses import dataclass
 import torch
 
 from fuyao.roads.lanegraph import RoadMap
+from fuyao.roads.signals import FIRST_COME, YIELDS, Signal
 from fuyao.sim.geometry import lane_attr, next_lane, route_attr, wrap_angle
 from fuyao.sim.neighbours import Neighbour, Surroundings
 from fuyao.sim.signals import link_signal
@@ -204,7 +205,22 @@ def signal_priority(code: torch.Tensor) -> torch.Tensor:
     come): red 0 (not moving), green-but-yield and stop-then-go 1, no signal 2 (the static table decides),
     yellow and priority green 3 (a yellow car is clearing the junction). Arithmetic, not a table: no constant
     tensor to build per call."""
-    return torch.where(code == 0, 2, torch.where(code == 1, 0, torch.where(code <= 3, 3, 1)))
+    off, red = code == int(Signal.OFF), code == int(Signal.RED)
+    clearing = (code == int(Signal.YELLOW)) | (code == int(Signal.GREEN))
+    return torch.where(off, 2, torch.where(red, 0, torch.where(clearing, 3, 1)))
+
+
+def has_right_of_way(my_signal, their_signal, static) -> torch.Tensor:
+    """Whether the other lane's movement goes before this one: its signal ranks higher (`signal_priority`), or the
+    same and the static table (`RoadMap.conflict_yield`, from this lane's side) says this one yields."""
+    my_p, their_p = signal_priority(my_signal), signal_priority(their_signal)
+    return (their_p > my_p) | ((their_p == my_p) & (static == YIELDS))
+
+
+def exit_blocked(exit_room, length, jam_gap) -> torch.Tensor:
+    """The street after the junction ahead (`Surroundings.exit_room` m free) has no room for a car of `length` m
+    and its jam gap (`[W, ...]`)."""
+    return exit_room < length + jam_gap + 1.0
 
 
 def time_to_reach(dist, speed, max_accel) -> torch.Tensor:
@@ -240,16 +256,14 @@ def conflict_yield_interaction(
     their_t = sur.conflict_their_dist.clamp(min=0.0) / their_speed.clamp(min=1.0)
     slot_ids = torch.arange(n, device=speed.device).view(1, n, 1)
     first = (their_t < my_t) | ((their_t == my_t) & (other < slot_ids))
-    my_p = signal_priority(my_signal).unsqueeze(-1)
-    their_p = signal_priority(their_signal)
     static = sur.conflict_rule
-    they_rank = (their_p > my_p) | ((their_p == my_p) & (static == 1))
-    neither = (their_p == my_p) & (static == 0)
+    they_rank = has_right_of_way(my_signal.unsqueeze(-1), their_signal, static)
+    neither = (signal_priority(their_signal) == signal_priority(my_signal).unsqueeze(-1)) & (static == FIRST_COME)
     # Inside the junction: moving through and arriving first, or standing on the conflict point (a left turner
     # waiting for its own gap may stand across another stream's path).
     occupying = sur.conflict_their_dist < 0.5 * their_len + OCCUPY_MARGIN_M
     committed = sur.conflict_other_inside & (((their_speed > COMMITTED_SPEED) & first) | occupying)
-    threat = (their_signal != 1) | sur.conflict_other_inside  # 1: RED
+    threat = (their_signal != int(Signal.RED)) | sur.conflict_other_inside
     gives_way = (they_rank & (their_t < my_t + CRITICAL_GAP_S)) | (neither & first) | committed
     not_passed = (sur.conflict_my_dist > -0.5 * length.unsqueeze(-1)) & (sur.conflict_their_dist > -0.5 * their_len)
     yields = (other >= 0) & threat & gives_way & not_passed & (sur.conflict_their_dist < YIELD_HORIZON_M)
@@ -283,9 +297,9 @@ def stop_line_interaction(sur: Surroundings, my_signal, speed, accel, length, pa
     decel = torch.where(braking, YELLOW_COMMITTED_DECEL, YELLOW_DECEL)
     can_stop = speed * speed <= 2.0 * decel * front_to_line.clamp(min=0.0)
     stopped_at_line = (speed < 0.5) & (front_to_line < STOP_LINE_MARGIN_M + 3.0)
-    red = (my_signal == 1) | ((my_signal == 5) & ~stopped_at_line)  # 1: RED, 5: STOP_GO
-    yellow = (my_signal == 2) & can_stop
-    blocked = sur.exit_room < length + params.jam_gap + 1.0
+    red = (my_signal == int(Signal.RED)) | ((my_signal == int(Signal.STOP_GO)) & ~stopped_at_line)
+    yellow = (my_signal == int(Signal.YELLOW)) & can_stop
+    blocked = exit_blocked(sur.exit_room, length, params.jam_gap)
     must_stop = approaching & (red | yellow | blocked)
     # The IDM stops a jam gap short of its obstacle: put the obstacle that far past the margin before the line.
     gap = (front_to_line - STOP_LINE_MARGIN_M + params.jam_gap).clamp(min=0.1)
@@ -448,7 +462,9 @@ __all__ = [
     "conflict_yield_interaction",
     "driver_params",
     "effective_limit",
+    "exit_blocked",
     "following_accel",
+    "has_right_of_way",
     "route_view",
     "signal_priority",
     "stop_line_interaction",
