@@ -102,7 +102,28 @@ CITY = SimConfig(
     reward=RewardConfig(progress_scale_m=3.0, comfort=-0.002),
 )
 
-PRESETS: dict[str, SimConfig] = {"highway": HIGHWAY, "highway-v0": HIGHWAY_V0, "smoke": SMOKE, "city": CITY}
+# Navigation-guided driving on every road at once: a bank of highways (ramps, curves), grid cities and NGP maps
+# (a city street, the on-ramp, the highway, the off-ramp, the other city: `fuyao.roads.ngp`), in equal shares, with
+# one decision rate (10 Hz, the city's) and one action set (0 to 34 m/s in 2 m/s steps) for every road. The city's
+# drivers (no trucks), 48 vehicles. Episodes of 150 s: an NGP trip takes 100-130 s; highway and city routes
+# arrive sooner and end the episode.
+NGP = dataclasses.replace(
+    CITY,
+    map=MapKind.MIXED,
+    num_maps=12,
+    episode_s=180.0,
+    target_speeds=tuple(float(v) for v in range(0, 36, 2)),
+    ego_speed=25.0,
+    ego_exit_fraction=0.5,
+)
+
+PRESETS: dict[str, SimConfig] = {
+    "highway": HIGHWAY,
+    "highway-v0": HIGHWAY_V0,
+    "smoke": SMOKE,
+    "city": CITY,
+    "ngp": NGP,
+}
 
 
 def preset(name: str, **overrides) -> SimConfig:

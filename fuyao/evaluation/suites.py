@@ -18,7 +18,12 @@ Suites (`SUITES`):
     city         the `city` preset (native observation with the junction block, meta actions at 10 Hz): grid
                  cruise, dense traffic, priority junctions only (no signals), signal cycles shorter and longer
                  than any in training, irregular held-out maps (more jitter and T-junctions). 240 episodes.
+    ngp          the `ngp` preset (one space for every road, 10 Hz): NGP trips (city street, on-ramp, highway,
+                 off-ramp, city), dense, held-out maps; the bank's highways (cruise, exit, merge) and cities
+                 (cruise, held-out irregular). 290 episodes.
     smoke        two tiny scenarios of the `smoke` preset, for tests. 6 episodes.
+
+`Suite.validation()` gives any suite's validation twin (other seeds, other maps): trainers choose and stop on it.
 """
 
 from __future__ import annotations
@@ -112,6 +117,20 @@ class Suite:
     def id(self) -> str:
         return f"{self.name}@{self.version}"
 
+    def validation(self) -> Suite:
+        """The same scenarios on other episodes and other maps: seeds offset by `VALIDATION_SEED_OFFSET` and map
+        seeds by `VALIDATION_MAP_SEED`, disjoint from every suite's and from training's. Trainers choose
+        checkpoints and stop on it, so that the suite only reports."""
+        scenarios = tuple(
+            dataclasses.replace(
+                s,
+                seed=s.seed + VALIDATION_SEED_OFFSET,
+                sim=dataclasses.replace(s.sim, map_seed=s.sim.map_seed + VALIDATION_MAP_SEED),
+            )
+            for s in self.scenarios
+        )
+        return Suite(f"{self.name}-validation", self.version, f"validation episodes of {self.id}", scenarios)
+
     @property
     def episodes(self) -> int:
         return sum(s.episodes for s in self.scenarios)
@@ -155,6 +174,8 @@ def place_ego_on_ramp(state: WorldState, road: RoadMap, cfg: SimConfig) -> World
 # ------------------------------------------------------------------------------------------------ the suites
 
 HELD_OUT_MAP_SEED = 1_000_001  # training uses map_seed 0; these maps are never trained on
+VALIDATION_MAP_SEED = 2_000_003  # `Suite.validation`: map seeds offset by this (neither training's nor a suite's)
+VALIDATION_SEED_OFFSET = 500_000  # ... and episode seeds (suites use seeds below 10,000)
 
 
 def _highway(**overrides) -> SimConfig:
@@ -296,6 +317,77 @@ CITY = Suite(
     ),
 )
 
+
+def _ngp(kind: str, **overrides) -> SimConfig:
+    """The `ngp` preset (one observation and action space for every road) on one kind of map: `highway`, `city`
+    or `ngp` (a mixed bank of that kind alone, so the dynamics are the preset's)."""
+    mix = {"highway": (1.0, 0.0, 0.0), "city": (0.0, 1.0, 0.0), "ngp": (0.0, 0.0, 1.0)}[kind]
+    return preset("ngp", mix=mix, **overrides)
+
+
+_NGP_PRESET = preset("ngp")
+NGP = Suite(
+    name="ngp",
+    version="1",
+    description=(
+        "the navigation-guided pilot's suite (the `ngp` preset: 10 Hz meta actions, 0-34 m/s): trips from a city "
+        "street onto the highway and into another city, and the highway and city roads of the same bank"
+    ),
+    scenarios=(
+        Scenario(
+            "ngp-trip",
+            "city street, on-ramp, highway, off-ramp, city: the preset's NGP maps",
+            _ngp("ngp"),
+            seed=4501,
+            episodes=60,
+        ),
+        Scenario(
+            "ngp-dense", "64 vehicles instead of 48", _ngp("ngp", vehicles=64, spawn_gap_m=10.0), seed=4502, episodes=30
+        ),
+        Scenario(
+            "ngp-held-out",
+            "NGP maps never used in training, with more irregular cities (jitter 12 m)",
+            _ngp(
+                "ngp",
+                map_seed=HELD_OUT_MAP_SEED,
+                ngp=dataclasses.replace(_NGP_PRESET.ngp, city=dataclasses.replace(_NGP_PRESET.ngp.city, jitter_m=12.0)),
+            ),
+            seed=4503,
+            episodes=30,
+        ),
+        Scenario(
+            "highway-cruise",
+            "the preset's highways, routes to the end or the exit",
+            _ngp("highway"),
+            seed=4504,
+            episodes=40,
+        ),
+        Scenario(
+            "highway-exit", "every route takes the exit", _ngp("highway", ego_exit_fraction=1.0), seed=4505, episodes=30
+        ),
+        Scenario(
+            "highway-merge",
+            "the ego starts on the on-ramp",
+            _ngp("highway", ego_exit_fraction=0.0),
+            seed=4506,
+            episodes=30,
+            ego_start=EgoStart.ON_RAMP,
+        ),
+        Scenario("city-cruise", "the preset's cities, random trips", _ngp("city"), seed=4507, episodes=40),
+        Scenario(
+            "city-held-out",
+            "irregular cities never used in training (jitter 16 m, a fifth of the streets gone)",
+            _ngp(
+                "city",
+                map_seed=HELD_OUT_MAP_SEED,
+                city=dataclasses.replace(_NGP_PRESET.city, jitter_m=16.0, drop_fraction=0.2),
+            ),
+            seed=4508,
+            episodes=30,
+        ),
+    ),
+)
+
 SMOKE = Suite(
     name="smoke",
     version="1",
@@ -313,7 +405,7 @@ SMOKE = Suite(
     ),
 )
 
-SUITES: dict[str, Suite] = {s.name: s for s in (HIGHWAY, HIGHWAY_V0, CITY, SMOKE)}
+SUITES: dict[str, Suite] = {s.name: s for s in (HIGHWAY, HIGHWAY_V0, CITY, NGP, SMOKE)}
 
 
 def get_suite(name: str) -> Suite:

@@ -16,6 +16,7 @@ from fuyao.sim.world import World
 
 BRAKE_THRESHOLD = -0.5  # m/s^2: IDM asks for more braking than this -> slow down
 SPEED_UP_THRESHOLD = 0.3  # m/s^2: IDM allows this much acceleration -> speed up
+ROUTE_DROP_BACK_M = 200.0  # m per lane change still needed: closer than this, drop back behind a blocking leader
 
 
 class RuleBasedPilot:
@@ -35,15 +36,43 @@ class RuleBasedPilot:
         sur = surroundings(road, m, v.lane, v.s, v.length, v.speed, v.present, v.dest)
         params = driver_params(v, limit)
         route = route_view(road, m, v, sur)
-        accel = following_accel(road, m, v, sur, params, route, state.signals)[:, :c]
+        accel = following_accel(road, m, v, sur, params, route, state.signals)
         left_ok, right_ok = change_ok(road, m, v.lane, v.s)
-        direction, _, _ = traffic.mobil_decision(sur, v.speed, v.length, params, params, route, left_ok, right_ok)
+        direction, safe_l, safe_r = traffic.mobil_decision(
+            sur, v.speed, v.length, params, params, route, left_ok, right_ok
+        )
+        # A change the route needs before a solid line (a turn lane in town) that has no gap yet: stop short of
+        # the line and wait for one, as background drivers do before a lane that ends; passing the line in the
+        # wrong lane misses the turn.
+        needs = torch.sign(route.changes)
+        limited = lane_attr(road.lane_change_until, road, m, v.lane) < lane_attr(road.lane_length, road, m, v.lane)
+        wait = (needs != 0) & limited
+        stop = traffic.idm_acceleration(
+            v.speed,
+            (route.remaining - 0.5 * v.length - traffic.STOP_MARGIN).clamp(min=0.1),
+            torch.zeros_like(v.speed),
+            wait,
+            params,
+        )
+        accel = torch.minimum(accel, torch.where(wait, stop, accel))[:, :c]
+        # ... and one the target lane's leader blocks (it is close and slower: braking behind it would exceed what
+        # MOBIL allows) with little road left: drop back behind that leader instead of driving past the exit.
+        target_lead = torch.where(needs < 0, sur.left_lead.speed, sur.right_lead.speed)
+        target_has = torch.where(needs < 0, sur.left_lead.exists, sur.right_lead.exists)
+        unsafe = torch.where(needs < 0, ~safe_l, ~safe_r)
+        urgent = route.remaining < ROUTE_DROP_BACK_M * route.changes.abs().float()
+        drop_back = ((needs != 0) & unsafe & target_has & urgent & (v.target_speed > target_lead - 1.0))[:, :c]
         changing = v.lc_dir != 0
         # Lane changes are reconsidered as often as background drivers reconsider theirs (`mobil_period_s`):
         # deciding at 10 Hz, MOBIL's choice flickers and the pilot weaves. At the highway's 1 Hz decisions
         # every decision is such a tick.
+        # A change the route needs is taken at any decision (it does not flicker: the route asks for one direction).
         reconsider = (state.ticks % cfg.mobil_every_ticks == 0).unsqueeze(1)
-        direction = torch.where(changing | (v.speed <= 1.0) | ~reconsider, 0, direction)[:, :c]
+        for_route = (direction != 0) & (direction == torch.sign(route.changes))
+        # (A stopped car may start a change its route needs: it waits at the line for exactly that.)
+        direction = torch.where(changing | ((v.speed <= 1.0) & ~for_route) | ~(reconsider | for_route), 0, direction)
+        direction = direction[:, :c]
+        for_route = for_route[:, :c] & (direction != 0)
 
         if cfg.action is ActionType.CONTINUOUS:
             lane_dir = torch.where(changing[:, :c], v.lc_dir[:, :c], direction)
@@ -70,7 +99,10 @@ class RuleBasedPilot:
         action = torch.full_like(idx, META_IDLE)
         action = torch.where((accel > SPEED_UP_THRESHOLD) & can_faster, META_FASTER, action)
         action = torch.where(direction < 0, META_LEFT, torch.where(direction > 0, META_RIGHT, action))
-        action = torch.where(accel < BRAKE_THRESHOLD, META_SLOWER, action)
+        # Braking wins over a lane change, except over one the route needs (MOBIL found it safe): braking first, a
+        # driver in a slowing queue never takes the gap to its exit or turn lane and misses it.
+        action = torch.where((accel < BRAKE_THRESHOLD) & ~for_route, META_SLOWER, action)
+        action = torch.where(drop_back & (direction == 0) & (idx > 0), META_SLOWER, action)
         # Cruising above what the lane allows: slow down.
         too_fast = v.target_speed[:, :c] > desired + 1e-3
         action = torch.where(too_fast & (direction == 0), META_SLOWER, action)

@@ -25,7 +25,7 @@ from scipy.sparse import coo_matrix
 from scipy.sparse.csgraph import connected_components
 
 from fuyao.roads.junction import _comfortable_speed
-from fuyao.roads.lanegraph import LaneGraphBuilder, MapError, RoadMap, stack_maps
+from fuyao.roads.lanegraph import MAP_CITY, LaneGraphBuilder, MapError, RoadMap, stack_maps
 from fuyao.roads.signals import Phase
 
 EAST, NORTH, WEST, SOUTH = range(4)  # arms of a junction, counter-clockwise
@@ -130,9 +130,47 @@ def build_city_named(cfg: CityConfig, seed: int = 0, name: str = "") -> tuple[Ro
     """`build_city` and the lane names (tests and scenes): streets `"in (r, c) ARM k"` / `"out (r, c) ARM k"`
     (ARM one of E N W S, k from the left), connectors `"(r, c) FROM->TO k"` (k-th connector of that turn)."""
     rng = np.random.default_rng(seed)
+    b = LaneGraphBuilder(spacing=cfg.point_spacing_m, name=name or f"city-{cfg.rows}x{cfg.cols}-{seed}")
+    lanes = add_city(b, cfg, rng).lanes
+    _check_strongly_connected(b)
+    names = {}
+    arm_name = "ENWS"
+    for (node, arm, way), ids in lanes.items():
+        for k, lane in enumerate(ids):
+            names[f"{way} ({node[0]}, {node[1]}) {arm_name[arm]} {k}"] = lane
+    for i, lane in enumerate(b.lanes):
+        if lane.kind == "connector":
+            node, turn = lane.name.split(":")
+            a_from, a_to = (arm_name[int(x)] for x in turn.split("->"))
+            key = f"{node} {a_from}->{a_to}"
+            k = sum(1 for n in names if n.startswith(key + " "))
+            names[f"{key} {k}"] = i
+    return b.build(spawn_window=(0.0, 1.0e9), kind=MAP_CITY, trips=True), names
+
+
+@dataclass(frozen=True)
+class CityLanes:
+    """What `add_city` put into a builder: street lanes by `(node, arm, "in" | "out")` (left to right), the
+    destination id of each boundary stub by `(node, arm)`, and the junction centres `[rows, cols, 2]`."""
+
+    lanes: dict
+    exit_of: dict
+    centre: np.ndarray
+
+
+def add_city(
+    b: LaneGraphBuilder,
+    cfg: CityConfig,
+    rng: np.random.Generator,
+    origin: tuple[float, float] = (0.0, 0.0),
+    tag: str = "",
+    exit_base: int = 0,
+) -> CityLanes:
+    """Add a grid city to `b`, its south-west junction at `origin`; destinations numbered from `exit_base`,
+    junction names prefixed by `tag`."""
     rows, cols = cfg.rows, cfg.cols
     centre = np.array([[(c * cfg.block_m, r * cfg.block_m) for c in range(cols)] for r in range(rows)], dtype=float)
-    centre = centre + rng.uniform(-cfg.jitter_m, cfg.jitter_m, size=centre.shape)
+    centre = centre + rng.uniform(-cfg.jitter_m, cfg.jitter_m, size=centre.shape) + np.asarray(origin, dtype=float)
     nodes = [(r, c) for r in range(rows) for c in range(cols)]
     step = {EAST: (0, 1), NORTH: (1, 0), WEST: (0, -1), SOUTH: (-1, 0)}
 
@@ -157,7 +195,6 @@ def build_city_named(cfg: CityConfig, seed: int = 0, name: str = "") -> tuple[Ro
         m = neighbour(node, arm)
         return (m is None) or ((node, arm) not in dropped)
 
-    b = LaneGraphBuilder(spacing=cfg.point_spacing_m, name=name or f"city-{rows}x{cols}-{seed}")
     radius = cfg.junction_radius_m
     w = cfg.lane_width_m
 
@@ -170,7 +207,7 @@ def build_city_named(cfg: CityConfig, seed: int = 0, name: str = "") -> tuple[Ro
 
     # Directed streets: lanes[(node, arm, "in"|"out")] = lane ids left to right.
     lanes: dict[tuple, list[int]] = {}
-    exit_id = 0
+    exit_id = exit_base
     boundary = []  # (node, arm) of stubs, in counter-clockwise order around the map
     for c in range(cols):
         boundary.append(((0, c), SOUTH))
@@ -232,7 +269,7 @@ def build_city_named(cfg: CityConfig, seed: int = 0, name: str = "") -> tuple[Ro
     signalised = rng.uniform(size=len(nodes)) < cfg.signal_fraction
     for i, n in enumerate(nodes):
         arms = [a for a in range(4) if arm_exists(n, a)]
-        j = b.add_junction(f"junction r{n[0]}c{n[1]}")
+        j = b.add_junction(f"{tag}junction r{n[0]}c{n[1]}")
         links: list[tuple[int, str, int]] = []  # (lane, turn, arm_from)
         for a_from in arms:
             inc = lanes[(n, a_from, "in")]
@@ -284,20 +321,7 @@ def build_city_named(cfg: CityConfig, seed: int = 0, name: str = "") -> tuple[Ro
                 if cfg.all_red_s > 0:
                     phases.append(Phase(cfg.all_red_s, "r" * len(links)))
             b.set_program(j, phases)
-    _check_strongly_connected(b)
-    names = {}
-    arm_name = "ENWS"
-    for (node, arm, way), ids in lanes.items():
-        for k, lane in enumerate(ids):
-            names[f"{way} ({node[0]}, {node[1]}) {arm_name[arm]} {k}"] = lane
-    for i, lane in enumerate(b.lanes):
-        if lane.kind == "connector":
-            node, turn = lane.name.split(":")
-            a_from, a_to = (arm_name[int(x)] for x in turn.split("->"))
-            key = f"{node} {a_from}->{a_to}"
-            k = sum(1 for n in names if n.startswith(key + " "))
-            names[f"{key} {k}"] = i
-    return b.build(spawn_window=(0.0, 1.0e9)), names
+    return CityLanes(lanes=lanes, exit_of=exit_of, centre=centre)
 
 
 def _check_strongly_connected(b: LaneGraphBuilder) -> None:
@@ -330,4 +354,4 @@ def build_city_bank(cfg: CityConfig, num_maps: int, seed: int = 0) -> RoadMap:
     return stack_maps([build_city(cfg, seed + i) for i in range(num_maps)])
 
 
-__all__ = ["CityConfig", "build_city", "build_city_bank"]
+__all__ = ["CityConfig", "CityLanes", "add_city", "build_city", "build_city_bank"]

@@ -120,9 +120,35 @@ def _ease(t: np.ndarray) -> np.ndarray:
 def build_highway(cfg: HighwayConfig, seed: int = 0, name: str | None = None) -> RoadMap:
     """Build one highway map. Lane 0 of every section is the leftmost lane."""
     rng = np.random.default_rng(seed)
-    ref = _reference_line(cfg, rng, extra=cfg.ramp_length_m + 10.0)
-    w = cfg.lane_width_m
     b = LaneGraphBuilder(spacing=cfg.point_spacing_m, name=name or f"highway-{cfg.lanes}l-seed{seed}")
+    add_highway(b, cfg, rng)
+    return b.build(spawn_window=cfg.spawn_window)
+
+
+@dataclass(frozen=True)
+class HighwayLanes:
+    """What `add_highway` put into a builder: the on-ramp's first lane and the off-ramp's lane (-1: none) and
+    the through lanes of the last section (left to right)."""
+
+    on_ramp: int
+    off_ramp: int
+    end: list[int]
+
+
+def add_highway(
+    b: LaneGraphBuilder,
+    cfg: HighwayConfig,
+    rng: np.random.Generator,
+    origin: tuple[float, float] = (0.0, 0.0),
+    end_exit: int = 0,
+    off_ramp_exit: int = 1,
+) -> HighwayLanes:
+    """Add a highway to `b`, its reference line starting at `origin` heading east. Driving off its end reaches
+    destination `end_exit`, off the off-ramp `off_ramp_exit` (-1: neither is a destination, for roads that go on)."""
+    ref = _reference_line(cfg, rng, extra=cfg.ramp_length_m + 10.0)
+    ref[:, :2] += np.asarray(origin, dtype=float)
+    w = cfg.lane_width_m
+    on_ramp_lane = off_ramp_lane = -1
     # Section boundaries along the reference line, and which extra (rightmost) lane each section has.
     cuts = {0.0, cfg.length_m}
     if cfg.on_ramp_s is not None:
@@ -168,6 +194,7 @@ def build_highway(cfg: HighwayConfig, seed: int = 0, name: str | None = None) ->
                 name="on-ramp",
             )
             b.connect(ramp, extra)
+            on_ramp_lane = ramp
         if prev_extra >= 0 and cfg.off_ramp_s is not None and abs(s0 - cfg.off_ramp_s) < 1e-6:
             ramp = b.add_lane(
                 _along(
@@ -181,13 +208,14 @@ def build_highway(cfg: HighwayConfig, seed: int = 0, name: str | None = None) ->
                 kind="ramp",
                 road_s0=s0,
                 name="off-ramp",
-                exit_group=1,
+                exit_group=off_ramp_exit,
             )
             b.connect(prev_extra, ramp)
+            off_ramp_lane = ramp
         prev_main, prev_extra = main, extra
     for lane in prev_main:
-        b.lanes[lane].exit_group = 0  # destination 0: the end of the highway, any lane
-    return b.build(spawn_window=cfg.spawn_window)
+        b.lanes[lane].exit_group = end_exit  # the end of the highway, any lane (destination 0 of a highway map)
+    return HighwayLanes(on_ramp=on_ramp_lane, off_ramp=off_ramp_lane, end=list(prev_main))
 
 
 def build_highway_bank(cfg: HighwayConfig, num_maps: int, seed: int = 0) -> RoadMap:

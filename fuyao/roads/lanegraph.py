@@ -18,11 +18,13 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
-from fuyao.roads.routing import RoutingTables, build_routing_tables
+from fuyao.roads.routing import UNREACHABLE, RoutingTables, build_routing_tables
 from fuyao.roads.signals import FIRST_COME, HAS_PRIORITY, YIELDS, Phase, Signal, parse_phase
 
-INT32_MAX = 2**31 - 1
-JUNCTION_SPAWN_CLEAR_M = 40.0  # m before a junction's stop line where reset places no vehicle  # table entries a bank may have: `fuyao.sim.geometry` indexes them in int32
+INT32_MAX = 2**31 - 1  # table entries a bank may have: `fuyao.sim.geometry` indexes them in int32
+JUNCTION_SPAWN_CLEAR_M = 40.0  # m before a junction's stop line where reset places no vehicle
+MAP_HIGHWAY, MAP_CITY, MAP_NGP = range(3)  # `RoadMap.map_kind`: the generator of each map in a bank
+MAP_KIND_NAMES = ("highway", "city", "ngp")
 
 
 class MapError(ValueError):
@@ -50,6 +52,7 @@ class Lane:
     change_until: float = math.inf
     change_from: float = 0.0  # ... and only after this one (just past a junction, where cars pour in from connectors)
     junction: int = -1  # the junction a connector lane belongs to (-1: not in a junction)
+    ego_start: bool = True  # controlled vehicles may start on this lane (road lanes only; `RoadMap.lane_ego_start`)
 
     @property
     def length(self) -> float:
@@ -190,7 +193,18 @@ class LaneGraphBuilder:
                     sb = ib * self.lanes[b].length / (len(pb) - 1)
                     self.conflicts.append((a, b, float(sa), float(sb)))
 
-    def build(self, spawn_window: tuple[float, float] = (0.0, math.inf)) -> RoadMap:
+    def build(
+        self,
+        spawn_window: tuple[float, float] = (0.0, math.inf),
+        kind: int = MAP_HIGHWAY,
+        trips: bool = False,
+        ego_destinations: list[int] | None = None,
+        dest_weights: list[float] | None = None,
+    ) -> RoadMap:
+        """Pack the lanes. `kind`: `MAP_HIGHWAY`, `MAP_CITY` or `MAP_NGP` (per-map reporting). `trips`: routes go to
+        any destination alike (a city), else to destination 0 or, by the config's exit fraction, another (a
+        highway). `ego_destinations`: the destinations controlled vehicles' routes may take (None: all).
+        `dest_weights`: how often background trips choose each destination, relative (None: alike)."""
         if not self.lanes:
             raise MapError(f"{self.name}: a map needs at least one lane; got 0")
         for i, lane in enumerate(self.lanes):
@@ -198,8 +212,36 @@ class LaneGraphBuilder:
                 if j >= len(self.lanes):
                     raise MapError(f"{self.name}: lane {i} neighbour {j} does not exist")
         self._check_programs()
-        return RoadMap.from_lanes(
+        road = RoadMap.from_lanes(
             self.lanes, self.conflicts, self.name, spawn_window, self.junctions, self.right_of_way
+        )
+        num_dest = road.dest_valid.shape[1]
+        ego_dest = torch.ones(1, num_dest, dtype=torch.bool)
+        if ego_destinations is not None:
+            bad = [d for d in ego_destinations if not 0 <= d < num_dest]
+            if bad or not ego_destinations:
+                raise MapError(
+                    f"{self.name}: ego_destinations: got {ego_destinations!r}; allowed: a non-empty list of "
+                    f"destination ids 0 to {num_dest - 1}"
+                )
+            ego_dest = torch.zeros(1, num_dest, dtype=torch.bool)
+            ego_dest[0, ego_destinations] = True
+        weight = torch.ones(1, num_dest)
+        if dest_weights is not None:
+            if len(dest_weights) != num_dest or min(dest_weights) < 0 or not sum(dest_weights) > 0:
+                raise MapError(
+                    f"{self.name}: dest_weights: got {dest_weights!r}; allowed: {num_dest} weights >= 0, not all 0"
+                )
+            weight = torch.tensor([dest_weights], dtype=torch.float32)
+        # Controlled vehicles start only where a route to one of their destinations exists.
+        reach = (road.route.cost[0][:, ego_dest[0]] < 0.5 * UNREACHABLE).any(dim=1)
+        return dataclasses.replace(
+            road,
+            lane_ego_start=road.lane_ego_start & reach.unsqueeze(0),
+            map_kind=torch.tensor([kind], dtype=torch.int64),
+            map_trips=torch.tensor([trips]),
+            dest_ego=ego_dest,
+            dest_weight=weight,
         )
 
     def _check_programs(self) -> None:
@@ -262,6 +304,11 @@ class RoadMap:
     lane_signal: torch.Tensor  # [M, L, Ph] int64, `Signal` of the lane in each phase of its junction's program
     junction_phase_s: torch.Tensor  # [M, J, Ph] float32 s, phase durations (0: no such phase)
     junction_num_phases: torch.Tensor  # [M, J] int64, phases in the cycle (0: unsignalised or no junction)
+    lane_ego_start: torch.Tensor  # [M, L] bool, controlled vehicles may start here
+    dest_ego: torch.Tensor  # [M, D] bool, destinations controlled vehicles' routes may take
+    dest_weight: torch.Tensor  # [M, D] float32, relative frequency of each destination in background trips
+    map_kind: torch.Tensor  # [M] int64, MAP_HIGHWAY / MAP_CITY / MAP_NGP: which generator (for reports)
+    map_trips: torch.Tensor  # [M] bool, routes to any destination alike (cities), else the highway rule
     route: RoutingTables
     names: tuple[str, ...] = ()
     has_conflicts: bool = False  # any connector lanes that cross or merge (a static flag: no host sync)
@@ -390,7 +437,8 @@ class RoadMap:
         if sorted(set(g for g in groups if g >= 0)) != list(range(max(groups) + 1)):
             raise MapError(f"{name}: exit groups {sorted(set(groups))} must number 0, 1, ... without gaps")
         until = np.array([lane.change_until for lane in lanes])
-        route = build_routing_tables(lengths, succ_lists, left, right, left_ok, right_ok, groups, until)
+        in_junction = np.array([lane.junction >= 0 for lane in lanes])
+        route = build_routing_tables(lengths, succ_lists, left, right, left_ok, right_ok, groups, until, in_junction)
 
         from_left, section = [], []
         for i in range(num_lanes):
@@ -450,6 +498,11 @@ class RoadMap:
             lane_signal=t(lane_signal, torch.int64),
             junction_phase_s=t(phase_s),
             junction_num_phases=t(num_phases, torch.int64),
+            lane_ego_start=t([lane.ego_start and lane.kind == "road" for lane in lanes], torch.bool),
+            dest_ego=t(np.ones(max(groups) + 1), torch.bool),
+            dest_weight=t(np.ones(max(groups) + 1)),
+            map_kind=torch.tensor([MAP_HIGHWAY], dtype=torch.int64),
+            map_trips=torch.tensor([False]),
             route=route,
             names=(name,),
             has_conflicts=bool(conflicts),
@@ -516,8 +569,10 @@ def stack_maps(maps: list[RoadMap]) -> RoadMap:
                 shape = (num_j, num_ph)
             elif f.name == "junction_num_phases":
                 shape = (num_j,)
-            elif f.name == "dest_valid":
+            elif f.name in ("dest_valid", "dest_ego", "dest_weight"):
                 shape = (max(m.dest_valid.shape[1] for m in maps),)
+            elif f.name in ("map_kind", "map_trips"):
+                shape = ()
             else:
                 shape = (num_lanes,)
             parts.append(_pad_to(x, shape, fills.get(f.name, 0)))

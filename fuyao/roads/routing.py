@@ -165,6 +165,7 @@ def build_routing_tables(
     right_ok: list[bool],
     exit_group: list[int],
     change_until: np.ndarray | None = None,
+    in_junction: np.ndarray | None = None,
 ) -> RoutingTables:
     """Routing over one map's lane graph (host side, one sparse Dijkstra per destination).
 
@@ -172,7 +173,9 @@ def build_routing_tables(
     belong to a destination, a sink (an exit) or not (a city zone: random trips end there); parallel lanes share
     one destination, so a car bound for "the end of the highway" may use any of them. Tables are `[1, L, D]`.
     `change_until[l]`: lane changes out of lane `l` only before this arc length (the solid line before a stop bar):
-    a deadline that ends on lane `l` ends there.
+    a deadline that ends on lane `l` ends there. `in_junction[l]`: lane `l` is a junction's connector; the changes a
+    route needs after a junction are not counted before it (they are made in the next street: counted before it,
+    a car in the right lane for its turn would move out of it for a change it must make one street later).
     """
     lengths = np.asarray(lengths, dtype=np.float64)
     num_lanes = len(lengths)
@@ -198,11 +201,13 @@ def build_routing_tables(
     follows = ((next_hop >= 0) & (succ[:, :, None] == next_hop[:, None, :]).any(axis=1)).ravel()  # [L * D]
     step = np.where(next_hop == np.asarray(left, dtype=np.int64)[:, None], -1, 1).ravel()
     changes = np.zeros(num_lanes * num_dest, dtype=np.int64)
+    junction = np.zeros(num_lanes, dtype=bool) if in_junction is None else np.asarray(in_junction, dtype=bool)
+    into_junction = (next_hop >= 0).ravel() & junction[np.maximum(next_hop, 0)].ravel()
     levels, _ = _chain_levels(along_hop)  # next hops never circle: every hop is shorter by a positive cost
     for idx in levels[1:]:
         after, way = changes[along_hop[idx]], step[idx]
         run = np.where(np.sign(after) == way, np.abs(after), 0)
-        changes[idx] = np.where(follows[idx], after, way * (1 + run))
+        changes[idx] = np.where(follows[idx], np.where(into_junction[idx], 0, after), way * (1 + run))
     changes = changes.reshape(num_lanes, num_dest)
 
     costs = np.concatenate([cost, np.full((1, num_dest), np.inf)])[succ]  # [L, S, D], padding never wins

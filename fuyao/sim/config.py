@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 
 from fuyao.roads.city import CityConfig
 from fuyao.roads.highway import HighwayConfig
+from fuyao.roads.ngp import NgpConfig
 from fuyao.sim.grid_config import OccupancyGridConfig, RasterConfig
 
 
@@ -32,10 +33,13 @@ class ObservationType(enum.Enum):
 
 
 class MapKind(enum.Enum):
-    """Which generator builds the map bank: `SimConfig.road` (highway) or `SimConfig.city`."""
+    """Which generator builds the map bank: `SimConfig.road` (highway), `SimConfig.city`, `SimConfig.ngp`
+    (a city, a highway and another city joined by ramps), or `mixed`: all three, in the shares `SimConfig.mix`."""
 
     HIGHWAY = "highway"
     CITY = "city"
+    NGP = "ngp"
+    MIXED = "mixed"
 
 
 class DriverProfile(enum.Enum):
@@ -109,6 +113,8 @@ class SimConfig:
     map: MapKind = MapKind.HIGHWAY  # the generator of the map bank: `road` for highways, `city` for cities
     road: HighwayConfig = field(default_factory=HighwayConfig)
     city: CityConfig = field(default_factory=CityConfig)
+    ngp: NgpConfig = field(default_factory=NgpConfig)
+    mix: tuple[float, float, float] = (1.0, 1.0, 1.0)  # map kind `mixed`: shares of highway, city and NGP maps
     sim_hz: int = 15
     decision_hz: int = 1
     episode_s: float = 40.0
@@ -175,18 +181,48 @@ class SimConfig:
         lo, hi = self.signal_scale_range
         if not 0.0 < lo <= hi:
             raise _bad("SimConfig", "signal_scale_range", self.signal_scale_range, "0 < lo <= hi")
+        if len(self.mix) != 3 or min(self.mix) < 0 or sum(self.mix) <= 0:
+            raise _bad("SimConfig", "mix", self.mix, "three shares >= 0 (highway, city, ngp), not all 0")
+        if self.map is MapKind.MIXED and self.num_maps < sum(1 for x in self.mix if x > 0):
+            raise _bad(
+                "SimConfig",
+                "num_maps",
+                self.num_maps,
+                f">= {sum(1 for x in self.mix if x > 0)}: one map of each kind in mix",
+            )
         if self.mobil_period_s <= 0:
             raise _bad("SimConfig", "mobil_period_s", self.mobil_period_s, "> 0 s")
 
     @property
-    def junction_features(self) -> bool:
-        """Whether the native observation carries the junction block."""
-        return self.map is MapKind.CITY if self.observe_junctions is None else self.observe_junctions
+    def has_city(self) -> bool:
+        """Whether the bank holds city streets (junctions, signals): every map kind but `highway`."""
+        return self.map is not MapKind.HIGHWAY
 
     @property
-    def road_config(self) -> HighwayConfig | CityConfig:
-        """The chosen generator's config (`map`)."""
-        return self.city if self.map is MapKind.CITY else self.road
+    def junction_features(self) -> bool:
+        """Whether the native observation carries the junction block."""
+        return self.has_city if self.observe_junctions is None else self.observe_junctions
+
+    @property
+    def road_config(self) -> HighwayConfig | CityConfig | NgpConfig:
+        """The chosen generator's config (`map`); `mixed` banks: the highway's (its spawn window places the
+        controlled vehicles on highway maps)."""
+        return {MapKind.CITY: self.city, MapKind.NGP: self.ngp}.get(self.map, self.road)
+
+    def map_counts(self) -> tuple[int, int, int]:
+        """Maps of each kind (highway, city, NGP) in the bank."""
+        if self.map is not MapKind.MIXED:
+            return tuple(self.num_maps if k is self.map else 0 for k in (MapKind.HIGHWAY, MapKind.CITY, MapKind.NGP))
+        total = sum(self.mix)
+        counts = [int(self.num_maps * x / total) for x in self.mix]
+        for i in sorted(range(3), key=lambda i: -self.mix[i]):  # the remainder to the largest shares, one each
+            if sum(counts) < self.num_maps:
+                counts[i] += 1
+        for i in range(3):  # every kind asked for has a map
+            if self.mix[i] > 0 and counts[i] == 0:
+                j = max(range(3), key=lambda j: counts[j])
+                counts[i], counts[j] = 1, counts[j] - 1
+        return tuple(counts)
 
     @property
     def ticks_per_decision(self) -> int:

@@ -87,23 +87,50 @@ def sample_drivers(cfg: SimConfig, key, counter, shape: tuple[int, int], device)
     )
 
 
-def sample_destination(road: RoadMap, cfg: SimConfig, map_id, lane, u, exit_fraction: float) -> torch.Tensor:
-    """Destination 0 (the main one) with probability 1 - exit_fraction, else one of the others uniformly;
-    unreachable or missing choices fall back to the nearest reachable destination. `[W, N]` int64."""
+def sample_destination(
+    road: RoadMap, cfg: SimConfig, map_id, lane, u, exit_fraction: float, ego: bool = False
+) -> torch.Tensor:
+    """`[W, N]` int64 destinations for vehicles on `lane`, from uniforms `u`.
+
+    Maps with random trips (`RoadMap.map_trips`: cities, NGP maps): any valid destination reachable from the lane,
+    by `RoadMap.dest_weight` (`ego`: uniformly among those in `RoadMap.dest_ego`, where one is reachable). Highway maps: destination 0 (the
+    main one) with probability 1 - exit_fraction, else one of the others uniformly. Unreachable or missing
+    choices fall back to the nearest reachable destination."""
     num_dest = road.route.cost.shape[2]
-    if cfg.map is MapKind.CITY:
-        # Random trips: every destination (boundary street) alike.
-        dest = (u * num_dest).long().clamp(max=num_dest - 1)
-    elif num_dest > 1:
+    d_ids = torch.arange(num_dest, device=lane.device)
+    # Random trips: the k-th of the n allowed destinations, k = floor(u n).
+    cost = road.route.cost.reshape(-1, num_dest)[lane_index_flat(road, map_id, lane)]  # [W, N, D]
+    allowed = road.dest_valid[map_id].unsqueeze(1) & (cost < UNREACHABLE_HALF)
+    if ego:
+        for_ego = allowed & road.dest_ego[map_id].unsqueeze(1)
+        allowed = torch.where(for_ego.any(-1, keepdim=True), for_ego, allowed)
+    # Weighted by `RoadMap.dest_weight` (controlled vehicles: alike): the first destination whose cumulative
+    # weight exceeds u x the total.
+    weight = torch.ones_like(cost) if ego else road.dest_weight[map_id].unsqueeze(1).expand_as(cost)
+    cum = torch.cumsum(torch.where(allowed, weight, 0.0), dim=-1)
+    pick = u.unsqueeze(-1) * cum[..., -1:]
+    trip = torch.where(allowed & (cum > pick), d_ids, num_dest).amin(-1).clamp(max=num_dest - 1)
+    if num_dest > 1:
         # Given u < exit_fraction, u / exit_fraction is uniform again and picks among destinations 1 .. D-1.
         other = 1 + (u / max(exit_fraction, 1e-9) * (num_dest - 1)).long().clamp(max=max(num_dest - 2, 0))
-        dest = torch.where(u < exit_fraction, other, 0)
+        main_or_exit = torch.where(u < exit_fraction, other, 0)
     else:
-        dest = torch.zeros_like(u, dtype=torch.int64)
+        main_or_exit = torch.zeros_like(u, dtype=torch.int64)
+    dest = torch.where(road.map_trips[map_id].unsqueeze(1), trip, main_or_exit)
     valid = road.dest_valid.reshape(-1)[map_id.unsqueeze(1) * num_dest + dest]
     reach = route_attr(road.route.cost, road, map_id, lane, dest) < UNREACHABLE_HALF
     fallback = lane_attr(road.route.default_dest, road, map_id, lane)
     return torch.where(valid & reach, dest, fallback)
+
+
+def lane_index_flat(road: RoadMap, map_id, lane) -> torch.Tensor:
+    """Row of (map, lane) in a `[M * L, ...]` view of a per-lane table."""
+    return map_id.unsqueeze(1) * road.max_lanes + lane
+
+
+def _ego_s(road_cfg, cfg: SimConfig) -> float:
+    win0, win1 = road_cfg.spawn_window
+    return win0 + cfg.ego_position * (min(win1, road_cfg.length_m) - win0)
 
 
 def reset_state(
@@ -130,6 +157,15 @@ def reset_state(
     cdf = cdf / cdf[:, -1:].clamp(min=1e-6)
     u = uniform(seed, counter, (n, 2), S_LANE)
     lane = torch.searchsorted(cdf, u[..., 0].contiguous(), right=True).clamp(max=road.max_lanes - 1)
+    # On maps of random trips the first `controlled` draws come from the lanes controlled vehicles may start on
+    # (`lane_ego_start`: on an NGP map a few streets of the first city), so that one is there to take. (On city
+    # maps those are every lane vehicles are placed on: the same draw.)
+    ego_avail = avail * road.lane_ego_start[map_id]
+    ego_cdf = torch.cumsum(ego_avail, dim=1)
+    ego_cdf = ego_cdf / ego_cdf[:, -1:].clamp(min=1e-6)
+    ego_lane = torch.searchsorted(ego_cdf, u[:, :c, 0].contiguous(), right=True).clamp(max=road.max_lanes - 1)
+    use_ego = (road.map_trips[map_id] & (ego_avail.sum(dim=1) > 0)).unsqueeze(1)
+    lane = torch.cat([torch.where(use_ego, ego_lane, lane[:, :c]), lane[:, c:]], dim=1)
     # Rank of each vehicle among those of its lane, by a second uniform draw.
     key = lane.double() + u[..., 1].double() * 0.999
     sorted_key, order = torch.sort(key, dim=1)
@@ -152,12 +188,16 @@ def reset_state(
     s = s_sorted.gather(1, inverse)
     present = fits.gather(1, inverse)
 
-    # Controlled slots: the present vehicles on road lanes nearest the ego start point.
-    win0, win1 = cfg.road_config.spawn_window
-    ego_s = win0 + cfg.ego_position * (min(win1, cfg.road_config.length_m) - win0)
+    # Controlled slots: the present vehicles on lanes they may start on (`RoadMap.lane_ego_start`: road lanes)
+    # nearest the ego start point: along the highway's spawn window on highway maps, `ego_position` of a block
+    # along its street on maps of random trips.
+    trips = road.map_trips[map_id].unsqueeze(1)
+    ego_s = torch.where(
+        trips, _ego_s(cfg.city if cfg.map is MapKind.MIXED else cfg.road_config, cfg), _ego_s(cfg.road_config, cfg)
+    )
     road_s = lane_attr(road.lane_road_s0, road, map_id, lane) + s
-    is_road = lane_attr(road.lane_kind, road, map_id, lane) == 0
-    ego_key = torch.where(present & is_road, (road_s - ego_s).abs(), 1.0e7 + torch.arange(n, device=device).float())
+    may_start = lane_attr(road.lane_ego_start, road, map_id, lane)
+    ego_key = torch.where(present & may_start, (road_s - ego_s).abs(), 1.0e7 + torch.arange(n, device=device).float())
     slot_order = torch.argsort(ego_key, dim=1, stable=True)
     lane, s, present = lane.gather(1, slot_order), s.gather(1, slot_order), present.gather(1, slot_order)
 
@@ -167,13 +207,16 @@ def reset_state(
     controlled = controlled & present
     limit = lane_attr(road.lane_speed_limit, road, map_id, lane)
     desired = torch.minimum(drivers["desire"] * limit, drivers["max_speed"])
-    speed = torch.where(controlled, torch.full_like(s, cfg.ego_speed), desired * drivers.pop("init_fraction"))
+    # Controlled vehicles start at `ego_speed`; on maps of random trips at most 0.6 of the lane's limit (a mixed
+    # bank's highway ego at 25 m/s, its city ego at 8 m/s).
+    ego_speed = torch.where(trips, torch.clamp(0.6 * limit, max=cfg.ego_speed), cfg.ego_speed)
+    speed = torch.where(controlled, ego_speed, desired * drivers.pop("init_fraction"))
     if cfg.drivers.profile is DriverProfile.HIGHWAY_ENV:
         speed = torch.where(controlled, speed, desired)
     u_dest = uniform(seed, counter, (n,), S_DEST)
     dest = sample_destination(road, cfg, map_id, lane, u_dest, cfg.drivers.exit_fraction)
     u_ego = uniform(seed, counter, (1,), S_EGO_DEST).expand(w, n)
-    ego_dest = sample_destination(road, cfg, map_id, lane, u_ego, cfg.ego_exit_fraction)
+    ego_dest = sample_destination(road, cfg, map_id, lane, u_ego, cfg.ego_exit_fraction, ego=True)
     dest = torch.where(controlled, ego_dest, dest)
 
     def zeros():  # a fresh tensor per field: aliased fields would make compiled steps guard on identity

@@ -267,10 +267,14 @@ def conflict_yield_interaction(
     gives_way = (they_rank & (their_t < my_t + CRITICAL_GAP_S)) | (neither & first) | committed
     not_passed = (sur.conflict_my_dist > -0.5 * length.unsqueeze(-1)) & (sur.conflict_their_dist > -0.5 * their_len)
     yields = (other >= 0) & threat & gives_way & not_passed & (sur.conflict_their_dist < YIELD_HORIZON_M)
-    # Wait at the stop line (the connector's start) if not yet on it, else just short of the conflict point.
+    # Wait at the stop line (the connector's start) if not yet on it, else just short of the conflict point. On a
+    # permissive green (`g`) a car pulls into the junction and waits short of the point, as drivers turning left
+    # across oncoming traffic do: when the light changes it is over the line and clears the junction while the
+    # oncoming stream stops (waiting at the line, no left turner ever got through a steady oncoming stream).
     entry = sur.conflict_entry_dist.unsqueeze(-1)
     half = 0.5 * length.unsqueeze(-1)
-    gap = torch.where(entry > 0, entry - half - 1.0, sur.conflict_my_dist - half - YIELD_CLEARANCE_M).clamp(min=0.1)
+    at_line = (entry > 0) & (my_signal != int(Signal.GREEN_YIELD)).unsqueeze(-1)
+    gap = torch.where(at_line, entry - half - 1.0, sur.conflict_my_dist - half - YIELD_CLEARANCE_M).clamp(min=0.1)
     p = DriverParams(*(getattr(params, f).unsqueeze(-1) for f in params.__dataclass_fields__))
     stop = idm_interaction(speed.unsqueeze(-1), gap, torch.zeros_like(gap), yields, p)
     # At a merge, a car that is past the merge point and ahead of this one (nearer the common street) is a

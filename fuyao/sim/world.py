@@ -8,9 +8,10 @@ from typing import Literal
 
 import torch
 
-from fuyao.roads.city import build_city_bank
-from fuyao.roads.highway import build_highway_bank
-from fuyao.roads.lanegraph import RoadMap
+from fuyao.roads.city import build_city, build_city_bank
+from fuyao.roads.highway import build_highway, build_highway_bank
+from fuyao.roads.lanegraph import RoadMap, stack_maps
+from fuyao.roads.ngp import build_ngp, build_ngp_bank
 from fuyao.sim.config import ConfigError, MapKind, ObservationType, SimConfig
 from fuyao.sim.constants import SimConstants
 from fuyao.sim.observe import observation_shape, observe
@@ -20,9 +21,19 @@ from fuyao.sim.step import StepResult, action_mask, begin_decision, end_decision
 
 
 def build_bank(cfg: SimConfig) -> RoadMap:
-    """The map bank `cfg.map` asks for: `cfg.num_maps` maps of the chosen generator, seeds from `cfg.map_seed`."""
+    """The map bank `cfg.map` asks for: `cfg.num_maps` maps of the chosen generator, seeds from `cfg.map_seed`;
+    a `mixed` bank: highways, then cities, then NGP maps (`SimConfig.map_counts`), each kind from that seed."""
     if cfg.map is MapKind.CITY:
         return build_city_bank(cfg.city, cfg.num_maps, cfg.map_seed)
+    if cfg.map is MapKind.NGP:
+        return build_ngp_bank(cfg.ngp, cfg.num_maps, cfg.map_seed)
+    if cfg.map is MapKind.MIXED:
+        n_highway, n_city, n_ngp = cfg.map_counts()
+        seed = cfg.map_seed
+        maps = [build_highway(cfg.road, seed + i) for i in range(n_highway)]
+        maps += [build_city(cfg.city, seed + i) for i in range(n_city)]
+        maps += [build_ngp(cfg.ngp, seed + i) for i in range(n_ngp)]
+        return stack_maps(maps)
     return build_highway_bank(cfg.road, cfg.num_maps, cfg.map_seed)
 
 
