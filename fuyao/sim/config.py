@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import enum
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from fuyao.roads.city import CityConfig
 from fuyao.roads.highway import HighwayConfig
@@ -32,7 +33,8 @@ class ObservationType(enum.Enum):
 
 
 class MapKind(enum.Enum):
-    """Which generator builds the map bank: `SimConfig.road` (highway) or `SimConfig.city`."""
+    """Which generator builds the map bank: `SimConfig.road` (highway) or `SimConfig.city`. `SimConfig.map` may
+    instead be the path of a map file written by `fuyao maps import` (an imported real map)."""
 
     HIGHWAY = "highway"
     CITY = "city"
@@ -50,6 +52,33 @@ def _parse_enum(owner: str, name: str, value, cls: type[enum.Enum]):
         return cls(value)
     except ValueError:
         raise _bad(owner, name, value, ", ".join(repr(m.value) for m in cls)) from None
+
+
+def _parse_map(value) -> MapKind | Path:
+    """`SimConfig.map`: a `MapKind` value, or the path of a readable map file (its header is checked here)."""
+    if isinstance(value, MapKind):
+        return value
+    allowed = (
+        f"{', '.join(repr(m.value) for m in MapKind)}, or the path of a map file written by "
+        "`fuyao maps import FILE --out NAME` (.npz)"
+    )
+    if isinstance(value, str):
+        try:
+            return MapKind(value)
+        except ValueError:
+            value = Path(value)
+    if not isinstance(value, Path):
+        raise _bad("SimConfig", "map", value, allowed)
+    if not value.is_file():
+        raise _bad("SimConfig", "map", str(value), f"{allowed}; no such file")
+    from fuyao.roads.io.mapfile import read_header
+    from fuyao.roads.lanegraph import MapError
+
+    try:
+        read_header(value)
+    except MapError as err:
+        raise _bad("SimConfig", "map", str(value), f"{allowed}; this file is not one: {err}") from None
+    return value
 
 
 @dataclass(frozen=True)
@@ -106,7 +135,9 @@ class SimConfig:
     controlled: int = 1  # the first `controlled` slots are driven by the policy; `vehicles` for full self-play
     num_maps: int = 8
     map_seed: int = 0
-    map: MapKind = MapKind.HIGHWAY  # the generator of the map bank: `road` for highways, `city` for cities
+    # The generator of the map bank (`road` for highways, `city` for cities), or the path of a map file written
+    # by `fuyao maps import` (one imported map; `num_maps` and `map_seed` do not apply; it drives like a city).
+    map: MapKind | Path = MapKind.HIGHWAY
     road: HighwayConfig = field(default_factory=HighwayConfig)
     city: CityConfig = field(default_factory=CityConfig)
     sim_hz: int = 15
@@ -143,7 +174,7 @@ class SimConfig:
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "action", _parse_enum("SimConfig", "action", self.action, ActionType))
-        object.__setattr__(self, "map", _parse_enum("SimConfig", "map", self.map, MapKind))
+        object.__setattr__(self, "map", _parse_map(self.map))
         object.__setattr__(
             self, "observation", _parse_enum("SimConfig", "observation", self.observation, ObservationType)
         )
@@ -179,14 +210,25 @@ class SimConfig:
             raise _bad("SimConfig", "mobil_period_s", self.mobil_period_s, "> 0 s")
 
     @property
+    def map_file(self) -> Path | None:
+        """The imported map's file, or None for a generated map bank."""
+        return self.map if isinstance(self.map, Path) else None
+
+    @property
+    def city_like(self) -> bool:
+        """City maps and imported maps: junctions, random trips between any destinations, curved connectors."""
+        return self.map is MapKind.CITY or isinstance(self.map, Path)
+
+    @property
     def junction_features(self) -> bool:
         """Whether the native observation carries the junction block."""
-        return self.map is MapKind.CITY if self.observe_junctions is None else self.observe_junctions
+        return self.city_like if self.observe_junctions is None else self.observe_junctions
 
     @property
     def road_config(self) -> HighwayConfig | CityConfig:
-        """The chosen generator's config (`map`)."""
-        return self.city if self.map is MapKind.CITY else self.road
+        """The chosen generator's config (`map`); an imported map places vehicles as a city does (`city`'s
+        spawn window and reference length)."""
+        return self.city if self.city_like else self.road
 
     @property
     def ticks_per_decision(self) -> int:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import torch
 
 from fuyao.roads.lanegraph import RoadMap
-from fuyao.sim.config import DriverProfile, MapKind, SimConfig
+from fuyao.sim.config import DriverProfile, SimConfig
 from fuyao.sim.constants import SimConstants, constants_or_build
 from fuyao.sim.geometry import lane_attr, route_attr
 from fuyao.sim.rng import uniform
@@ -91,7 +91,7 @@ def sample_destination(road: RoadMap, cfg: SimConfig, map_id, lane, u, exit_frac
     """Destination 0 (the main one) with probability 1 - exit_fraction, else one of the others uniformly;
     unreachable or missing choices fall back to the nearest reachable destination. `[W, N]` int64."""
     num_dest = road.route.cost.shape[2]
-    if cfg.map is MapKind.CITY:
+    if cfg.city_like:
         # Random trips: every destination (boundary street) alike.
         dest = (u * num_dest).long().clamp(max=num_dest - 1)
     elif num_dest > 1:

@@ -18,7 +18,7 @@ import torch
 from fuyao.roads.lanegraph import RoadMap
 from fuyao.sim import traffic
 from fuyao.sim.collision import at_fault_collisions, collisions
-from fuyao.sim.config import ActionType, MapKind, SimConfig
+from fuyao.sim.config import ActionType, SimConfig
 from fuyao.sim.constants import SimConstants, constants_or_build
 from fuyao.sim.dynamics import PHYSICAL_MAX_SPEED, bicycle_step
 from fuyao.sim.geometry import change_ok, lane_attr, lane_point_xy, next_lane, route_attr, vehicle_pose_xy
@@ -80,7 +80,7 @@ def tick(state: WorldState, road: RoadMap, cfg: SimConfig, mobil: bool) -> tuple
     target_d = torch.where(
         lc_dir < 0, 0.5 * (width + width_left), torch.where(lc_dir > 0, -0.5 * (width + width_right), 0.0)
     )
-    if cfg.map is MapKind.CITY:
+    if cfg.city_like:
         # The slip a car needs to follow that curvature in steady state (yaw rate v kappa = v sin(slip) / (L / 2)).
         k_steer = _steering_curvature(road, m, v, kappa)
         slip = torch.asin((k_steer * 0.5 * v.length).clamp(-0.9, 0.9))

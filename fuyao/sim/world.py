@@ -20,7 +20,12 @@ from fuyao.sim.step import StepResult, action_mask, begin_decision, end_decision
 
 
 def build_bank(cfg: SimConfig) -> RoadMap:
-    """The map bank `cfg.map` asks for: `cfg.num_maps` maps of the chosen generator, seeds from `cfg.map_seed`."""
+    """The map bank `cfg.map` asks for: `cfg.num_maps` maps of the chosen generator, seeds from `cfg.map_seed`;
+    or the one map of an imported map file."""
+    if cfg.map_file is not None:
+        from fuyao.roads.io.mapfile import load_map
+
+        return load_map(cfg.map_file)
     if cfg.map is MapKind.CITY:
         return build_city_bank(cfg.city, cfg.num_maps, cfg.map_seed)
     return build_highway_bank(cfg.road, cfg.num_maps, cfg.map_seed)
