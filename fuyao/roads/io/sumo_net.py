@@ -15,7 +15,8 @@ What becomes what (docs/maps.md has the full table):
 - right of way: each pair of links SUMO's `<request foes>` marks as foes is a conflict at the point where the
   connector centre lines cross, merge or come closest (SUMO gives no positions); `response` bits give who
   yields (one way: that link yields; both ways or neither: first come, first served). A junction with no
-  request table (`unregulated`) gets conflicts from geometry alone, first come, first served;
+  request table (`unregulated`) gets conflicts from geometry (connectors within a lane width of each other),
+  the later link in SUMO's order yielding;
 - `tlLogic` (static or actuated, the program SUMO runs by default): one Fuyao phase per SUMO phase with its
   duration (and `minDur` / `maxDur`); the state string is re-indexed from the light's link indices to the
   junction's links. SUMO's `u` (red-yellow) becomes `r`, `o` (off, blinking) becomes `O`. Where two conflicting
@@ -260,16 +261,27 @@ def sumo_net_to_builder(
             conn._fuyao_lane = lane  # noqa: SLF001 (the tl link index of this connector, read below)
 
     # Right of way and conflict points, per SUMO junction.
+    connector_order: dict[str, list[int]] = {}
     for node in net.getNodes():
         foes, response = node._foes, node._prohibits  # noqa: SLF001 (sumolib keeps the request table here)
         internal = node.getInternal() or []
         mine = sorted({connector_of_internal[x] for x in internal if x in connector_of_internal})
+        connector_order[node.getID()] = [connector_of_internal[x] for x in internal if x in connector_of_internal]
         if not mine:
             continue
         if not foes:
             if len(mine) > 1:
                 summary.notes[f"junction type {node.getType()}: conflicts from geometry, first come"] += 1
-                b.add_conflicts_by_geometry(mine, threshold=cfg.conflict_threshold_m)
+                # No request table (SUMO lets such links drive blind): every pair of connectors that come
+                # within a lane width of each other conflicts, as in `fuyao.roads.city`.
+                # Who yields: the later link (SUMO's order, clockwise from the first incoming lane), a total order
+                # so that no ring of cars waits for each other; first come, first served let two cars in at once.
+                width = max(b.lanes[x].width for x in mine)
+                before = len(b.conflicts)
+                b.add_conflicts_by_geometry(mine, threshold=width, near_lanes_m=width + 0.5)
+                rank = {x: k for k, x in enumerate(connector_order[node.getID()])}
+                for x, y, _, _ in b.conflicts[before:]:
+                    b.set_right_of_way(x, y, a_yields=rank.get(x, 10**6) > rank.get(y, 10**6))
             continue
         for i in range(len(internal)):
             for jj in range(i + 1, len(internal)):
@@ -337,8 +349,8 @@ def sumo_net_to_builder(
         length = lane.length
         if lane.successors:
             lane.change_until = length - min(cfg.solid_m, 0.4 * length)
-        if lane.predecessors:
-            lane.change_from = min(cfg.solid_after_m, 0.2 * length)
+        # (Also where traffic enters the map: cars placed at a lane's start must not meet one changing into it.)
+        lane.change_from = min(cfg.solid_after_m, 0.2 * length)
 
     summary.destinations = _assign_destinations(b, edge_lanes, cfg.max_destinations, summary)
     summary.lanes = len(kept)
