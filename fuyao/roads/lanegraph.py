@@ -404,11 +404,14 @@ class RoadMap:
             section.append(n_left + n_right + 1)
 
         dead = [not lane.successors and lane.exit_group < 0 for lane in lanes]
-        for _ in range(num_lanes):
-            dead = [
+        for _ in range(num_lanes):  # until nothing changes (at most the longest chain of dead lanes)
+            grown = [
                 dead[i] or (bool(lanes[i].successors) and all(dead[j] for j in lanes[i].successors))
                 for i in range(num_lanes)
             ]
+            if grown == dead:
+                break
+            dead = grown
 
         def t(a, dtype=torch.float32):
             return torch.as_tensor(np.asarray(a), dtype=dtype).unsqueeze(0)

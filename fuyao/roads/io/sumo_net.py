@@ -114,6 +114,8 @@ def _skip_reason(lane, vclass: str) -> str | None:
         return "bicycle lane"
     if allowed <= {"pedestrian"}:
         return "pedestrian path"
+    if len(allowed) <= 3:
+        return f"lane for {', '.join(sorted(allowed))} only"
     return f"lane closed to {vclass} cars"
 
 
@@ -250,8 +252,12 @@ def sumo_net_to_builder(
                 b.connect(a, to)
                 continue
             lane = b.add_lane(
-                pts, width, speed, kind="connector", junction=j, name=f"{conn.getFromLane().getID()}->"
-                f"{conn.getToLane().getID()}"
+                pts,
+                width,
+                speed,
+                kind="connector",
+                junction=j,
+                name=f"{conn.getFromLane().getID()}->{conn.getToLane().getID()}",
             )
             b.connect(a, lane)
             b.connect(lane, to)
@@ -298,6 +304,10 @@ def sumo_net_to_builder(
     summary.conflicts = len(b.conflicts)
 
     # Signal programs.
+    pairs_of_junction: dict[int, list[tuple[int, int]]] = defaultdict(list)
+    for x, y, _, _ in b.conflicts:
+        if b.lanes[x].junction >= 0 and b.lanes[x].junction == b.lanes[y].junction:
+            pairs_of_junction[b.lanes[x].junction].append((x, y))
     for key, j in junction_of_key.items():
         if key[0] != "tl":
             continue
@@ -313,9 +323,7 @@ def sumo_net_to_builder(
         phases = []
         for k, ph in enumerate(program.getPhases()):
             if not float(ph.duration) > 0:
-                raise MapError(
-                    f"{path}: tlLogic {key[1]!r} phase {k}: duration {ph.duration!r}; allowed: > 0 s"
-                )
+                raise MapError(f"{path}: tlLogic {key[1]!r} phase {k}: duration {ph.duration!r}; allowed: > 0 s")
             letters = []
             for lane in b.junctions[j].links:
                 idx = index_of_lane[lane]
@@ -336,7 +344,7 @@ def sumo_net_to_builder(
             lo = float(ph.minDur) if ph.minDur is not None and float(ph.minDur) >= 0 else None
             hi = float(ph.maxDur) if ph.maxDur is not None and float(ph.maxDur) >= 0 else None
             phases.append(Phase(float(ph.duration), "".join(letters), lo, hi))
-        phases = _no_conflicting_priority_greens(b, j, phases, summary)
+        phases = _no_conflicting_priority_greens(b, j, phases, pairs_of_junction.get(j, []), summary)
         b.set_program(j, phases)
         summary.signals += 1
         if program.getType() != "static":
@@ -405,12 +413,14 @@ def _add_conflict(b: LaneGraphBuilder, a: int, c: int, threshold: float) -> bool
     return len(b.conflicts) > before
 
 
-def _no_conflicting_priority_greens(b: LaneGraphBuilder, j: int, phases: list[Phase], summary) -> list[Phase]:
+def _no_conflicting_priority_greens(
+    b: LaneGraphBuilder, j: int, phases: list[Phase], conflict_pairs: list[tuple[int, int]], summary
+) -> list[Phase]:
     """SUMO can give two foes `G` at once (one still yields by the response table); Fuyao's `G` means nobody
     to yield to, so the yielding one becomes `g`."""
     links = b.junctions[j].links
     pos = {lane: k for k, lane in enumerate(links)}
-    pairs = [(x, y) for x, y, _, _ in b.conflicts if x in pos and y in pos]
+    pairs = [(x, y) for x, y in conflict_pairs if x in pos and y in pos]
     out = []
     for ph in phases:
         state = list(ph.state)
