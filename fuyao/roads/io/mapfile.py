@@ -163,7 +163,11 @@ def _header(path: Path, data) -> dict:
     if "meta" not in data.files:
         raise MapError(f"{path}: not a Fuyao map file: no 'meta' entry (entries: {sorted(data.files)[:8]})")
     try:
-        header = json.loads(bytes(data["meta"]).decode())
+        meta = data["meta"]
+    except ValueError:
+        raise MapError(f"{path}: field 'meta': a pickled object; map files hold no pickles") from None
+    try:
+        header = json.loads(bytes(meta).decode())
     except (ValueError, UnicodeDecodeError) as err:
         raise MapError(f"{path}: field 'meta': not UTF-8 JSON ({err})") from None
     if not isinstance(header, dict) or header.get("format") != FORMAT:
