@@ -161,33 +161,68 @@ def sumo_net_to_builder(
     summary = ImportSummary(source=str(path))
     b = LaneGraphBuilder(spacing=cfg.spacing_m, name=name or path.name.split(".")[0])
 
-    # Road lanes, edge by edge.
-    kept = {}  # SUMO lane id -> Fuyao lane
-    edge_lanes: dict[str, list[int]] = {}
+    # Road lanes. SUMO edges that only continue one another (a node where one edge's lanes each go on into
+    # the same lane of one other edge, nothing else meeting there and no signal: OpenDRIVE lane sections,
+    # geometry nodes) become one Fuyao lane per lane position, so that car following sees along a street
+    # rather than across a chain of short pieces.
+    kept_lanes: dict[str, list] = {}  # edge id -> its lanes cars may use, right to left (SUMO index order)
     for edge in net.getEdges(withInternal=False):
-        ids = []
+        kept_lanes[edge.getID()] = []
         for lane in edge.getLanes():
             why = _skip_reason(lane, cfg.vclass)
             if why is not None:
                 summary.skipped[why] += 1
                 continue
-            pts = _xy(lane.getShape())
-            if len(pts) < 2 or _polyline_length(pts) < 1e-3:
+            if len(lane.getShape()) < 2 or _polyline_length(_xy(lane.getShape())) < 1e-3:
                 raise MapError(
                     f"{path}: lane {lane.getID()!r} (edge {edge.getID()!r}): shape {lane.getShape()!r} has zero "
                     "length; a lane needs a shape of two or more distinct points"
                 )
-            kept[lane.getID()] = b.add_lane(pts, lane.getWidth(), lane.getSpeed(), name=lane.getID())
-            ids.append((lane.getIndex(), kept[lane.getID()]))
-        edge_lanes[edge.getID()] = [i for _, i in ids]
-        for (ia, a), (ib, bb) in zip(ids, ids[1:]):
-            if ib == ia + 1:  # SUMO index ia + 1 is left of ia
-                b.neighbours(left=bb, right=a)
+            kept_lanes[edge.getID()].append(lane)
     for edge in net.getEdges(withInternal=True):
         if edge.getFunction() in ("crossing", "walkingarea"):
             summary.skipped[f"pedestrian {edge.getFunction()}"] += len(edge.getLanes())
-    if not kept:
+    if not any(kept_lanes.values()):
         raise MapError(f"{path}: no lane allows {cfg.vclass} cars; nothing to import")
+    through = _pass_through_edges(net, kept_lanes, cfg.vclass)  # edge id -> the edge it continues into
+    continued = set(through.values())
+    chains = []
+    for edge_id in kept_lanes:
+        if edge_id in continued or not kept_lanes[edge_id]:
+            continue
+        chain = [edge_id]
+        while chain[-1] in through and through[chain[-1]] not in chain:
+            chain.append(through[chain[-1]])
+        chains.append(chain)
+    placed = {e for c in chains for e in c}
+    chains += [[e] for e in kept_lanes if e not in placed and kept_lanes[e]]  # a ring of pass-through edges
+    merged_nodes = {net.getEdge(e).getToNode().getID() for c in chains for e in c[:-1]}
+    kept = {}  # SUMO lane id -> Fuyao lane
+    edge_lanes: dict[str, list[int]] = {}
+    for chain in chains:
+        ids = []
+        for pos, lane in enumerate(kept_lanes[chain[0]]):
+            parts = [_xy(lane.getShape())]
+            members, speeds = [lane], [lane.getSpeed()]
+            for edge_id in chain[1:]:
+                nxt = kept_lanes[edge_id][pos]
+                conn = next(c for c in members[-1].getOutgoing() if c.getToLane() is nxt)
+                parts += [_xy(c.getShape()) for c in _internal_chain(net, conn, cfg.vclass)[0]]
+                parts.append(_xy(nxt.getShape()))
+                members.append(nxt)
+                speeds.append(nxt.getSpeed())
+            if len(set(speeds)) > 1:
+                summary.notes["lanes of different speed limits joined (the lowest kept)"] += 1
+            fid = b.add_lane(np.concatenate(parts), lane.getWidth(), min(speeds), name=members[-1].getID())
+            for m in members:
+                kept[m.getID()] = fid
+            ids.append((lane.getIndex(), fid))
+        if len(chain) > 1:
+            summary.notes["edges joined where they only continue each other"] += len(chain) - 1
+        edge_lanes[chain[-1]] = [i for _, i in ids]
+        for (ia, a), (ib, bb) in zip(ids, ids[1:]):
+            if ib == ia + 1:  # SUMO index ia + 1 is left of ia
+                b.neighbours(left=bb, right=a)
     summary.lane_index = dict(kept)
 
     # Connections: (Fuyao junction key, order within it, from, to, chain of internal lanes, tl link index).
@@ -195,6 +230,8 @@ def sumo_net_to_builder(
     node_of_key: dict[tuple[str, str], set[str]] = defaultdict(set)
     for lane_id, a in kept.items():
         lane = net.getLane(lane_id)
+        if lane.getEdge().getToNode().getID() in merged_nodes:
+            continue  # inside a joined lane
         for conn in lane.getOutgoing():
             to_id = conn.getToLane().getID()
             if conn.getDirection() == "t":
@@ -351,7 +388,7 @@ def sumo_net_to_builder(
             summary.notes[f"{program.getType()} program run fixed-time (durations as written)"] += 1
 
     # Solid lines before and after junctions.
-    for i, lane in enumerate(b.lanes):
+    for lane in b.lanes:
         if lane.kind != "road":
             continue
         length = lane.length
@@ -365,6 +402,34 @@ def sumo_net_to_builder(
     summary.connectors = sum(lane.kind == "connector" for lane in b.lanes)
     summary.junctions = sum(bool(j.links) for j in b.junctions)
     return b, summary
+
+
+def _pass_through_edges(net, kept_lanes: dict[str, list], vclass: str) -> dict[str, str]:
+    """Edges that only continue into one other edge: at the node between them no other edge arrives or leaves,
+    no light stands, and the i-th lane cars may use of one goes on into the i-th of the other, and nowhere else."""
+    out = {}
+    for node in net.getNodes():
+        if node.getType() == "traffic_light" or node.getType().startswith("traffic_light"):
+            continue
+        inc = [e for e in node.getIncoming() if e.getFunction() == "" and kept_lanes.get(e.getID())]
+        outg = [e for e in node.getOutgoing() if e.getFunction() == "" and kept_lanes.get(e.getID())]
+        if len(inc) != 1 or len(outg) != 1 or inc[0] is outg[0]:
+            continue
+        a, c = kept_lanes[inc[0].getID()], kept_lanes[outg[0].getID()]
+        if len(a) != len(c):
+            continue
+        ok = True
+        for x, y in zip(a, c):
+            conns = [k for k in x.getOutgoing() if k.getDirection() != "t"]
+            if len(conns) != 1 or conns[0].getToLane() is not y or conns[0].getTLSID() or not conns[0].allows(vclass):
+                ok = False
+                break
+            if _internal_chain(net, conns[0], vclass)[1]:
+                ok = False
+                break
+        if ok:
+            out[inc[0].getID()] = outg[0].getID()
+    return out
 
 
 def _bit(row: str, k: int) -> bool:
