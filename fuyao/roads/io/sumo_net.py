@@ -73,7 +73,7 @@ class ImportSummary:
     """What an import built and what it left out (reason -> count)."""
 
     source: str
-    lanes: int = 0  # road lanes
+    lanes: int = 0  # Fuyao road lanes (SUMO lanes that only continue each other are one)
     connectors: int = 0
     junctions: int = 0
     signals: int = 0  # signalised Fuyao junctions
@@ -81,7 +81,7 @@ class ImportSummary:
     destinations: int = 0
     skipped: Counter = field(default_factory=Counter)
     notes: Counter = field(default_factory=Counter)  # translated, not skipped (a letter, a downgraded 'G')
-    lane_index: dict[str, int] = field(default_factory=dict)  # SUMO lane id -> Fuyao lane (road lanes)
+    lane_index: dict[str, int] = field(default_factory=dict)  # SUMO lane id -> Fuyao lane (every kept road lane)
     connector_index: dict[str, int] = field(default_factory=dict)  # "from_lane->to_lane" -> Fuyao connector
 
     def to_json(self) -> dict:
@@ -213,7 +213,8 @@ def sumo_net_to_builder(
                 speeds.append(nxt.getSpeed())
             if len(set(speeds)) > 1:
                 summary.notes["lanes of different speed limits joined (the lowest kept)"] += 1
-            fid = b.add_lane(np.concatenate(parts), lane.getWidth(), min(speeds), name=members[-1].getID())
+            name = "+".join(m.getID() for m in members)  # the SUMO lanes it joins, in driving order
+            fid = b.add_lane(np.concatenate(parts), lane.getWidth(), min(speeds), name=name)
             for m in members:
                 kept[m.getID()] = fid
             ids.append((lane.getIndex(), fid))
@@ -398,7 +399,7 @@ def sumo_net_to_builder(
         lane.change_from = min(cfg.solid_after_m, 0.2 * length)
 
     summary.destinations = _assign_destinations(b, edge_lanes, cfg.max_destinations, summary)
-    summary.lanes = len(kept)
+    summary.lanes = sum(lane.kind == "road" for lane in b.lanes)
     summary.connectors = sum(lane.kind == "connector" for lane in b.lanes)
     summary.junctions = sum(bool(j.links) for j in b.junctions)
     return b, summary
