@@ -50,6 +50,9 @@ class Lane:
     change_until: float = math.inf
     change_from: float = 0.0  # ... and only after this one (just past a junction, where cars pour in from connectors)
     junction: int = -1  # the junction a connector lane belongs to (-1: not in a junction)
+    # Whether inflow enters the map here; None: wherever the lane has no predecessor. An imported lane that
+    # begins where a road widens has none either, but is reached by changing lanes, not entered from outside.
+    entry: bool | None = None
 
     @property
     def length(self) -> float:
@@ -435,7 +438,9 @@ class RoadMap:
             lane_road_s0=t(road_s0),
             lane_spawn_lo=t(lo),
             lane_spawn_hi=t(hi),
-            lane_is_source=t([not lane.predecessors for lane in lanes], torch.bool),
+            lane_is_source=t(
+                [not lane.predecessors if lane.entry is None else lane.entry for lane in lanes], torch.bool
+            ),
             lane_is_sink=t([not lane.successors for lane in lanes], torch.bool),
             lane_from_left=t(from_left, torch.int64),
             lane_section_lanes=t(section, torch.int64),

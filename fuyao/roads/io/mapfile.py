@@ -8,7 +8,7 @@ layout). Arrays (L lanes, Q points in all, K conflicts, R right-of-way entries, 
     points [Q, 2] float64 m, lane_offsets [L + 1] int64      centre lines, lane i = points[off[i]:off[i+1]]
     width, speed_limit, road_s0, change_until, change_from [L] float64 (m, m/s; change_until inf = none)
     kind [L] int8 (0 road, 1 ramp, 2 connector), left, right, exit_group, junction [L] int64 (-1 none)
-    change_left_ok, change_right_ok [L] bool
+    change_left_ok, change_right_ok [L] bool, entry [L] int8 (inflow enters here: 1 yes, 0 no, -1 if no predecessor)
     succ, succ_offsets / pred, pred_offsets                     successors and predecessors, in order (CSR)
     conflict_lanes [K, 2] int64, conflict_s [K, 2] float64 m
     right_of_way [R, 3] int64: lane a, lane b, `roads.signals` code for a
@@ -54,6 +54,7 @@ ARRAYS = (
     "junction",
     "change_left_ok",
     "change_right_ok",
+    "entry",
     "succ",
     "succ_offsets",
     "pred",
@@ -100,6 +101,7 @@ def save_map(path: str | Path, builder: LaneGraphBuilder, meta: dict | None = No
         "junction": np.array([lane.junction for lane in lanes], dtype=np.int64),
         "change_left_ok": np.array([lane.change_left_ok for lane in lanes], dtype=bool),
         "change_right_ok": np.array([lane.change_right_ok for lane in lanes], dtype=bool),
+        "entry": np.array([-1 if lane.entry is None else int(lane.entry) for lane in lanes], dtype=np.int8),
         "succ": succ,
         "succ_offsets": succ_off,
         "pred": pred,
@@ -204,7 +206,7 @@ def _rebuild(a: dict, header: dict) -> LaneGraphBuilder:
     off = a["lane_offsets"]
     num_lanes = len(off) - 1
     names = header["lane_names"]
-    for key in ("width", "speed_limit", "kind", "left", "right", "exit_group", "junction"):
+    for key in ("width", "speed_limit", "kind", "left", "right", "exit_group", "junction", "entry"):
         if len(a[key]) != num_lanes:
             raise MapError(f"field {key!r} has {len(a[key])} entries; lane_offsets gives {num_lanes} lanes")
     for i in range(num_lanes):
@@ -229,6 +231,7 @@ def _rebuild(a: dict, header: dict) -> LaneGraphBuilder:
                 change_until=float(a["change_until"][i]),
                 change_from=float(a["change_from"][i]),
                 junction=int(a["junction"][i]),
+                entry=None if a["entry"][i] < 0 else bool(a["entry"][i]),
             )
         )
     for i, lane in enumerate(b.lanes):
