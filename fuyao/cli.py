@@ -194,6 +194,7 @@ class MapsImportArgs:
     cache: bool = True
     """Reuse an earlier import of the same file content (cached under $FUYAO_CACHE_DIR, ~/.cache/fuyao)."""
     json: bool = False
+    """Print one JSON summary (what was built, skipped and noted) on stdout."""
 
 
 def _flag_value(argv: list[str], flag: str) -> str | None:

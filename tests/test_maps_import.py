@@ -326,6 +326,42 @@ def test_netgenerate_grid_has_a_destination_per_leaving_street(tmp_path):
     assert summary.signals >= 1 and summary.conflicts > 0
 
 
+NETCONVERT = Path(sumo.SUMO_HOME) / "bin" / "netconvert"
+
+
+def test_edges_that_only_continue_each_other_become_one_lane(tmp_path):
+    """A -> B -> C, two lanes each, B a bend with nothing else: one Fuyao lane per position, as long as both
+    edges and the internal lane between them; C -> D with a side street at C stays apart."""
+    (tmp_path / "n.nod.xml").write_text(
+        '<nodes><node id="A" x="0" y="0"/><node id="B" x="100" y="0"/><node id="C" x="150" y="60"/>'
+        '<node id="D" x="250" y="60"/><node id="E" x="150" y="160"/></nodes>'
+    )
+    (tmp_path / "n.edg.xml").write_text(
+        '<edges><edge id="AB" from="A" to="B" numLanes="2" speed="13.9"/>'
+        '<edge id="BC" from="B" to="C" numLanes="2" speed="10"/>'
+        '<edge id="CD" from="C" to="D" numLanes="2" speed="13.9"/>'
+        '<edge id="EC" from="E" to="C" numLanes="1" speed="13.9"/></edges>'
+    )
+    net = tmp_path / "n.net.xml"
+    subprocess.run(
+        [str(NETCONVERT), "-n", str(tmp_path / "n.nod.xml"), "-e", str(tmp_path / "n.edg.xml"), "-o", str(net),
+         "--no-turnarounds", "--no-warnings"],
+        check=True, capture_output=True,
+    )  # fmt: skip
+    b, summary = sumo_net_to_builder(net)
+    names = {lane.name: i for i, lane in enumerate(b.lanes) if lane.kind == "road"}
+    assert {"AB_0+BC_0", "AB_1+BC_1", "CD_0", "CD_1", "EC_0"} == set(names)
+    assert summary.notes["edges joined where they only continue each other"] == 1
+    root = ET.parse(net).getroot()
+    lanes = {ln.get("id"): ln for ln in root.iter("lane")}
+    via = next(c.get("via") for c in root.iter("connection") if c.get("from") == "AB" and c.get("fromLane") == "0")
+    want = sum(_shape_length(lanes[x].get("shape")) for x in ("AB_0", via, "BC_0"))
+    assert b.lanes[names["AB_0+BC_0"]].length == pytest.approx(want, abs=0.05)
+    assert b.lanes[names["AB_0+BC_0"]].speed_limit == pytest.approx(10.0)  # the lowest of the joined lanes
+    assert b.lanes[names["AB_1+BC_1"]].right == names["AB_0+BC_0"]  # still neighbours
+    assert summary.lane_index["AB_0"] == summary.lane_index["BC_0"] == names["AB_0+BC_0"]
+
+
 def test_osm_through_netconvert(tmp_path):
     result = import_map(shared("osm/garching_intersection.osm"), tmp_path / "garching.npz")
     s = result.header["summary"]
