@@ -73,10 +73,7 @@ def test_lane_lengths_connections_and_programs_equal_the_network(cross):
     b, summary, road = cross
     root = ET.parse(game("cross")).getroot()
     lanes = {
-        ln.get("id"): ln
-        for e in root.iter("edge")
-        if e.get("function") in (None, "internal")
-        for ln in e.iter("lane")
+        ln.get("id"): ln for e in root.iter("edge") if e.get("function") in (None, "internal") for ln in e.iter("lane")
     }
     length = road.lane_length[0]
     # Road lanes: SUMO's length attribute.
@@ -293,8 +290,11 @@ def test_sim_map_takes_a_kind_or_a_map_file(tmp_path):
     assert cfg.map_file == out and cfg.city_like and cfg.junction_features
     assert SimConfig(map="city").map is MapKind.CITY
     assert build_bank(cfg).lane_xy.shape[1] == mapfile.load_map(out).lane_xy.shape[1]
-    with pytest.raises(ConfigError, match=r"SimConfig\.map: got '.*missing\.npz'; allowed: 'highway', 'city', or.*"
-                       r"no such file"):
+    with pytest.raises(
+        ConfigError,
+        match=r"SimConfig\.map: got '.*missing\.npz'; allowed: 'highway', 'city', or.*"
+        r"no such file",
+    ):
         SimConfig(map=str(tmp_path / "missing.npz"))
     junk = tmp_path / "junk.npz"
     junk.write_bytes(b"\x00" * 64)
