@@ -226,9 +226,8 @@ def sumo_net_to_builder(
                 b.neighbours(left=bb, right=a)
     summary.lane_index = dict(kept)
 
-    # Connections: (Fuyao junction key, order within it, from, to, chain of internal lanes, tl link index).
+    # Connections, per Fuyao junction key: (connection, from lane, to lane, chain of internal lanes).
     links: dict[tuple[str, str], list] = defaultdict(list)
-    node_of_key: dict[tuple[str, str], set[str]] = defaultdict(set)
     for lane_id, a in kept.items():
         lane = net.getLane(lane_id)
         if lane.getEdge().getToNode().getID() in merged_nodes:
@@ -251,7 +250,6 @@ def sumo_net_to_builder(
             node = conn.getFrom().getToNode()
             tl = conn.getTLSID()
             key = ("tl", tl) if tl else ("node", node.getID())
-            node_of_key[key].add(node.getID())
             links[key].append((conn, a, kept[to_id], chain))
 
     request_index = {}  # internal lane id -> (node id, request index)
@@ -260,6 +258,7 @@ def sumo_net_to_builder(
             request_index[lane_id] = (node.getID(), i)
 
     connector_of_internal: dict[str, int] = {}
+    tl_index_of: dict[int, int] = {}  # connector lane -> its light's link index (the letter in each state)
     junction_of_key = {}
     for key in sorted(links, key=lambda k: (k[0], k[1])):
         conns = links[key]
@@ -302,7 +301,7 @@ def sumo_net_to_builder(
             summary.connector_index[b.lanes[lane].name] = lane
             for c in chain:
                 connector_of_internal[c.getID()] = lane
-            conn._fuyao_lane = lane  # noqa: SLF001 (the tl link index of this connector, read below)
+            tl_index_of[lane] = conn.getTLLinkIndex()
 
     # Right of way and conflict points, per SUMO junction.
     connector_order: dict[str, list[int]] = {}
@@ -315,7 +314,7 @@ def sumo_net_to_builder(
             continue
         if not foes:
             if len(mine) > 1:
-                summary.notes[f"junction type {node.getType()}: conflicts from geometry, first come"] += 1
+                summary.notes[f"junction type {node.getType()}: conflicts from geometry, the later link yields"] += 1
                 # No request table (SUMO lets such links drive blind): every pair of connectors that come
                 # within a lane width of each other conflicts, as in `fuyao.roads.city`.
                 # Who yields: the later link (SUMO's order, clockwise from the first incoming lane), a total order
@@ -354,17 +353,13 @@ def sumo_net_to_builder(
             summary.notes["traffic light without a program (left unsignalised)"] += 1
             continue
         program = list(programs.values())[-1]
-        index_of_lane = {}
-        for conn, *_ in links[key]:
-            if hasattr(conn, "_fuyao_lane"):
-                index_of_lane[conn._fuyao_lane] = conn.getTLLinkIndex()  # noqa: SLF001
         phases = []
         for k, ph in enumerate(program.getPhases()):
             if not float(ph.duration) > 0:
                 raise MapError(f"{path}: tlLogic {key[1]!r} phase {k}: duration {ph.duration!r}; allowed: > 0 s")
             letters = []
             for lane in b.junctions[j].links:
-                idx = index_of_lane[lane]
+                idx = tl_index_of[lane]
                 if not 0 <= idx < len(ph.state):
                     raise MapError(
                         f"{path}: tlLogic {key[1]!r} phase {k} state {ph.state!r}: no letter for link index {idx}"
