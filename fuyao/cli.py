@@ -317,7 +317,8 @@ def cmd_bench_sim(args: BenchSimArgs) -> dict:
         from fuyao.perf.bench_sumo import measure_sumo
 
         if args.sim.map is not MapKind.CITY:
-            raise ConfigError(f"--sumo-seconds: needs a city map (--sim.map city); got --sim.map {args.sim.map.value}")
+            shown = args.sim.map.value if isinstance(args.sim.map, MapKind) else str(args.sim.map)
+            raise ConfigError(f"--sumo-seconds: needs a city map (--sim.map city); got --sim.map {shown}")
         ref = measure_sumo(args.sim.city, args.sim.vehicles, args.sim.sim_hz, seconds=args.sumo_seconds)
         out.update(ref)
         out["speedup_vs_sumo"] = out["vehicle_ticks_per_s"] / ref["sumo_ups"]

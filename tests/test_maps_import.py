@@ -290,6 +290,10 @@ def test_sim_map_takes_a_kind_or_a_map_file(tmp_path):
     assert cfg.map_file == out and cfg.city_like and cfg.junction_features
     assert SimConfig(map="city").map is MapKind.CITY
     assert build_bank(cfg).lane_xy.shape[1] == mapfile.load_map(out).lane_xy.shape[1]
+    from fuyao.configio import from_dict, to_dict
+
+    saved = json.loads(json.dumps(to_dict(cfg)))  # as beside a checkpoint
+    assert saved["map"] == str(out) and from_dict(SimConfig, saved, "config.json") == cfg
     with pytest.raises(
         ConfigError,
         match=r"SimConfig\.map: got '.*missing\.npz'; allowed: 'highway', 'city', or.*"
@@ -435,6 +439,14 @@ def test_imported_maps_drive_without_background_collisions(tmp_path, name):
     assert stats["arrived"] > 0
     assert stats["phase_states"] > 1
     assert stats["present"] > 4 * 12  # traffic did not thin out
+
+
+def test_an_imported_map_is_drawn(tmp_path, cross):
+    from fuyao.viz.maps import draw_map_bank
+
+    _, _, road = cross
+    png = draw_map_bank(road, tmp_path / "cross.png")
+    assert png.stat().st_size > 1000
 
 
 @pytest.mark.slow
