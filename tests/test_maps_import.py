@@ -366,6 +366,33 @@ def test_edges_that_only_continue_each_other_become_one_lane(tmp_path):
     assert summary.lane_index["AB_0"] == summary.lane_index["BC_0"] == names["AB_0+BC_0"]
 
 
+def _float_or_none(text: str | None) -> float | None:
+    return None if text is None else float(text)
+
+
+def test_actuated_programs_keep_their_bounds(tmp_path):
+    net = tmp_path / "actuated.net.xml"
+    subprocess.run(
+        [str(NETGENERATE), "--grid", "--grid.number", "2", "--grid.length", "120", "--grid.attach-length", "80",
+         "-j", "traffic_light", "--tls.default-type", "actuated", "--output-file", str(net), "--no-warnings"],
+        check=True, capture_output=True,
+    )  # fmt: skip
+    b, summary = sumo_net_to_builder(net)
+    programs = {tl.get("id"): tl.findall("phase") for tl in ET.parse(net).getroot().iter("tlLogic")}
+    assert programs and {tl.get("type") for tl in ET.parse(net).getroot().iter("tlLogic")} == {"actuated"}
+    for j in b.junctions:
+        if not j.phases:
+            continue
+        phases = programs[j.name.removeprefix("traffic light ")]
+        assert [(p.duration_s, p.min_s, p.max_s) for p in j.phases] == [
+            (float(p.get("duration")), _float_or_none(p.get("minDur")), _float_or_none(p.get("maxDur"))) for p in phases
+        ]
+        assert any(p.min_s is not None and p.max_s > p.min_s for p in j.phases)
+    checked = [j for j in b.junctions if j.phases]
+    assert len(checked) == summary.signals >= 4  # (lights at the stubs' far ends have no link but turnarounds)
+    assert summary.notes["actuated program run fixed-time (durations as written)"] == summary.signals
+
+
 def test_osm_through_netconvert(tmp_path):
     result = import_map(shared("osm/garching_intersection.osm"), tmp_path / "garching.npz")
     s = result.header["summary"]
@@ -429,11 +456,14 @@ def _drive(map_file: Path, seconds: float, worlds: int, vehicles: int) -> dict:
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("name", ["cross", "grid6"])
+@pytest.mark.parametrize(
+    "name", ["cross", "grid6", "shared:osm/garching_intersection.osm", "shared:opendrive/four_way_crossing.xodr"]
+)
 def test_imported_maps_drive_without_background_collisions(tmp_path, name):
     """60 simulated seconds in 4 worlds at the city preset's density: no background car crashes, the rule-based
     pilot completes trips, signals change phase."""
-    out = import_map(game(name), tmp_path / f"{name}.npz").out
+    src = shared(name.removeprefix("shared:")) if name.startswith("shared:") else game(name)
+    out = import_map(src, tmp_path / "map.npz").out
     stats = _drive(out, 60.0, worlds=4, vehicles=24)
     assert stats["background_crashes"] == 0
     assert stats["arrived"] > 0
