@@ -102,6 +102,11 @@ def test_lane_lengths_connections_and_programs_equal_the_network(cross):
         src, dst = key.split("->")
         pred = int(road.lane_pred[0, lane])
         assert names[pred] == src and names[int(road.lane_succ[0, lane, 0])] == dst
+    # Traffic enters at the lanes of the edges that start at the map's boundary (dead ends), only there.
+    fringe = {j.get("id") for j in root.iter("junction") if j.get("type") == "dead_end"}
+    starts = {e.get("id") for e in root.iter("edge") if e.get("from") in fringe}
+    entries = {names[i] for i in torch.nonzero(road.lane_is_source[0]).flatten().tolist()}
+    assert entries == {i for i in summary.lane_index if i.rsplit("_", 1)[0] in starts} != set()
     # The light's program: durations, and every connector's letter in every phase from its linkIndex.
     (tl,) = list(root.iter("tlLogic"))
     phases = tl.findall("phase")
@@ -441,7 +446,7 @@ def _drive(map_file: Path, seconds: float, worlds: int, vehicles: int) -> dict:
 
     pilot = RuleBasedPilot(world)
     state = world.reset(seed=0)
-    out = Counter()
+    out = Counter(present_at_start=int(state.vehicles.present.sum()))
     phases = set()
     for _ in range(int(seconds * cfg.decision_hz)):
         result = world.step(state, pilot.act(None, state))
@@ -468,7 +473,7 @@ def test_imported_maps_drive_without_background_collisions(tmp_path, name):
     assert stats["background_crashes"] == 0
     assert stats["arrived"] > 0
     assert stats["phase_states"] > 1
-    assert stats["present"] > 4 * 12  # traffic did not thin out
+    assert stats["present"] >= 0.75 * stats["present_at_start"] > 0  # inflow keeps traffic up
 
 
 def test_an_imported_map_is_drawn(tmp_path, cross):

@@ -40,7 +40,7 @@ import numpy as np
 from fuyao.roads.lanegraph import LaneGraphBuilder, MapError
 from fuyao.roads.signals import LETTERS, YIELDS, Phase
 
-IMPORTER_VERSION = 2  # part of the cache key: bump when the translation changes
+IMPORTER_VERSION = 3  # part of the cache key: bump when the translation changes
 RAIL_CLASSES = {"rail", "rail_urban", "rail_electric", "rail_fast", "tram", "cable_car", "subway"}
 # SUMO signal letters Fuyao has no state for, and the state that means the same to a car.
 SUMO_LETTER = {"u": "r", "o": "O"}
@@ -393,16 +393,14 @@ def sumo_net_to_builder(
         # (Also where traffic enters the map: cars placed at a lane's start must not meet one changing into it.)
         lane.change_from = min(cfg.solid_after_m, 0.2 * length)
 
-    # Where traffic enters: lanes without a way in whose edge starts at the map's edge. A lane that begins
-    # where a road widens (its edge's start node has roads arriving) is reached by changing lanes.
+    # Where traffic enters: lanes without a way in, unless another lane of the same edge has one. Such a lane
+    # begins where a road widens (a turn pocket, an OpenDRIVE lane section) and is reached by changing lanes.
     for lane in b.lanes:
         if lane.kind != "road" or lane.predecessors:
             continue
         head = net.getLane(lane.name.split("+")[0])
-        arriving = [
-            e for e in head.getEdge().getFromNode().getIncoming() if e.getFunction() == "" and kept_lanes.get(e.getID())
-        ]
-        if arriving:
+        beside = [kept[x.getID()] for x in kept_lanes[head.getEdge().getID()] if x is not head]
+        if any(b.lanes[x].predecessors for x in beside):
             lane.entry = False
             summary.notes["lane that begins inside the map (entered by a lane change, not by inflow)"] += 1
 
