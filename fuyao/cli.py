@@ -4,7 +4,8 @@
     fuyao render              write a top-down GIF/MP4 of an episode
     fuyao bench sim           vehicle-ticks/s and decisions/s over batch sizes
     fuyao bench traffic       background crashes per vehicle-hour
-    fuyao maps                draw a preset's maps to a PNG
+    fuyao maps                draw a preset's maps (or an imported map: --sim.map PATH) to a PNG
+    fuyao maps import         import a SUMO network, OpenStreetMap or OpenDRIVE file as a Fuyao map file
     fuyao data import         convert logs (Argoverse 2, CommonRoad, highD, ScenarioNet) to Fuyao scenarios
     fuyao data record         record a rollout to partitioned Parquet
 
@@ -174,11 +175,26 @@ class BenchTransferArgs:
 
 @dataclass
 class MapsArgs:
-    """Draw every map of a preset's map bank into one PNG."""
+    """Draw every map of a preset's map bank (or an imported map, `--sim.map PATH`) into one PNG."""
 
     preset: str = "highway"
     out: Path = Path("runs/maps.png")
     sim: SimConfig = field(default_factory=SimConfig)
+
+
+@dataclass
+class MapsImportArgs:
+    """Import a SUMO network (.net.xml), OpenStreetMap (.osm) or OpenDRIVE (.xodr) file as a Fuyao map file."""
+
+    input: tyro.conf.Positional[Path]
+    """The file to import (.osm and .xodr go through SUMO's netconvert: `pip install 'fuyao[maps]'`)."""
+    out: str | None = None
+    """Map file to write (`.npz` is added if missing; default: runs/maps/<input name>.npz). Use it anywhere
+    as `--sim.map PATH`."""
+    cache: bool = True
+    """Reuse an earlier import of the same file content (cached under $FUYAO_CACHE_DIR, ~/.cache/fuyao)."""
+    json: bool = False
+    """Print one JSON summary (what was built, skipped and noted) on stdout."""
 
 
 def _flag_value(argv: list[str], flag: str) -> str | None:
@@ -301,7 +317,8 @@ def cmd_bench_sim(args: BenchSimArgs) -> dict:
         from fuyao.perf.bench_sumo import measure_sumo
 
         if args.sim.map is not MapKind.CITY:
-            raise ConfigError(f"--sumo-seconds: needs a city map (--sim.map city); got --sim.map {args.sim.map.value}")
+            shown = args.sim.map.value if isinstance(args.sim.map, MapKind) else str(args.sim.map)
+            raise ConfigError(f"--sumo-seconds: needs a city map (--sim.map city); got --sim.map {shown}")
         ref = measure_sumo(args.sim.city, args.sim.vehicles, args.sim.sim_hz, seconds=args.sumo_seconds)
         out.update(ref)
         out["speedup_vs_sumo"] = out["vehicle_ticks_per_s"] / ref["sumo_ups"]
@@ -340,6 +357,43 @@ def cmd_maps(args: MapsArgs) -> Path:
     draw_map_bank(road, args.out)
     console.print(f"[green]wrote[/green] {args.out}")
     return args.out
+
+
+def cmd_maps_import(args: MapsImportArgs) -> dict:
+    from fuyao.roads.io.importer import file_type, import_map
+    from fuyao.roads.io.mapfile import SUFFIX
+
+    kind = file_type(args.input)
+    out = Path(args.out) if args.out else Path("runs/maps") / (args.input.name[: -len(kind)] or "map")
+    if out.suffix != SUFFIX:
+        out = out.with_name(out.name + SUFFIX)
+    result = import_map(args.input, out, use_cache=args.cache)
+    summary = result.header["summary"]
+    report = {
+        "input": str(args.input),
+        "out": str(result.out),
+        "cached": result.cached,
+        "seconds": round(result.seconds, 3),
+        **{k: v for k, v in summary.items() if k != "source"},
+    }
+    if args.json:
+        print(json.dumps(report))
+    else:
+        table = Table(title=f"fuyao maps import {args.input}")
+        for col in ("lanes", "connectors", "junctions", "signals", "conflicts", "destinations", "seconds"):
+            table.add_column(col, justify="right")
+        table.add_row(
+            *(str(report[k]) for k in ("lanes", "connectors", "junctions", "signals", "conflicts")),
+            str(report["destinations"]),
+            f"{report['seconds']:.2f}" + (" (cached)" if result.cached else ""),
+        )
+        console.print(table)
+        for reason, count in summary["skipped"].items():
+            console.print(f"skipped {count:>6}  {reason}")
+        for note, count in summary["notes"].items():
+            console.print(f"note    {count:>6}  {note}")
+        console.print(f"[green]wrote[/green] {result.out}  (use it as --sim.map {result.out})")
+    return report
 
 
 def cmd_run(args: RunArgs) -> dict:
@@ -701,6 +755,7 @@ COMMANDS = {
     "train": (None, cmd_train),
     "render": (RenderArgs, cmd_render),
     "maps": (MapsArgs, cmd_maps),
+    "maps import": (MapsImportArgs, cmd_maps_import),
     "bench sim": (BenchSimArgs, cmd_bench_sim),
     "bench traffic": (BenchTrafficArgs, cmd_bench_traffic),
     "bench train": (BenchTrainArgs, cmd_bench_train),
@@ -736,6 +791,8 @@ def main(argv: list[str] | None = None) -> int:
             print("usage: fuyao data {import,record} [--help]", file=sys.stderr)
             return 2
         name, rest = f"data {rest[0]}", rest[1:]
+    if name == "maps" and rest and rest[0] == "import":
+        name, rest = "maps import", rest[1:]
     if name not in COMMANDS:
         print(f"fuyao: unknown command {name!r}\n\n{_usage()}", file=sys.stderr)
         return 2

@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from fuyao.evaluation.runner import evaluate
-from fuyao.evaluation.suites import Scenario, Suite, get_suite
+from fuyao.evaluation.suites import Suite, get_suite
 from fuyao.pilots.rule_based import RuleBasedPilot
 from fuyao.presets import preset
 from fuyao.roads.city import CityConfig, build_city_named
@@ -83,7 +83,9 @@ def test_city_routes_do_not_ask_for_changes_a_street_beyond_the_next_junction():
             c = int(rt.changes[0, lane, d])
             hop = int(rt.next_hop[0, lane, d])
             if c != 0 and hop >= 0 and int(road.lane_junction[0, hop]) >= 0:
-                pytest.fail(f"{name}: {c} changes toward destination {d}, but the route goes straight into the junction")
+                pytest.fail(
+                    f"{name}: {c} changes toward destination {d}, but the route goes straight into the junction"
+                )
 
 
 def test_trip_destinations_follow_their_weights_and_controlled_ones_their_set():

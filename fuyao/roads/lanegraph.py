@@ -53,6 +53,9 @@ class Lane:
     change_from: float = 0.0  # ... and only after this one (just past a junction, where cars pour in from connectors)
     junction: int = -1  # the junction a connector lane belongs to (-1: not in a junction)
     ego_start: bool = True  # controlled vehicles may start on this lane (road lanes only; `RoadMap.lane_ego_start`)
+    # Whether inflow enters the map here; None: wherever the lane has no predecessor. An imported lane that
+    # begins where a road widens has none either, but is reached by changing lanes, not entered from outside.
+    entry: bool | None = None
 
     @property
     def length(self) -> float:
@@ -452,11 +455,14 @@ class RoadMap:
             section.append(n_left + n_right + 1)
 
         dead = [not lane.successors and lane.exit_group < 0 for lane in lanes]
-        for _ in range(num_lanes):
-            dead = [
+        for _ in range(num_lanes):  # until nothing changes (at most the longest chain of dead lanes)
+            grown = [
                 dead[i] or (bool(lanes[i].successors) and all(dead[j] for j in lanes[i].successors))
                 for i in range(num_lanes)
             ]
+            if grown == dead:
+                break
+            dead = grown
 
         def t(a, dtype=torch.float32):
             return torch.as_tensor(np.asarray(a), dtype=dtype).unsqueeze(0)
@@ -480,7 +486,9 @@ class RoadMap:
             lane_road_s0=t(road_s0),
             lane_spawn_lo=t(lo),
             lane_spawn_hi=t(hi),
-            lane_is_source=t([not lane.predecessors for lane in lanes], torch.bool),
+            lane_is_source=t(
+                [not lane.predecessors if lane.entry is None else lane.entry for lane in lanes], torch.bool
+            ),
             lane_is_sink=t([not lane.successors for lane in lanes], torch.bool),
             lane_from_left=t(from_left, torch.int64),
             lane_section_lanes=t(section, torch.int64),

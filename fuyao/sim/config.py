@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import enum
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from fuyao.roads.city import CityConfig
 from fuyao.roads.highway import HighwayConfig
@@ -34,7 +35,8 @@ class ObservationType(enum.Enum):
 
 class MapKind(enum.Enum):
     """Which generator builds the map bank: `SimConfig.road` (highway), `SimConfig.city`, `SimConfig.ngp`
-    (a city, a highway and another city joined by ramps), or `mixed`: all three, in the shares `SimConfig.mix`."""
+    (a city, a highway and another city joined by ramps), or `mixed`: all three, in the shares `SimConfig.mix`.
+    `SimConfig.map` may instead be the path of a map file written by `fuyao maps import` (an imported real map)."""
 
     HIGHWAY = "highway"
     CITY = "city"
@@ -54,6 +56,33 @@ def _parse_enum(owner: str, name: str, value, cls: type[enum.Enum]):
         return cls(value)
     except ValueError:
         raise _bad(owner, name, value, ", ".join(repr(m.value) for m in cls)) from None
+
+
+def _parse_map(value) -> MapKind | Path:
+    """`SimConfig.map`: a `MapKind` value, or the path of a readable map file (its header is checked here)."""
+    if isinstance(value, MapKind):
+        return value
+    allowed = (
+        f"{', '.join(repr(m.value) for m in MapKind)}, or the path of a map file written by "
+        "`fuyao maps import FILE --out NAME` (.npz)"
+    )
+    if isinstance(value, str):
+        try:
+            return MapKind(value)
+        except ValueError:
+            value = Path(value)
+    if not isinstance(value, Path):
+        raise _bad("SimConfig", "map", value, allowed)
+    if not value.is_file():
+        raise _bad("SimConfig", "map", str(value), f"{allowed}; no such file")
+    from fuyao.roads.io.mapfile import read_header
+    from fuyao.roads.lanegraph import MapError
+
+    try:
+        read_header(value)
+    except MapError as err:
+        raise _bad("SimConfig", "map", str(value), f"{allowed}; this file is not one: {err}") from None
+    return value
 
 
 @dataclass(frozen=True)
@@ -110,7 +139,9 @@ class SimConfig:
     controlled: int = 1  # the first `controlled` slots are driven by the policy; `vehicles` for full self-play
     num_maps: int = 8
     map_seed: int = 0
-    map: MapKind = MapKind.HIGHWAY  # the generator of the map bank: `road` for highways, `city` for cities
+    # The generator of the map bank (`road` for highways, `city` for cities), or the path of a map file written
+    # by `fuyao maps import` (one imported map; `num_maps` and `map_seed` do not apply; it drives like a city).
+    map: MapKind | Path = MapKind.HIGHWAY
     road: HighwayConfig = field(default_factory=HighwayConfig)
     city: CityConfig = field(default_factory=CityConfig)
     ngp: NgpConfig = field(default_factory=NgpConfig)
@@ -149,7 +180,7 @@ class SimConfig:
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "action", _parse_enum("SimConfig", "action", self.action, ActionType))
-        object.__setattr__(self, "map", _parse_enum("SimConfig", "map", self.map, MapKind))
+        object.__setattr__(self, "map", _parse_map(self.map))
         object.__setattr__(
             self, "observation", _parse_enum("SimConfig", "observation", self.observation, ObservationType)
         )
@@ -194,8 +225,14 @@ class SimConfig:
             raise _bad("SimConfig", "mobil_period_s", self.mobil_period_s, "> 0 s")
 
     @property
+    def map_file(self) -> Path | None:
+        """The imported map's file, or None for a generated map bank."""
+        return self.map if isinstance(self.map, Path) else None
+
+    @property
     def has_city(self) -> bool:
-        """Whether the bank holds city streets (junctions, signals): every map kind but `highway`."""
+        """Whether the bank holds city streets (junctions, signals, curved connectors): every generated kind but
+        `highway`, and imported maps."""
         return self.map is not MapKind.HIGHWAY
 
     @property
@@ -206,11 +243,15 @@ class SimConfig:
     @property
     def road_config(self) -> HighwayConfig | CityConfig | NgpConfig:
         """The chosen generator's config (`map`); `mixed` banks: the highway's (its spawn window places the
-        controlled vehicles on highway maps)."""
+        controlled vehicles on highway maps); an imported map places vehicles as a city does."""
+        if isinstance(self.map, Path):
+            return self.city
         return {MapKind.CITY: self.city, MapKind.NGP: self.ngp}.get(self.map, self.road)
 
     def map_counts(self) -> tuple[int, int, int]:
-        """Maps of each kind (highway, city, NGP) in the bank."""
+        """Maps of each kind (highway, city, NGP) in the bank (an imported map counts as a city)."""
+        if isinstance(self.map, Path):
+            return (0, 1, 0)
         if self.map is not MapKind.MIXED:
             return tuple(self.num_maps if k is self.map else 0 for k in (MapKind.HIGHWAY, MapKind.CITY, MapKind.NGP))
         total = sum(self.mix)

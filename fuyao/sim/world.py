@@ -22,7 +22,12 @@ from fuyao.sim.step import StepResult, action_mask, begin_decision, end_decision
 
 def build_bank(cfg: SimConfig) -> RoadMap:
     """The map bank `cfg.map` asks for: `cfg.num_maps` maps of the chosen generator, seeds from `cfg.map_seed`;
-    a `mixed` bank: highways, then cities, then NGP maps (`SimConfig.map_counts`), each kind from that seed."""
+    a `mixed` bank: highways, then cities, then NGP maps (`SimConfig.map_counts`), each kind from that seed; or the
+    one map of an imported map file."""
+    if cfg.map_file is not None:
+        from fuyao.roads.io.mapfile import load_map
+
+        return load_map(cfg.map_file)
     if cfg.map is MapKind.CITY:
         return build_city_bank(cfg.city, cfg.num_maps, cfg.map_seed)
     if cfg.map is MapKind.NGP:
