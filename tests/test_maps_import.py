@@ -61,7 +61,7 @@ def cache_dir(tmp_path, monkeypatch):
 @pytest.fixture(scope="module")
 def cross():
     b, summary = sumo_net_to_builder(game("cross"))
-    return b, summary, b.build(spawn_window=(0.0, 1e9))
+    return b, summary, mapfile.build_imported(b)
 
 
 def _shape_length(shape: str) -> float:
@@ -301,7 +301,7 @@ def test_sim_map_takes_a_kind_or_a_map_file(tmp_path):
     assert saved["map"] == str(out) and from_dict(SimConfig, saved, "config.json") == cfg
     with pytest.raises(
         ConfigError,
-        match=r"SimConfig\.map: got '.*missing\.npz'; allowed: 'highway', 'city', or.*"
+        match=r"SimConfig\.map: got '.*missing\.npz'; allowed: 'highway', 'city', 'ngp', 'mixed', or.*"
         r"no such file",
     ):
         SimConfig(map=str(tmp_path / "missing.npz"))

@@ -17,7 +17,7 @@ import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from fuyao.roads.io.mapfile import SUFFIX, file_sha256, read_header, save_map
+from fuyao.roads.io.mapfile import SUFFIX, build_imported, file_sha256, read_header, save_map
 from fuyao.roads.io.sumo_net import IMPORTER_VERSION, SumoImportConfig, sumo_net_to_builder
 from fuyao.roads.lanegraph import MapError
 
@@ -123,7 +123,7 @@ def import_map(
         builder, summary = sumo_net_to_builder(net, cfg, name=name)
         if net is not src:
             summary.source = str(src)
-        builder.build(spawn_window=(0.0, 1.0e9))  # refuse a map that would not load, before writing anything
+        build_imported(builder)  # refuse a map that would not load, before writing anything
     meta = {
         "source": str(src),
         "source_type": SUPPORTED[kind],

@@ -263,11 +263,16 @@ def _rebuild(a: dict, header: dict) -> LaneGraphBuilder:
     return b
 
 
+def build_imported(builder: LaneGraphBuilder) -> RoadMap:
+    """Pack an imported map: spawning anywhere, random trips between its destinations, as a city."""
+    return builder.build(spawn_window=(0.0, 1.0e9), kind=MAP_CITY, trips=True)
+
+
 def load_map(path: str | Path) -> RoadMap:
     """The one-map `RoadMap` stored at `path` (a file written by `save_map` / `fuyao maps import`)."""
     builder, _ = load_builder(path)
     try:
-        return builder.build(spawn_window=(0.0, 1.0e9), kind=MAP_CITY, trips=True)
+        return build_imported(builder)
     except MapError as err:
         raise MapError(f"{path}: {err}") from None
 
