@@ -511,7 +511,7 @@ class EvalArgs:
     pilots: tyro.conf.Positional[tuple[str, ...]] = ()
     """`rule-based` or a checkpoint path; two of them compare the pilots on the same episodes."""
     suite: str = "highway"
-    """Scenario suite: highway, highway-v0, city or smoke."""
+    """Scenario suite: highway, highway-v0, city, ngp or smoke."""
     episodes: int | None = None
     """Scale the suite down (or up) to about this many episodes in all; same seeds, so a prefix of its episodes."""
     json: bool = False
