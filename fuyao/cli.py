@@ -159,7 +159,7 @@ class BenchTransferArgs:
     """Drive a Fuyao pilot in highway-env's own environment: crash rate, speed and return over fixed seeds."""
 
     env: tyro.conf.Positional[str]
-    """highway-env id the pilot's preset mirrors (`highway-v0`)."""
+    """highway-env id the pilot's preset mirrors (`highway-v0`, `merge-v0`, `exit-v0`)."""
     pilot: Path = Path("runs/v0/checkpoints/best.pt")
     """A Fuyao checkpoint whose observation and actions mirror ENV."""
     episodes: int = 200

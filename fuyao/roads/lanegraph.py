@@ -50,6 +50,8 @@ class Lane:
     change_until: float = math.inf
     change_from: float = 0.0  # ... and only after this one (just past a junction, where cars pour in from connectors)
     junction: int = -1  # the junction a connector lane belongs to (-1: not in a junction)
+    goal: bool = False  # reaching this lane is the scenario's goal (exit-v0's exit lanes: the `goal` reward term)
+    finish: bool = False  # a controlled vehicle entering this lane has finished its episode (merge-v0: x > 370 m)
 
     @property
     def length(self) -> float:
@@ -262,6 +264,8 @@ class RoadMap:
     lane_signal: torch.Tensor  # [M, L, Ph] int64, `Signal` of the lane in each phase of its junction's program
     junction_phase_s: torch.Tensor  # [M, J, Ph] float32 s, phase durations (0: no such phase)
     junction_num_phases: torch.Tensor  # [M, J] int64, phases in the cycle (0: unsignalised or no junction)
+    lane_goal: torch.Tensor  # [M, L] bool, a goal lane of the scenario (`Lane.goal`)
+    lane_finish: torch.Tensor  # [M, L] bool, entering it ends a controlled vehicle's episode (`Lane.finish`)
     route: RoutingTables
     names: tuple[str, ...] = ()
     has_conflicts: bool = False  # any connector lanes that cross or merge (a static flag: no host sync)
@@ -450,6 +454,8 @@ class RoadMap:
             lane_signal=t(lane_signal, torch.int64),
             junction_phase_s=t(phase_s),
             junction_num_phases=t(num_phases, torch.int64),
+            lane_goal=t([lane.goal for lane in lanes], torch.bool),
+            lane_finish=t([lane.finish for lane in lanes], torch.bool),
             route=route,
             names=(name,),
             has_conflicts=bool(conflicts),

@@ -25,6 +25,7 @@ import torch
 
 from fuyao.roads.lanegraph import RoadMap
 from fuyao.roads.signals import FIRST_COME, YIELDS, Signal
+from fuyao.sim.config import MobilRule
 from fuyao.sim.geometry import lane_attr, next_lane, route_attr, wrap_angle
 from fuyao.sim.neighbours import Neighbour, Surroundings
 from fuyao.sim.signals import link_signal
@@ -39,6 +40,25 @@ ROUTE_BONUS = 1.0  # m/s^2, base incentive toward the route's lanes
 ROUTE_URGENCY = 6.0  # m/s^2, extra incentive as the deadline comes near
 ROUTE_ROOM_PER_CHANGE = 250.0  # m of road a driver wants per lane change still needed
 STOP_MARGIN = 3.0  # m, where drivers who could not change stop before their deadline
+
+
+@dataclass(frozen=True)
+class MobilConstants:
+    """One lane-change rule (`fuyao.sim.config.MobilRule`): accelerations in m/s^2."""
+
+    safe_brake: float  # the most braking a change may impose on the new follower (b_safe)
+    threshold: float  # a_threshold: the gain a change needs
+    keep_right_bias: float  # changes to the right need this much less gain, to the left this much more
+    own_safety: bool  # the changing car's own braking behind its new leader is held to b_safe too, with MIN_GAP
+    route_aware: bool  # the route's incentives (bonus, urgency, no change away from it)
+    right_first: bool  # both sides pay: highway-env keeps the last side it tries (the right), Fuyao the larger gain
+
+
+MOBIL_RULES = {
+    MobilRule.FUYAO: MobilConstants(SAFE_BRAKE, MOBIL_THRESHOLD, KEEP_RIGHT_BIAS, True, True, False),
+    # IDMVehicle.mobil: LANE_CHANGE_MAX_BRAKING_IMPOSED 2, LANE_CHANGE_MIN_ACC_GAIN 0.2, no bias, no route.
+    MobilRule.HIGHWAY_ENV: MobilConstants(2.0, 0.2, 0.0, False, False, True),
+}
 
 # Low-level controllers, as in highway-env's ControlledVehicle.
 TAU_ACC = 0.6  # s
@@ -133,10 +153,12 @@ def mobil_decision(
     route: RouteView,
     left_ok: torch.Tensor,
     right_ok: torch.Tensor,
+    rule: MobilConstants = MOBIL_RULES[MobilRule.FUYAO],
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Route-aware MOBIL for every vehicle. Returns `(direction [W, N] int64 in {-1, 0, 1}, safe_left, safe_right)`.
 
-    `params` are each vehicle's own parameters, `all_params` the same table (gathered for followers).
+    `params` are each vehicle's own parameters, `all_params` the same table (gathered for followers). `rule`:
+    the constants and which tests apply (`MOBIL_RULES`; static, chosen by the config).
     """
     follow_p = all_params.gather(sur.follow.slot)
     self_old = _idm_behind(sur.lead, params, speed)
@@ -152,27 +174,35 @@ def mobil_decision(
         nf_old = idm_acceleration(follow.speed, follow.gap + length + lead.gap, lead.speed, lead.exists, nf_p)
         nf_new = idm_acceleration(follow.speed, follow.gap, speed, follow.exists, nf_p)
         # No new follower: nobody to impose braking on, and no follower terms (not slot 0's free-road accel).
-        nf_ok = ~follow.exists | (nf_new >= -SAFE_BRAKE)
-        safe = ok & nf_ok & (self_new >= -SAFE_BRAKE) & (lead.gap > MIN_GAP) & (follow.gap > MIN_GAP)
+        nf_ok = ~follow.exists | (nf_new >= -rule.safe_brake)
+        safe = ok & nf_ok
+        if rule.own_safety:
+            safe = safe & (self_new >= -rule.safe_brake) & (lead.gap > MIN_GAP) & (follow.gap > MIN_GAP)
         nf_gain = torch.where(follow.exists, nf_new - nf_old, 0.0)
         of_gain = torch.where(sur.follow.exists, of_new - of_old, 0.0)
         gain = self_new - self_old + params.politeness * (nf_gain + of_gain)
-        gain = gain + (KEEP_RIGHT_BIAS if direction > 0 else -KEEP_RIGHT_BIAS)
+        gain = gain + (rule.keep_right_bias if direction > 0 else -rule.keep_right_bias)
+        if not rule.route_aware:
+            return safe & (gain >= rule.threshold), gain, safe
         needed = route.changes.abs().clamp(min=1).float()
         urgency = (1.0 - (route.remaining - 100.0) / (ROUTE_ROOM_PER_CHANGE * needed)).clamp(0.0, 1.0)
         toward = need == direction
         gain = gain + torch.where(toward, ROUTE_BONUS + ROUTE_URGENCY * urgency, 0.0)
         room = remaining_x > ROUTE_ROOM_PER_CHANGE * changes_x.abs().float() + 400.0
         keeps_route = (changes_x.abs() <= route.changes.abs()) | room
-        want = safe & keeps_route & (need != -direction) & (gain > MOBIL_THRESHOLD)
+        want = safe & keeps_route & (need != -direction) & (gain > rule.threshold)
         return want, gain, safe
 
     want_l, gain_l, safe_l = side(sur.left_lead, sur.left_follow, left_ok, -1, route.left_changes, route.left_remaining)
     want_r, gain_r, safe_r = side(
         sur.right_lead, sur.right_follow, right_ok, 1, route.right_changes, route.right_remaining
     )
-    go_left = want_l & (~want_r | (gain_l > gain_r))
-    go_right = want_r & ~go_left
+    if rule.right_first:
+        go_right = want_r
+        go_left = want_l & ~want_r
+    else:
+        go_left = want_l & (~want_r | (gain_l > gain_r))
+        go_right = want_r & ~go_left
     direction = torch.where(go_left, -1, torch.where(go_right, 1, 0))
     return direction, safe_l, safe_r
 
@@ -342,7 +372,9 @@ def resolve_lane_claims(
     return torch.where(cancel, 0, lc_dir)
 
 
-def steering_control(d_error, psi, speed, kappa, length, slip=None, max_heading: float = math.pi / 4) -> torch.Tensor:
+def steering_control(
+    d_error, psi, speed, kappa, length, slip=None, max_heading: float = math.pi / 4, feed_forward: bool = True
+) -> torch.Tensor:
     """Steer toward the target lateral offset (highway-env's cascaded lateral controller, in lane coordinates).
 
     `d_error` m: lateral offset minus target offset; `psi` rad relative to the lane; returns a wheel angle rad.
@@ -350,7 +382,10 @@ def steering_control(d_error, psi, speed, kappa, length, slip=None, max_heading:
     (`psi + slip`) rather than the body's heading. highway-env steers the body, which in a tight turn (slip of
     0.2-0.3 rad) cuts the inside of the curve by most of a metre; the city presets pass it. `max_heading` rad:
     the largest heading to the lane a lane change may take (highway-env's pi/4; at city speeds that is a
-    45-degree swerve across the next lane, so the city passes less).
+    45-degree swerve across the next lane, so the city passes less). `feed_forward`: add the lane's yaw rate
+    (speed x curvature) to the heading-rate command, which holds a car on the centre of a curve; highway-env's
+    controller has only the pursuit term, and on its curves (exit-v0's exit) drifts to the outside: the
+    highway-env presets leave it out.
     """
     if slip is not None:
         psi = psi + slip
@@ -358,7 +393,9 @@ def steering_control(d_error, psi, speed, kappa, length, slip=None, max_heading:
     lateral_speed_cmd = -d_error / TAU_LATERAL
     heading_cmd = torch.asin((lateral_speed_cmd / v).clamp(-1.0, 1.0)).clamp(-max_heading, max_heading)
     heading_ref = heading_cmd + kappa * speed * TAU_PURSUIT
-    heading_rate = wrap_angle(heading_ref - psi) / TAU_HEADING + speed * kappa
+    heading_rate = wrap_angle(heading_ref - psi) / TAU_HEADING
+    if feed_forward:
+        heading_rate = heading_rate + speed * kappa
     # slip = asin(x), steer = atan(2 tan(slip)); tan(asin(x)) = x / sqrt(1 - x^2), kept finite (float32 asin(1)
     # rounds past pi/2, where tan flips sign).
     x = (0.5 * length / v * heading_rate).clamp(-0.999, 0.999)
@@ -436,14 +473,28 @@ def following_accel(
     return idm_combine(free, inter, params)
 
 
-def background_control(road, map_id, v: Vehicles, sur: Surroundings, limit, mobil: bool, left_ok, right_ok, clock):
-    """IDM acceleration `[W, N]` and (on MOBIL ticks) the new lane-change direction of every vehicle."""
+def background_control(
+    road,
+    map_id,
+    v: Vehicles,
+    sur: Surroundings,
+    limit,
+    mobil: bool,
+    left_ok,
+    right_ok,
+    clock,
+    rule: MobilConstants = MOBIL_RULES[MobilRule.FUYAO],
+):
+    """IDM acceleration `[W, N]` and (on MOBIL ticks; `mobil` False: never) the new lane-change direction of
+    every vehicle, by `rule`."""
     params = driver_params(v, limit)
     route = route_view(road, map_id, v, sur)
     accel = following_accel(road, map_id, v, sur, params, route, clock)
     lc_dir = v.lc_dir
     if mobil:
-        direction, safe_l, safe_r = mobil_decision(sur, v.speed, v.length, params, params, route, left_ok, right_ok)
+        direction, safe_l, safe_r = mobil_decision(
+            sur, v.speed, v.length, params, params, route, left_ok, right_ok, rule
+        )
         start = (v.lc_dir == 0) & (v.speed > 1.0)
         lc_dir = torch.where(start, direction, v.lc_dir)
         # Abort a change whose target lane became unsafe while the car has not yet left its lane.
@@ -457,7 +508,9 @@ def background_control(road, map_id, v: Vehicles, sur: Surroundings, limit, mobi
 
 
 __all__ = [
+    "MOBIL_RULES",
     "DriverParams",
+    "MobilConstants",
     "background_control",
     "conflict_yield_interaction",
     "driver_params",

@@ -10,6 +10,7 @@ import torch
 
 from fuyao.roads.city import build_city_bank
 from fuyao.roads.highway import build_highway_bank
+from fuyao.roads.highway_env_maps import build_exit_v0, build_merge_v0
 from fuyao.roads.lanegraph import RoadMap
 from fuyao.sim.config import ConfigError, MapKind, ObservationType, SimConfig
 from fuyao.sim.constants import SimConstants
@@ -23,6 +24,10 @@ def build_bank(cfg: SimConfig) -> RoadMap:
     """The map bank `cfg.map` asks for: `cfg.num_maps` maps of the chosen generator, seeds from `cfg.map_seed`."""
     if cfg.map is MapKind.CITY:
         return build_city_bank(cfg.city, cfg.num_maps, cfg.map_seed)
+    if cfg.map is MapKind.MERGE_V0:
+        return build_merge_v0()
+    if cfg.map is MapKind.EXIT_V0:
+        return build_exit_v0()
     return build_highway_bank(cfg.road, cfg.num_maps, cfg.map_seed)
 
 
