@@ -221,6 +221,32 @@ HIGHWAY_V0 = TrainConfig(
     ppo=PPOConfig(gamma=0.95, ent_coef=0.01),
 )
 
+# highway-env's merge-v0 and exit-v0: the worlds are highway-env's (observation, actions, traffic) and so is the
+# reward, normalised to [0, 1] per decision as highway-env does: there both scenarios pay for every decision
+# survived (merge-v0's episode ends at x = 370 m, so a slower safe drive earns more decisions; exit-v0 pays 1 a
+# decision once the exit lane is the target), and a crash forfeits the rest. With gamma 0.95 (a 20-decision horizon,
+# an episode's length) that is what the return a highway-env user compares measures; one ego per world (the
+# scenes have one), 256 worlds.
+MERGE_V0 = TrainConfig(
+    preset="merge-v0",
+    steps=1_000_000,
+    sim=dataclasses.replace(PRESETS["merge-v0"], worlds=256),
+    policy=PolicyConfig(encoder=Encoder.MLP, hidden=128),
+    eval_every=10,
+    eval_episodes=200,
+    ppo=PPOConfig(gamma=0.95, ent_coef=0.01),
+)
+
+EXIT_V0 = TrainConfig(
+    preset="exit-v0",
+    steps=1_000_000,
+    sim=dataclasses.replace(PRESETS["exit-v0"], worlds=256),
+    policy=PolicyConfig(encoder=Encoder.MLP, hidden=128),
+    eval_every=10,
+    eval_episodes=200,
+    ppo=PPOConfig(gamma=0.95, ent_coef=0.01),
+)
+
 # Seconds, for tests and CLI checks.
 SMOKE = TrainConfig(
     preset="smoke",
@@ -234,7 +260,13 @@ SMOKE = TrainConfig(
     checkpoint_every=2,
 )
 
-TRAIN_PRESETS: dict[str, TrainConfig] = {"highway": HIGHWAY, "highway-v0": HIGHWAY_V0, "smoke": SMOKE}
+TRAIN_PRESETS: dict[str, TrainConfig] = {
+    "highway": HIGHWAY,
+    "highway-v0": HIGHWAY_V0,
+    "merge-v0": MERGE_V0,
+    "exit-v0": EXIT_V0,
+    "smoke": SMOKE,
+}
 
 
 def train_preset(name: str, **changes) -> TrainConfig:
