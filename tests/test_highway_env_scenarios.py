@@ -273,3 +273,33 @@ def test_a_scenario_fuyao_does_not_mirror_fails_with_the_list():
     assert "roundabout-v0" in str(err.value)
     for env_id in HIGHWAY_ENV_MIRRORS:
         assert env_id in str(err.value)
+
+
+def _untrained_checkpoint(tmp_path, name: str):
+    from fuyao.pilots.networks import ActorCritic
+    from fuyao.train.checkpoint import checkpoint_payload
+    from fuyao.train.config import TRAIN_PRESETS
+
+    cfg = TRAIN_PRESETS[name]
+    path = tmp_path / f"{name}.pt"
+    torch.save(checkpoint_payload(cfg, ActorCritic(cfg.sim, cfg.policy), None, {}), path)
+    return path
+
+
+@pytest.mark.parametrize("scenario", ["merge-v0", "exit-v0"])
+def test_bench_transfer_drives_a_pilot_of_the_preset_in_highway_env(tmp_path, scenario):
+    from fuyao.perf.transfer import measure_transfer
+
+    out = measure_transfer(scenario, _untrained_checkpoint(tmp_path, scenario), episodes=1, seed=0, processes=1)
+    assert out["env"] == scenario and out["episodes"] == 1
+    assert {"crash_rate", "mean_speed", "mean_return", "mean_length"} <= set(out)
+    assert 0.0 <= out["crash_rate"] <= 1.0 and out["mean_length"] >= 1
+
+
+def test_bench_transfer_refuses_an_env_fuyao_does_not_mirror(tmp_path):
+    from fuyao.perf.transfer import measure_transfer
+
+    with pytest.raises(ValueError) as err:
+        measure_transfer("roundabout-v0", _untrained_checkpoint(tmp_path, "merge-v0"), episodes=1, processes=1)
+    for env_id in ("roundabout-v0", "highway-v0", "merge-v0", "exit-v0"):
+        assert env_id in str(err.value)
