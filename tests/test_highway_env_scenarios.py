@@ -26,6 +26,7 @@ gymnasium = pytest.importorskip("gymnasium")
 from fuyao.presets import HIGHWAY_ENV_MIRRORS, highway_env_mirror, preset  # noqa: E402
 from fuyao.roads.highway_env_maps import EXIT_LANE_IDS, MERGE_FINISH_X_M, MERGE_LANE_IDS  # noqa: E402
 from fuyao.sim.config import ConfigError  # noqa: E402
+from fuyao.sim.highway_env_reset import HIGHWAY_ENV_CAR  # noqa: E402
 from fuyao.sim.reward import reward_terms  # noqa: E402
 from fuyao.sim.scene import scene  # noqa: E402
 from fuyao.sim.step import META_FASTER, META_IDLE, META_LEFT, META_RIGHT, META_SLOWER  # noqa: E402
@@ -88,6 +89,7 @@ def _row(road, scenario: str, v, controlled: bool) -> dict:
     same_road = target_lane is not None and tuple(target_lane[:2]) == tuple(v.lane_index[:2])
     lc_dir = int(np.sign(int(target_lane[2]) - int(v.lane_index[2]))) if same_road else 0
     return dict(
+        HIGHWAY_ENV_CAR,
         lc_dir=lc_dir,
         lane=lane,
         s=s,

@@ -18,6 +18,7 @@ cannot reach its exit in time drives on and re-routes, as people do, rather than
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from dataclasses import dataclass
 
@@ -27,7 +28,7 @@ from fuyao.roads.lanegraph import RoadMap
 from fuyao.roads.signals import FIRST_COME, YIELDS, Signal
 from fuyao.sim.config import MobilRule
 from fuyao.sim.geometry import lane_attr, next_lane, route_attr, wrap_angle
-from fuyao.sim.neighbours import Neighbour, Surroundings
+from fuyao.sim.neighbours import FAR, Neighbour, Surroundings
 from fuyao.sim.signals import link_signal
 from fuyao.sim.state import SignalClock, Vehicles
 
@@ -52,12 +53,15 @@ class MobilConstants:
     own_safety: bool  # the changing car's own braking behind its new leader is held to b_safe too, with MIN_GAP
     route_aware: bool  # the route's incentives (bonus, urgency, no change away from it)
     right_first: bool  # both sides pay: highway-env keeps the last side it tries (the right), Fuyao the larger gain
+    # The floor of the IDM accelerations MOBIL compares, m/s^2: highway-env's are unbounded (behind a close obstacle
+    # -30 m/s^2 against -10 behind a new leader is a gain), Fuyao's the physical MAX_BRAKE.
+    accel_floor: float
 
 
 MOBIL_RULES = {
-    MobilRule.FUYAO: MobilConstants(SAFE_BRAKE, MOBIL_THRESHOLD, KEEP_RIGHT_BIAS, True, True, False),
+    MobilRule.FUYAO: MobilConstants(SAFE_BRAKE, MOBIL_THRESHOLD, KEEP_RIGHT_BIAS, True, True, False, MAX_BRAKE),
     # IDMVehicle.mobil: LANE_CHANGE_MAX_BRAKING_IMPOSED 2, LANE_CHANGE_MIN_ACC_GAIN 0.2, no bias, no route.
-    MobilRule.HIGHWAY_ENV: MobilConstants(2.0, 0.2, 0.0, False, False, True),
+    MobilRule.HIGHWAY_ENV: MobilConstants(2.0, 0.2, 0.0, False, False, True, math.inf),
 }
 
 # Low-level controllers, as in highway-env's ControlledVehicle.
@@ -103,10 +107,12 @@ def idm_interaction(
     return torch.where(has_lead, (s_star / gap.clamp(min=0.1)) ** 2, torch.zeros_like(speed))
 
 
-def idm_combine(free: torch.Tensor, interaction: torch.Tensor, p: DriverParams) -> torch.Tensor:
-    """`a [free - interaction]`, floored at -MAX_BRAKE. The acceleration falls as the interaction grows, so
-    the most constraining of several leaders is the largest interaction: one combine serves them all."""
-    accel = (p.max_accel * (free - interaction)).clamp(min=-MAX_BRAKE)
+def idm_combine(
+    free: torch.Tensor, interaction: torch.Tensor, p: DriverParams, floor: float = MAX_BRAKE
+) -> torch.Tensor:
+    """`a [free - interaction]`, floored at -`floor` (MAX_BRAKE). The acceleration falls as the interaction grows,
+    so the most constraining of several leaders is the largest interaction: one combine serves them all."""
+    accel = (p.max_accel * (free - interaction)).clamp(min=-floor)
     # A desired speed of 0 means standing still: never accelerate (v0 was clamped to 0.1 m/s above).
     return torch.where(p.desired_speed <= 0.0, accel.clamp(max=0.0), accel)
 
@@ -117,13 +123,15 @@ def idm_acceleration(
     lead_speed: torch.Tensor,
     has_lead: torch.Tensor,
     p: DriverParams,
+    floor: float = MAX_BRAKE,
 ) -> torch.Tensor:
-    """IDM acceleration `[...]` m/s^2 for a follower at `speed` behind a leader `gap` m ahead moving at `lead_speed`."""
-    return idm_combine(idm_free(speed, p), idm_interaction(speed, gap, lead_speed, has_lead, p), p)
+    """IDM acceleration `[...]` m/s^2 for a follower at `speed` behind a leader `gap` m ahead moving at `lead_speed`,
+    floored at -`floor`."""
+    return idm_combine(idm_free(speed, p), idm_interaction(speed, gap, lead_speed, has_lead, p), p, floor)
 
 
-def _idm_behind(nb: Neighbour, p: DriverParams, speed) -> torch.Tensor:
-    return idm_acceleration(speed, nb.gap, nb.speed, nb.exists, p)
+def _idm_behind(nb: Neighbour, p: DriverParams, speed, floor: float = MAX_BRAKE) -> torch.Tensor:
+    return idm_acceleration(speed, nb.gap, nb.speed, nb.exists, p, floor)
 
 
 def route_stop_interaction(speed, remaining, needs_change, length, p: DriverParams) -> torch.Tensor:
@@ -160,19 +168,20 @@ def mobil_decision(
     `params` are each vehicle's own parameters, `all_params` the same table (gathered for followers). `rule`:
     the constants and which tests apply (`MOBIL_RULES`; static, chosen by the config).
     """
+    floor = rule.accel_floor
     follow_p = all_params.gather(sur.follow.slot)
-    self_old = _idm_behind(sur.lead, params, speed)
-    of_old = idm_acceleration(sur.follow.speed, sur.follow.gap, speed, sur.follow.exists, follow_p)
+    self_old = _idm_behind(sur.lead, params, speed, floor)
+    of_old = idm_acceleration(sur.follow.speed, sur.follow.gap, speed, sur.follow.exists, follow_p, floor)
     of_new = idm_acceleration(
-        sur.follow.speed, sur.follow.gap + length + sur.lead.gap, sur.lead.speed, sur.lead.exists, follow_p
+        sur.follow.speed, sur.follow.gap + length + sur.lead.gap, sur.lead.speed, sur.lead.exists, follow_p, floor
     )
     need = torch.sign(route.changes)
 
     def side(lead: Neighbour, follow: Neighbour, ok, direction: int, changes_x, remaining_x):
         nf_p = all_params.gather(follow.slot)
-        self_new = _idm_behind(lead, params, speed)
-        nf_old = idm_acceleration(follow.speed, follow.gap + length + lead.gap, lead.speed, lead.exists, nf_p)
-        nf_new = idm_acceleration(follow.speed, follow.gap, speed, follow.exists, nf_p)
+        self_new = _idm_behind(lead, params, speed, floor)
+        nf_old = idm_acceleration(follow.speed, follow.gap + length + lead.gap, lead.speed, lead.exists, nf_p, floor)
+        nf_new = idm_acceleration(follow.speed, follow.gap, speed, follow.exists, nf_p, floor)
         # No new follower: nobody to impose braking on, and no follower terms (not slot 0's free-road accel).
         nf_ok = ~follow.exists | (nf_new >= -rule.safe_brake)
         safe = ok & nf_ok
@@ -448,17 +457,18 @@ def route_view(road: RoadMap, map_id, v: Vehicles, sur: Surroundings) -> RouteVi
 
 
 def following_accel(
-    road: RoadMap, map_id, v: Vehicles, sur: Surroundings, params, route, clock: SignalClock
+    road: RoadMap, map_id, v: Vehicles, sur: Surroundings, params, route, clock: SignalClock, route_stop: bool = True
 ) -> torch.Tensor:
     """IDM acceleration `[W, N]` m/s^2 that respects every leader a driver must: the own-lane leader, the
     leader in the target lane during a lane change, cars cutting in from either side, the end of a lane
-    that ends (when the route still needs a change out of it), the stop line at red, at yellow or before a
+    that ends (when the route still needs a change out of it; `route_stop`), the stop line at red, at yellow or before a
     junction it could not leave, and cars to give way to at junctions. The free-road term is computed once;
     the most constraining leader is the largest interaction term."""
     free = idm_free(v.speed, params)
     inter = idm_interaction(v.speed, sur.lead.gap, sur.lead.speed, sur.lead.exists, params)
-    must_leave = (route.changes != 0) & lane_attr(road.lane_leads_to_dead_end, road, map_id, v.lane)
-    inter = torch.maximum(inter, route_stop_interaction(v.speed, route.remaining, must_leave, v.length, params))
+    if route_stop:  # (highway-env's drivers know no route: they brake only for what stands in their lane)
+        must_leave = (route.changes != 0) & lane_attr(road.lane_leads_to_dead_end, road, map_id, v.lane)
+        inter = torch.maximum(inter, route_stop_interaction(v.speed, route.remaining, must_leave, v.length, params))
     target_lead_gap = torch.where(v.lc_dir < 0, sur.left_lead.gap, sur.right_lead.gap)
     target_lead_speed = torch.where(v.lc_dir < 0, sur.left_lead.speed, sur.right_lead.speed)
     target_has_lead = torch.where(v.lc_dir < 0, sur.left_lead.exists, sur.right_lead.exists) & (v.lc_dir != 0)
@@ -471,6 +481,30 @@ def following_accel(
         yield_inter = conflict_yield_interaction(sur, v.speed, v.length, params, my_signal, their_signal)
         inter = torch.maximum(inter, yield_inter)
     return idm_combine(free, inter, params)
+
+
+def lane_bound_surroundings(sur: Surroundings, v: Vehicles) -> Surroundings:
+    """The surroundings as highway-env's drivers perceive them (`Road.neighbour_vehicles`): leaders and followers
+    on the lane itself only, none on the lane before or after it (a car on merge-v0's sine bend does not see the
+    obstacle at the end of the acceleration lane that follows)."""
+
+    def own(nb: Neighbour, lane: torch.Tensor) -> Neighbour:
+        on_lane = nb.exists & (v.lane.gather(1, nb.slot.clamp(min=0)) == lane)
+        return Neighbour(
+            slot=torch.where(on_lane, nb.slot, -1),
+            gap=torch.where(on_lane, nb.gap, FAR),
+            speed=torch.where(on_lane, nb.speed, v.speed),
+        )
+
+    return dataclasses.replace(
+        sur,
+        lead=own(sur.lead, v.lane),
+        follow=own(sur.follow, v.lane),
+        left_lead=own(sur.left_lead, sur.left_lane),
+        left_follow=own(sur.left_follow, sur.left_lane),
+        right_lead=own(sur.right_lead, sur.right_lane),
+        right_follow=own(sur.right_follow, sur.right_lane),
+    )
 
 
 def background_control(
@@ -487,9 +521,11 @@ def background_control(
 ):
     """IDM acceleration `[W, N]` and (on MOBIL ticks; `mobil` False: never) the new lane-change direction of
     every vehicle, by `rule`."""
+    if not rule.route_aware:
+        sur = lane_bound_surroundings(sur, v)
     params = driver_params(v, limit)
     route = route_view(road, map_id, v, sur)
-    accel = following_accel(road, map_id, v, sur, params, route, clock)
+    accel = following_accel(road, map_id, v, sur, params, route, clock, route_stop=rule.route_aware)
     lc_dir = v.lc_dir
     if mobil:
         direction, safe_l, safe_r = mobil_decision(
@@ -526,6 +562,7 @@ __all__ = [
     "idm_combine",
     "idm_free",
     "idm_interaction",
+    "lane_bound_surroundings",
     "mobil_decision",
     "route_stop_interaction",
     "speed_control",
