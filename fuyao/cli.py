@@ -160,7 +160,7 @@ class BenchTransferArgs:
     """Drive a Fuyao pilot in highway-env's own environment: crash rate, speed and return over fixed seeds."""
 
     env: tyro.conf.Positional[str]
-    """highway-env id the pilot's preset mirrors (`highway-v0`)."""
+    """highway-env id the pilot's preset mirrors (`highway-v0`, `merge-v0`, `exit-v0`)."""
     pilot: Path = Path("runs/v0/checkpoints/best.pt")
     """A Fuyao checkpoint whose observation and actions mirror ENV."""
     episodes: int = 200
@@ -511,7 +511,7 @@ class EvalArgs:
     pilots: tyro.conf.Positional[tuple[str, ...]] = ()
     """`rule-based` or a checkpoint path; two of them compare the pilots on the same episodes."""
     suite: str = "highway"
-    """Scenario suite: highway, highway-v0, city, ngp or smoke."""
+    """Scenario suite: highway, highway-v0, merge-v0, exit-v0, city, ngp or smoke."""
     episodes: int | None = None
     """Scale the suite down (or up) to about this many episodes in all; same seeds, so a prefix of its episodes."""
     json: bool = False

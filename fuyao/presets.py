@@ -12,8 +12,10 @@ from fuyao.sim.config import (
     DriverConfig,
     DriverProfile,
     MapKind,
+    MobilRule,
     ObservationType,
     RewardConfig,
+    RewardShape,
     SimConfig,
 )
 
@@ -61,6 +63,97 @@ HIGHWAY_V0 = SimConfig(
         normalize=True,
     ),
 )
+
+# highway-env's merge-v0 (MergeEnv): two lanes with a merging lane joining from the right over x = 230-310 m (a
+# sine bend, an acceleration lane the ego may not enter, an obstacle at its end); the ego on lane 1 at x = 30 m and
+# 30 m/s, three IDM cars around it, one merging car on the ramp (`fuyao.roads.highway_env_maps`,
+# `fuyao.sim.highway_env_reset`); highway-env's MOBIL; 15 Hz ticks, 1 Hz decisions, the episode over once the ego
+# is past x = 370 m (or crashed); Kinematics (its y range fixed at 2 lanes, as highway-env fixes it at reset);
+# DiscreteMetaAction at 20/25/30 m/s; reward collision -1, right lane 0.1 (the lane index), high speed 0.2 on
+# [20, 30] m/s (unclipped), lane change -0.05 (the action), merging speed -0.5, normalised by
+# [collision + merging speed, high speed + right lane].
+MERGE_V0 = SimConfig(
+    vehicles=6,
+    num_maps=1,
+    map=MapKind.MERGE_V0,
+    sim_hz=15,
+    decision_hz=1,
+    episode_s=40.0,
+    action=ActionType.META,
+    observation=ObservationType.HIGHWAY_KINEMATICS,
+    kinematics_lanes=2,
+    target_speeds=(20.0, 25.0, 30.0),
+    ego_speed=30.0,
+    inflow=False,
+    offroad_terminal=False,
+    drivers=DriverConfig(
+        profile=DriverProfile.HIGHWAY_ENV, truck_fraction=0.0, exit_fraction=0.0, mobil=MobilRule.HIGHWAY_ENV
+    ),
+    reward=RewardConfig(
+        progress=0.0,
+        collision=-1.0,
+        offroad=0.0,
+        route_failure=0.0,
+        arrived=0.0,
+        red_light=0.0,
+        comfort=0.0,
+        high_speed=0.2,
+        right_lane=0.1,
+        merging_speed=-0.5,
+        lane_change_command=-0.05,
+        speed_range=(20.0, 30.0),
+        normalize=True,
+        shape=RewardShape.MERGE,
+    ),
+)
+
+# highway-env's exit-v0 (ExitEnv): 6 lanes (limits 26 - 3.4 i m/s), a seventh, the exit lane, over x = 400-500 m,
+# then the exit (a 150 m radius quarter circle); the ego on the leftmost lane at 25 m/s, 20 IDM cars that keep
+# their lane at its limit; 5 Hz ticks, 1 Hz decisions, 18 s episodes; ExitObservation (15 rows, cos_h and sin_h,
+# unclipped, the ego's x from the exit lane's start); DiscreteMetaAction at 18/24/30 m/s; reward high speed 0.1
+# (clipped) plus goal 1 (the target lane is the exit lane or the exit), normalised by [collision 0, goal] and
+# clipped to [0, 1].
+EXIT_V0 = SimConfig(
+    vehicles=21,
+    num_maps=1,
+    map=MapKind.EXIT_V0,
+    sim_hz=5,
+    decision_hz=1,
+    episode_s=18.0,
+    action=ActionType.META,
+    observation=ObservationType.HIGHWAY_EXIT,
+    kinematics_vehicles=15,
+    kinematics_lanes=6,
+    target_speeds=(18.0, 24.0, 30.0),
+    ego_speed=25.0,
+    inflow=False,
+    offroad_terminal=False,
+    drivers=DriverConfig(
+        profile=DriverProfile.HIGHWAY_ENV,
+        truck_fraction=0.0,
+        exit_fraction=0.0,
+        mobil=MobilRule.HIGHWAY_ENV,
+        lane_changes=False,
+    ),
+    reward=RewardConfig(
+        progress=0.0,
+        collision=0.0,
+        offroad=0.0,
+        route_failure=0.0,
+        arrived=0.0,
+        red_light=0.0,
+        comfort=0.0,
+        high_speed=0.1,
+        right_lane=0.0,
+        goal=1.0,
+        speed_range=(20.0, 30.0),
+        normalize=True,
+        shape=RewardShape.EXIT,
+    ),
+)
+
+# highway-env ids Fuyao mirrors, each with its preset (`fuyao bench transfer`, docs/highway-env.md).
+HIGHWAY_ENV_MIRRORS: dict[str, str] = {"highway-v0": "highway-v0", "merge-v0": "merge-v0", "exit-v0": "exit-v0"}
 
 # Tiny and quick, for tests and CLI smoke runs.
 SMOKE = SimConfig(
@@ -120,10 +213,22 @@ NGP = dataclasses.replace(
 PRESETS: dict[str, SimConfig] = {
     "highway": HIGHWAY,
     "highway-v0": HIGHWAY_V0,
+    "merge-v0": MERGE_V0,
+    "exit-v0": EXIT_V0,
     "smoke": SMOKE,
     "city": CITY,
     "ngp": NGP,
 }
+
+
+def highway_env_mirror(env_id: str) -> str:
+    """The preset mirroring highway-env's `env_id`; a `ConfigError` listing what Fuyao mirrors otherwise."""
+    if env_id not in HIGHWAY_ENV_MIRRORS:
+        raise ConfigError(
+            f"highway-env id: got {env_id!r}; Fuyao mirrors: {', '.join(HIGHWAY_ENV_MIRRORS)} "
+            "(roundabout-v0, intersection-v0 and the others are not mirrored)"
+        )
+    return HIGHWAY_ENV_MIRRORS[env_id]
 
 
 def preset(name: str, **overrides) -> SimConfig:

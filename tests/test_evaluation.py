@@ -397,7 +397,10 @@ def test_cli_eval_rule_based_json():
 @pytest.mark.parametrize(
     "args, expected",
     [
-        (("eval", "rule-based", "--suite", "nope"), "--suite: got 'nope'; allowed: highway, highway-v0, city, ngp, smoke"),
+        (
+            ("eval", "rule-based", "--suite", "nope"),
+            "--suite: got 'nope'; allowed: highway, highway-v0, merge-v0, exit-v0, city, ngp, smoke",
+        ),
         (("eval", "missing.ckpt", "--suite", "smoke"), "'missing.ckpt', no such checkpoint file"),
         (("eval", "--suite", "smoke"), "got 0 pilots"),
     ],

@@ -301,7 +301,7 @@ def test_sim_map_takes_a_kind_or_a_map_file(tmp_path):
     assert saved["map"] == str(out) and from_dict(SimConfig, saved, "config.json") == cfg
     with pytest.raises(
         ConfigError,
-        match=r"SimConfig\.map: got '.*missing\.npz'; allowed: 'highway', 'city', 'ngp', 'mixed', or.*"
+        match=r"SimConfig\.map: got '.*missing\.npz'; allowed: 'highway', .*or.*"
         r"no such file",
     ):
         SimConfig(map=str(tmp_path / "missing.npz"))

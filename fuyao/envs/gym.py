@@ -57,6 +57,8 @@ SEED_MODULUS = 2**32  # World keys are 32-bit; larger seeds are taken modulo thi
 # registered as "fuyao/highway-ramps"; `gymnasium.make("fuyao/highway")` resolves to "fuyao/highway-v0".
 GYM_IDS: dict[str, str] = {
     "fuyao/highway-v0": "highway-v0",
+    "fuyao/merge-v0": "merge-v0",
+    "fuyao/exit-v0": "exit-v0",
     "fuyao/highway-ramps": "highway",
     "fuyao/smoke": "smoke",
 }

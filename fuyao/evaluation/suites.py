@@ -15,6 +15,8 @@ Suites (`SUITES`):
                  maps (map seeds never used in training, which uses `map_seed=0`). 1,000 episodes.
     highway-v0   the `highway-v0` preset (highway-kinematics observation, meta actions): highway-env's
                  highway-v0, dense, sparse, and held-out curved roads. 400 episodes.
+    merge-v0     the `merge-v0` preset: highway-env's merge-v0. 200 episodes.
+    exit-v0      the `exit-v0` preset: highway-env's exit-v0. 200 episodes.
     city         the `city` preset (native observation with the junction block, meta actions at 10 Hz): grid
                  cruise, dense traffic, priority junctions only (no signals), signal cycles shorter and longer
                  than any in training, irregular held-out maps (more jitter and T-junctions). 240 episodes.
@@ -405,7 +407,21 @@ SMOKE = Suite(
     ),
 )
 
-SUITES: dict[str, Suite] = {s.name: s for s in (HIGHWAY, HIGHWAY_V0, CITY, NGP, SMOKE)}
+MERGE_V0 = Suite(
+    name="merge-v0",
+    version="1",
+    description="highway-env's merge-v0 (a merging car, an acceleration lane); highway-kinematics, meta actions",
+    scenarios=(Scenario("merge-v0", "highway-env's merge-v0", preset("merge-v0"), seed=4501, episodes=200),),
+)
+
+EXIT_V0 = Suite(
+    name="exit-v0",
+    version="1",
+    description="highway-env's exit-v0 (6 lanes, the exit lane on the far right); ExitObservation, meta actions",
+    scenarios=(Scenario("exit-v0", "highway-env's exit-v0", preset("exit-v0"), seed=4601, episodes=200),),
+)
+
+SUITES: dict[str, Suite] = {s.name: s for s in (HIGHWAY, HIGHWAY_V0, MERGE_V0, EXIT_V0, CITY, NGP, SMOKE)}
 
 
 def get_suite(name: str) -> Suite:

@@ -9,7 +9,8 @@ Episodes use fixed seeds `seed, seed + 1, ...` (`env.reset(seed=...)`), are spli
 - `mean_speed`   the ego's forward speed after each decision, m/s, averaged over every decision of every episode
                  (highway-env's own reward reads speed the same way);
 - `mean_return`  highway-env's episode return (its own reward, undiscounted);
-- `mean_length`  decisions per episode (40 when nothing ends it early in `highway-v0`).
+- `mean_length`  decisions per episode (40 when nothing ends it early in `highway-v0`, 18 in `exit-v0`; a
+                 `merge-v0` episode ends once the ego is past x = 370 m).
 
 Optionally the same seeds are driven by a Stable-Baselines3 agent trained on highway-env for a wall-clock
 budget in the same command (`sb3_seconds`), the reference a highway-env user would otherwise train.
@@ -24,8 +25,10 @@ from pathlib import Path
 
 import numpy as np
 
+from fuyao.presets import HIGHWAY_ENV_MIRRORS
+
 # highway-env ids this module can drive, each with the Fuyao preset whose observation and actions mirror it.
-MIRRORED_ENVS = {"highway-v0": "highway-v0"}
+MIRRORED_ENVS = HIGHWAY_ENV_MIRRORS
 
 
 def _check_env(env_id: str) -> None:

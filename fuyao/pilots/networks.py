@@ -138,7 +138,8 @@ class NativeEncoder(nn.Module):
 
 
 class KinematicsEncoder(nn.Module):
-    """Pooled encoder for highway-kinematics `[V, 5]` rows: ego row, then other vehicles (`KinematicsLayout`)."""
+    """Pooled encoder for highway-kinematics `[V, 5]` (highway-exit `[V, 7]`) rows: ego row, then other vehicles
+    (`KinematicsLayout`)."""
 
     def __init__(self, cfg: SimConfig, hidden: int) -> None:
         super().__init__()
@@ -203,7 +204,7 @@ class ActorCritic(nn.Module):
             self.encoder: nn.Module = FlatEncoder(math.prod(self.obs_shape), h)
         elif cfg.encoder is Encoder.CNN:
             self.encoder = ConvEncoder(observation_layout(sim), h)
-        elif sim.observation is ObservationType.HIGHWAY_KINEMATICS:
+        elif sim.observation in (ObservationType.HIGHWAY_KINEMATICS, ObservationType.HIGHWAY_EXIT):
             self.encoder = KinematicsEncoder(sim, h)
         else:
             self.encoder = NativeEncoder(sim, h)

@@ -56,6 +56,8 @@ class Lane:
     # Whether inflow enters the map here; None: wherever the lane has no predecessor. An imported lane that
     # begins where a road widens has none either, but is reached by changing lanes, not entered from outside.
     entry: bool | None = None
+    goal: bool = False  # reaching this lane is the scenario's goal (exit-v0's exit lanes: the `goal` reward term)
+    finish: bool = False  # a controlled vehicle entering this lane has finished its episode (merge-v0: x > 370 m)
 
     @property
     def length(self) -> float:
@@ -312,6 +314,8 @@ class RoadMap:
     dest_weight: torch.Tensor  # [M, D] float32, relative frequency of each destination in background trips
     map_kind: torch.Tensor  # [M] int64, MAP_HIGHWAY / MAP_CITY / MAP_NGP: which generator (for reports)
     map_trips: torch.Tensor  # [M] bool, routes to any destination alike (cities), else the highway rule
+    lane_goal: torch.Tensor  # [M, L] bool, a goal lane of the scenario (`Lane.goal`)
+    lane_finish: torch.Tensor  # [M, L] bool, entering it ends a controlled vehicle's episode (`Lane.finish`)
     route: RoutingTables
     names: tuple[str, ...] = ()
     has_conflicts: bool = False  # any connector lanes that cross or merge (a static flag: no host sync)
@@ -511,6 +515,8 @@ class RoadMap:
             dest_weight=t(np.ones(max(groups) + 1)),
             map_kind=torch.tensor([MAP_HIGHWAY], dtype=torch.int64),
             map_trips=torch.tensor([False]),
+            lane_goal=t([lane.goal for lane in lanes], torch.bool),
+            lane_finish=t([lane.finish for lane in lanes], torch.bool),
             route=route,
             names=(name,),
             has_conflicts=bool(conflicts),

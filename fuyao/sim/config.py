@@ -31,6 +31,7 @@ class ObservationType(enum.Enum):
     HIGHWAY_KINEMATICS = "highway-kinematics"
     HIGHWAY_OCCUPANCY = "highway-occupancy"  # highway-env's OccupancyGrid (`fuyao.sim.observe_grid`)
     RASTER = "raster"  # bird's-eye raster for convolutional policies (`fuyao.sim.observe_grid`)
+    HIGHWAY_EXIT = "highway-exit"  # highway-env's ExitObservation (exit-v0's default): Kinematics, more features
 
 
 class MapKind(enum.Enum):
@@ -42,11 +43,39 @@ class MapKind(enum.Enum):
     CITY = "city"
     NGP = "ngp"
     MIXED = "mixed"
+    MERGE_V0 = "merge-v0"  # highway-env's MergeEnv road and vehicles (`fuyao.roads.highway_env_maps`)
+    EXIT_V0 = "exit-v0"  # highway-env's ExitEnv road and vehicles
+
+
+# Vehicle slots of highway-env's fixed scenes (`fuyao.sim.highway_env_reset`): the ego and the others.
+SCENARIO_VEHICLES = {MapKind.MERGE_V0: 6, MapKind.EXIT_V0: 21}
 
 
 class DriverProfile(enum.Enum):
     MIXED = "mixed"  # timid to aggressive cars and trucks
     HIGHWAY_ENV = "highway-env"  # highway-env's IDMVehicle constants (5 m x 2 m cars, T = 1.5 s, ...)
+
+
+class MobilRule(enum.Enum):
+    """The lane-change test background drivers apply (`fuyao.sim.traffic.MOBIL_RULES`)."""
+
+    FUYAO = "fuyao"  # route-aware MOBIL: b_safe 4 m/s^2 for both cars, keep-right bias, minimum gaps
+    # highway-env's IDMVehicle.mobil: b_safe 2 m/s^2 (LANE_CHANGE_MAX_BRAKING_IMPOSED) for the new follower only,
+    # gain threshold 0.2 m/s^2, no keep-right bias
+    HIGHWAY_ENV = "highway-env"
+
+
+class RewardShape(enum.Enum):
+    """How highway-env's terms are read and normalised: each scenario's `_reward` / `_rewards` differs."""
+
+    # HighwayEnv: forward speed clipped to [0, 1]; target lane from the left / (lanes - 1);
+    # lmap(r, [collision, high_speed + right_lane], [0, 1]) x on-road
+    HIGHWAY = "highway"
+    # MergeEnv: speed unclipped; current lane index from the left (unnormalised);
+    # lmap(r, [collision + merging_speed, high_speed + right_lane], [0, 1])
+    MERGE = "merge"
+    # ExitEnv: speed clipped to [0, 1]; target lane index; lmap(r, [collision, goal], [0, 1]) clipped to [0, 1]
+    EXIT = "exit"
 
 
 def _parse_enum(owner: str, name: str, value, cls: type[enum.Enum]):
@@ -93,9 +122,12 @@ class DriverConfig:
     truck_fraction: float = 0.15
     exit_fraction: float = 0.3  # share of background traffic whose route takes a secondary exit (off-ramp)
     initial_speed_range: tuple[float, float] = (0.75, 0.95)  # x desired speed
+    mobil: MobilRule = MobilRule.FUYAO
+    lane_changes: bool = True  # False: background drivers keep their lane (exit-v0's `enable_lane_change`)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "profile", _parse_enum("DriverConfig", "profile", self.profile, DriverProfile))
+        object.__setattr__(self, "mobil", _parse_enum("DriverConfig", "mobil", self.mobil, MobilRule))
         for name in ("truck_fraction", "exit_fraction"):
             value = getattr(self, name)
             if not 0.0 <= value <= 1.0:
@@ -112,7 +144,12 @@ class RewardConfig:
     progress: metres of route cost-to-go removed in the decision, divided by `progress_scale_m`.
     high_speed / right_lane: highway-env's terms (forward speed mapped from `speed_range` to [0, 1]; lane index
     from the left over the number of lanes - 1). `normalize` maps [collision, high_speed + right_lane] to
-    [0, 1] and multiplies by on-road, exactly as highway-env's HighwayEnv does.
+    [0, 1] and multiplies by on-road, exactly as highway-env's HighwayEnv does; `shape` picks MergeEnv's or
+    ExitEnv's reading of the terms and normalisation instead.
+    merging_speed: MergeEnv's altruistic term, the sum over vehicles on an acceleration lane of
+    (target speed - speed) / target speed. goal: ExitEnv's, 1 while the (target) lane is a goal lane
+    (`RoadMap.lane_goal`). lane_change_command: MergeEnv's lane-change term, 1 when the decision's meta action
+    is LANE_LEFT or LANE_RIGHT (whether or not a change follows).
     """
 
     progress: float = 1.0
@@ -128,6 +165,13 @@ class RewardConfig:
     right_lane: float = 0.0
     speed_range: tuple[float, float] = (20.0, 30.0)  # m/s
     normalize: bool = False
+    merging_speed: float = 0.0
+    goal: float = 0.0
+    lane_change_command: float = 0.0
+    shape: RewardShape = RewardShape.HIGHWAY
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "shape", _parse_enum("RewardConfig", "shape", self.shape, RewardShape))
 
 
 @dataclass(frozen=True)
@@ -169,6 +213,9 @@ class SimConfig:
     observe_junctions: bool | None = None
     lookahead_m: tuple[float, ...] = (0.0, 10.0, 25.0, 50.0, 80.0, 120.0)  # lane geometry points ahead
     kinematics_vehicles: int = 5  # highway-kinematics rows (ego first)
+    # Lanes the highway-kinematics y normaliser spans (4 m each). None: the observer's road here. highway-env fixes
+    # it at an episode's first observation (the ego's starting road) and keeps it: merge-v0 2, exit-v0 6.
+    kinematics_lanes: int | None = None
     occupancy: OccupancyGridConfig = field(default_factory=OccupancyGridConfig)  # highway-occupancy
     raster: RasterConfig = field(default_factory=RasterConfig)  # raster
     mobil_period_s: float = 1.0  # how often background drivers reconsider their lane
@@ -189,6 +236,14 @@ class SimConfig:
             value = getattr(self, name)
             if not isinstance(value, int) or value < 1:
                 raise _bad("SimConfig", name, value, "an integer >= 1")
+        if self.map in SCENARIO_VEHICLES and (self.vehicles, self.controlled) != (SCENARIO_VEHICLES[self.map], 1):
+            raise _bad(
+                "SimConfig",
+                "vehicles",
+                (self.vehicles, self.controlled),
+                f"vehicles = {SCENARIO_VEHICLES[self.map]} and controlled = 1 on map {self.map.value!r} "
+                "(highway-env's scene: one ego and the others)",
+            )
         if self.controlled > self.vehicles:
             raise _bad("SimConfig", "controlled", self.controlled, f"1 to vehicles = {self.vehicles}")
         if self.sim_hz % self.decision_hz:
@@ -209,6 +264,10 @@ class SimConfig:
             raise _bad("SimConfig", "spawn_gap_m", self.spawn_gap_m, "> 0 m")
         if self.kinematics_vehicles < 1:
             raise _bad("SimConfig", "kinematics_vehicles", self.kinematics_vehicles, ">= 1")
+        if self.kinematics_lanes is not None and (
+            not isinstance(self.kinematics_lanes, int) or self.kinematics_lanes < 1
+        ):
+            raise _bad("SimConfig", "kinematics_lanes", self.kinematics_lanes, "None or an integer >= 1")
         lo, hi = self.signal_scale_range
         if not 0.0 < lo <= hi:
             raise _bad("SimConfig", "signal_scale_range", self.signal_scale_range, "0 < lo <= hi")
@@ -231,9 +290,9 @@ class SimConfig:
 
     @property
     def has_city(self) -> bool:
-        """Whether the bank holds city streets (junctions, signals, curved connectors): every generated kind but
-        `highway`, and imported maps."""
-        return self.map is not MapKind.HIGHWAY
+        """Whether the bank holds city streets (junctions, signals, curved connectors): the city, NGP and mixed
+        kinds, and imported maps."""
+        return self.map in (MapKind.CITY, MapKind.NGP, MapKind.MIXED) or isinstance(self.map, Path)
 
     @property
     def junction_features(self) -> bool:

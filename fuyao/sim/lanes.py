@@ -30,7 +30,7 @@ class LaneMove:
     switched: torch.Tensor  # bool, crossed into a neighbour lane
     width: torch.Tensor  # m, width of the lane after a sideways switch (before a lengthwise transition)
     offroad: torch.Tensor  # bool, outside the paved lanes or driven off a dead end
-    arrived: torch.Tensor  # bool, left the map at its destination
+    arrived: torch.Tensor  # bool, left the map at its destination, or (controlled) entered a finish lane
     route_failure: torch.Tensor  # bool, a controlled car's destination can no longer be reached
     red_light: torch.Tensor  # bool, entered a junction past its stop line on red
 
@@ -70,8 +70,11 @@ def move_between_lanes(
         red_light = into_junction & (link_signal(road, m, clock, nxt) == int(Signal.RED))
     else:
         red_light = torch.zeros_like(past)
+    # A controlled car entering a finish lane has completed its episode (merge-v0: past x = 370 m).
+    finished = transition & v.controlled & lane_attr(road.lane_finish, road, m, nxt)
     s = torch.where(transition, s - lane_len, torch.where(dead_end, lane_len, s))
     lane = torch.where(transition, nxt, lane)
+    arrived = arrived | finished
     offroad = offroad | dead_end
     # A lane change in progress continues only if the new lane has that neighbour.
     has_left = lane_attr(road.lane_left, road, m, lane) >= 0

@@ -31,7 +31,11 @@ y, vx, vy), ego first in absolute coordinates, then up to V - 1 vehicles within 
 two car lengths behind (along the ego's lane), nearest along the lane first, relative to the ego; x in
 [-200, 200] m, y in [-4 n_lanes, 4 n_lanes] m, vx and vy in [-80, 80] m/s mapped to [-1, 1] and clipped;
 missing rows zero. highway-env's y axis points to the right of the road (screen coordinates), so y here is
-the negated world y.
+the negated world y. `SimConfig.kinematics_lanes` fixes the lanes the y range spans (highway-env fixes it at an
+episode's first observation).
+
+highway-exit `[W, C, V, 7]`: exit-v0's ExitObservation: the same rows with (cos_h, sin_h) of each vehicle's
+heading after vy, 15 rows, not clipped, the ego's x measured from the start of the exit lane.
 
 highway-occupancy `[W, C, F, Nx, Ny]` (highway-env's OccupancyGrid) and raster `[W, C, 9, H, H]` (a bird's-eye
 raster for convolutional policies) live in `fuyao.sim.observe_grid`, with their layouts.
@@ -93,6 +97,7 @@ TRAFFIC_FEATURES = len(TRAFFIC_ROW)  # 6 lane neighbours x (present, gap, relati
 # IDM acceleration behind the own / left / right lane's leader, and imposed on the new left / right follower
 POTENTIAL_FEATURES = len(POTENTIAL_ROW)
 KINEMATICS_FEATURES = ("presence", "x", "y", "vx", "vy")
+EXIT_FEATURES = (*KINEMATICS_FEATURES, "cos_h", "sin_h")  # ExitObservation's (exit-v0's default config)
 HIGHWAY_ENV_LANE_WIDTH = 4.0  # m, AbstractLane.DEFAULT_WIDTH
 
 
@@ -199,7 +204,8 @@ class ObservationLayout:
 
 @dataclass(frozen=True)
 class KinematicsLayout:
-    """highway-kinematics `[V, 5]`: row 0 the ego, rows 1.. the others; columns `KINEMATICS_FEATURES`."""
+    """highway-kinematics `[V, 5]`: row 0 the ego, rows 1.. the others; columns `KINEMATICS_FEATURES`
+    (highway-exit: `EXIT_FEATURES`)."""
 
     rows: int
     features: tuple[str, ...] = KINEMATICS_FEATURES
@@ -207,6 +213,8 @@ class KinematicsLayout:
 
     @staticmethod
     def of(cfg: SimConfig) -> KinematicsLayout:
+        if cfg.observation is ObservationType.HIGHWAY_EXIT:
+            return KinematicsLayout(rows=cfg.kinematics_vehicles, features=EXIT_FEATURES)
         return KinematicsLayout(rows=cfg.kinematics_vehicles)
 
     @property
@@ -218,7 +226,7 @@ class KinematicsLayout:
 
 
 def observation_layout(cfg: SimConfig) -> ObservationLayout | KinematicsLayout | OccupancyLayout | RasterLayout:
-    if cfg.observation is ObservationType.HIGHWAY_KINEMATICS:
+    if cfg.observation in (ObservationType.HIGHWAY_KINEMATICS, ObservationType.HIGHWAY_EXIT):
         return KinematicsLayout.of(cfg)
     if cfg.observation is ObservationType.HIGHWAY_OCCUPANCY:
         return OccupancyLayout.of(cfg)
@@ -237,7 +245,7 @@ def observation_shape(cfg: SimConfig) -> tuple[int, ...]:
 
 
 def observe(state: WorldState, road: RoadMap, cfg: SimConfig, consts: SimConstants | None = None) -> torch.Tensor:
-    if cfg.observation is ObservationType.HIGHWAY_KINEMATICS:
+    if cfg.observation in (ObservationType.HIGHWAY_KINEMATICS, ObservationType.HIGHWAY_EXIT):
         return highway_kinematics(state, road, cfg)
     if cfg.observation is ObservationType.HIGHWAY_OCCUPANCY:
         return highway_occupancy(state, road, cfg, consts)
@@ -469,10 +477,23 @@ def native(state: WorldState, road: RoadMap, cfg: SimConfig, consts: SimConstant
     return obs * state.active.unsqueeze(-1)
 
 
+def _exit_origin_x(road: RoadMap, map_id: torch.Tensor) -> torch.Tensor:
+    """World x `[W]` of the start of each map's first goal lane (exit-v0: the exit lane, from x = 400 m), which
+    ExitObservation measures the ego's x from."""
+    key = torch.where(road.lane_goal, road.lane_road_s0, 1.0e9)  # [M, L]
+    first = key.argmin(dim=1)[map_id]  # [W]
+    return road.lane_xy[map_id, first, 0, 0]
+
+
 def highway_kinematics(state: WorldState, road: RoadMap, cfg: SimConfig) -> torch.Tensor:
+    """highway-kinematics `[W, C, V, 5]` or, for `ObservationType.HIGHWAY_EXIT`, exit-v0's ExitObservation
+    `[W, C, V, 7]`: the same rows with `cos_h, sin_h` (absolute, highway-env's frame) after `vy`, unclipped,
+    the ego's x measured from the start of the exit lane (`_exit_origin_x`), vehicles only."""
+    layout = KinematicsLayout.of(cfg)
+    exit_obs = cfg.observation is ObservationType.HIGHWAY_EXIT
     v = state.vehicles
     m = state.map_id
-    c, rows = cfg.controlled, cfg.kinematics_vehicles
+    c, rows = cfg.controlled, layout.rows
     n = v.s.shape[1]
     xy, yaw = vehicle_pose(road, m, v.lane, v.s, v.d, v.psi)
     # highway-env frame: x along the road, y to its right.
@@ -487,6 +508,9 @@ def highway_kinematics(state: WorldState, road: RoadMap, cfg: SimConfig) -> torc
     self_mask = torch.eye(c, n, dtype=torch.bool, device=v.s.device).unsqueeze(0)
     ego_length = v.length[:, :c].unsqueeze(-1)
     valid = v.present.unsqueeze(1) & ~self_mask & (dist < 5.0 * HIGHWAY_ENV_MAX_SPEED) & (along > -2.0 * ego_length)
+    if exit_obs:
+        # close_vehicles_to: vehicles only, not standing objects (none stand on exit-v0's road).
+        valid = valid & (v.target_speed > 0.0).unsqueeze(1)
     k = min(rows - 1, n - 1)
     key = torch.where(valid, along.abs(), 1.0e9)
     # Stable ascending sort, as Python's sorted() in highway-env.
@@ -496,32 +520,39 @@ def highway_kinematics(state: WorldState, road: RoadMap, cfg: SimConfig) -> torc
     def pick(x):
         return x.gather(2, near)
 
-    others = torch.stack(
-        [
-            near_ok.float(),
-            pick(dx),
-            pick(dy),
-            pick(hvx.unsqueeze(1).expand_as(dx)) - evx,
-            pick(hvy.unsqueeze(1).expand_as(dx)) - evy,
-        ],
-        dim=-1,
-    )
-    ego = torch.stack([torch.ones_like(ex), ex, ey, evx, evy], dim=-1)
-    table = torch.cat([ego, others], dim=2)  # [W, C, 1 + k, 5]
-    lanes = lane_attr(road.lane_section_lanes, road, m, v.lane[:, :c]).float()
+    columns = [
+        near_ok.float(),
+        pick(dx),
+        pick(dy),
+        pick(hvx.unsqueeze(1).expand_as(dx)) - evx,
+        pick(hvy.unsqueeze(1).expand_as(dx)) - evy,
+    ]
+    ego_x = ex - _exit_origin_x(road, m).view(-1, 1, 1) if exit_obs else ex
+    ego_columns = [torch.ones_like(ex), ego_x, ey, evx, evy]
+    if exit_obs:
+        cos_h, sin_h = torch.cos(yaw), -torch.sin(yaw)
+        columns += [pick(cos_h.unsqueeze(1).expand_as(dx)), pick(sin_h.unsqueeze(1).expand_as(dx))]
+        ego_columns += [cos_h[:, :c].unsqueeze(-1), sin_h[:, :c].unsqueeze(-1)]
+    others = torch.stack(columns, dim=-1)
+    ego = torch.stack(ego_columns, dim=-1)
+    table = torch.cat([ego, others], dim=2)  # [W, C, 1 + k, F]
+    if cfg.kinematics_lanes is not None:
+        lanes = torch.full_like(ex.squeeze(-1), float(cfg.kinematics_lanes))
+    else:
+        lanes = lane_attr(road.lane_section_lanes, road, m, v.lane[:, :c]).float()
     y_range = (HIGHWAY_ENV_LANE_WIDTH * lanes).unsqueeze(-1)
     x_range = 5.0 * HIGHWAY_ENV_MAX_SPEED
     v_range = 2.0 * HIGHWAY_ENV_MAX_SPEED
-    scaled = torch.stack(
-        [
-            table[..., 0],
-            table[..., 1] / x_range,
-            table[..., 2] / y_range,
-            table[..., 3] / v_range,
-            table[..., 4] / v_range,
-        ],
-        dim=-1,
-    ).clamp(-1.0, 1.0)
+    scaled = [
+        table[..., 0],
+        table[..., 1] / x_range,
+        table[..., 2] / y_range,
+        table[..., 3] / v_range,
+        table[..., 4] / v_range,
+    ]
+    scaled = torch.stack(scaled + [table[..., i] for i in range(5, table.shape[-1])], dim=-1)
+    if not exit_obs:
+        scaled = scaled.clamp(-1.0, 1.0)
     present = torch.cat([torch.ones_like(near_ok[..., :1]), near_ok], dim=-1)
     scaled = scaled * present.unsqueeze(-1)
     if 1 + k < rows:

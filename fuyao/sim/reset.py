@@ -11,9 +11,10 @@ from __future__ import annotations
 import torch
 
 from fuyao.roads.lanegraph import RoadMap
-from fuyao.sim.config import DriverProfile, MapKind, SimConfig
+from fuyao.sim.config import SCENARIO_VEHICLES, DriverProfile, MapKind, SimConfig
 from fuyao.sim.constants import SimConstants, constants_or_build
 from fuyao.sim.geometry import lane_attr, route_attr
+from fuyao.sim.highway_env_reset import highway_env_reset
 from fuyao.sim.rng import uniform
 from fuyao.sim.signals import initial_clock
 from fuyao.sim.state import Vehicles, WorldState, replace
@@ -142,6 +143,8 @@ def reset_state(
     consts: SimConstants | None = None,
 ) -> WorldState:
     """Fresh worlds for keys `seed [W]` and episode counters `episode [W]` (pure; no hidden state)."""
+    if cfg.map in SCENARIO_VEHICLES:
+        return highway_env_reset(road, cfg, seed, episode, ticks, consts)
     device = seed.device
     consts = constants_or_build(consts, cfg, device)
     w, n, c = seed.shape[0], cfg.vehicles, cfg.controlled

@@ -18,7 +18,7 @@ import torch
 from fuyao.roads.lanegraph import RoadMap
 from fuyao.sim import traffic
 from fuyao.sim.collision import at_fault_collisions, collisions
-from fuyao.sim.config import ActionType, SimConfig
+from fuyao.sim.config import SCENARIO_VEHICLES, ActionType, SimConfig
 from fuyao.sim.constants import SimConstants, constants_or_build
 from fuyao.sim.dynamics import PHYSICAL_MAX_SPEED, bicycle_step
 from fuyao.sim.geometry import change_ok, lane_attr, lane_point_xy, next_lane, route_attr, vehicle_pose_xy
@@ -73,7 +73,18 @@ def tick(state: WorldState, road: RoadMap, cfg: SimConfig, mobil: bool) -> tuple
     sur = surroundings(road, m, v.lane, v.s, v.length, v.speed, v.present, v.dest)
     _, _, _, kappa = lane_point_xy(road, m, v.lane, v.s)
 
-    accel_bg, lc_bg = traffic.background_control(road, m, v, sur, limit, mobil, left_ok, right_ok, state.signals)
+    accel_bg, lc_bg = traffic.background_control(
+        road,
+        m,
+        v,
+        sur,
+        limit,
+        mobil and cfg.drivers.lane_changes,
+        left_ok,
+        right_ok,
+        state.signals,
+        traffic.MOBIL_RULES[cfg.drivers.mobil],
+    )
     lc_dir = torch.where(v.controlled, v.lc_dir, lc_bg)
     width_left = lane_attr(road.lane_width, road, m, sur.left_lane)
     width_right = lane_attr(road.lane_width, road, m, sur.right_lane)
@@ -88,7 +99,12 @@ def tick(state: WorldState, road: RoadMap, cfg: SimConfig, mobil: bool) -> tuple
             v.d - target_d, v.psi, v.speed, k_steer, v.length, slip, max_heading=CITY_MAX_HEADING
         )
     else:
-        steer_auto = traffic.steering_control(v.d - target_d, v.psi, v.speed, kappa, v.length)
+        # highway-env's scenario maps steer with highway-env's controller (no curvature feed-forward). highway-v0's
+        # straight road has no curvature; its evaluation suite's curved roads keep Fuyao's controller.
+        feed_forward = cfg.map not in SCENARIO_VEHICLES
+        steer_auto = traffic.steering_control(
+            v.d - target_d, v.psi, v.speed, kappa, v.length, feed_forward=feed_forward
+        )
     if cfg.action is ActionType.CONTINUOUS:
         accel_ctrl, steer_ctrl = v.cmd_accel, v.cmd_steer
     else:
@@ -254,6 +270,7 @@ class DecisionAccumulator:
     yaw_rate_max: torch.Tensor  # rad/s
     lane_changes: torch.Tensor  # count
     red_light: torch.Tensor  # bool, entered a junction on red
+    lane_change_command: torch.Tensor  # float 0/1, the decision's meta action was LANE_LEFT or LANE_RIGHT
 
 
 def begin_decision(
@@ -270,6 +287,10 @@ def begin_decision(
     def zero():
         return torch.zeros_like(cost_before)
 
+    if cfg.action is ActionType.META:
+        command = ((action == META_LEFT) | (action == META_RIGHT)).float()
+    else:
+        command = zero()
     # Distinct tensors per field (aliasing would make compiled ticks guard on identity and recompile).
     acc = DecisionAccumulator(
         no(),
@@ -284,6 +305,7 @@ def begin_decision(
         zero(),
         zero(),
         no(),
+        command,
     )
     return state, cost_before, acc
 
@@ -308,6 +330,7 @@ def tick_and_accumulate(
         yaw_rate_max=torch.maximum(acc.yaw_rate_max, ev.yaw_rate[:, :c].abs()),
         lane_changes=acc.lane_changes + ev.lane_changed[:, :c].float(),
         red_light=acc.red_light | ev.red_light[:, :c],
+        lane_change_command=acc.lane_change_command,
     )
     return state, acc
 
@@ -339,7 +362,15 @@ def end_decision(
     cost_now = cost_to_go(road, state)[:, :c]
     cost_after = torch.where(acc.arrived, 0.0, torch.where(cost_now >= REACHABLE, cost_before, cost_now))
     terms = reward_terms(
-        road, state, cfg, cost_before - cost_after, any_ev, acc.jerk_max, acc.lat_accel_max, acc.lane_changes
+        road,
+        state,
+        cfg,
+        cost_before - cost_after,
+        any_ev,
+        acc.jerk_max,
+        acc.lat_accel_max,
+        acc.lane_changes,
+        acc.lane_change_command,
     )
     reward = torch.where(was_active, total_reward(terms, cfg.reward), 0.0)
 

@@ -18,6 +18,7 @@ cannot reach its exit in time drives on and re-routes, as people do, rather than
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from dataclasses import dataclass
 
@@ -25,8 +26,9 @@ import torch
 
 from fuyao.roads.lanegraph import RoadMap
 from fuyao.roads.signals import FIRST_COME, YIELDS, Signal
+from fuyao.sim.config import MobilRule
 from fuyao.sim.geometry import lane_attr, next_lane, route_attr, wrap_angle
-from fuyao.sim.neighbours import Neighbour, Surroundings
+from fuyao.sim.neighbours import FAR, Neighbour, Surroundings
 from fuyao.sim.signals import link_signal
 from fuyao.sim.state import SignalClock, Vehicles
 
@@ -39,6 +41,28 @@ ROUTE_BONUS = 1.0  # m/s^2, base incentive toward the route's lanes
 ROUTE_URGENCY = 6.0  # m/s^2, extra incentive as the deadline comes near
 ROUTE_ROOM_PER_CHANGE = 250.0  # m of road a driver wants per lane change still needed
 STOP_MARGIN = 3.0  # m, where drivers who could not change stop before their deadline
+
+
+@dataclass(frozen=True)
+class MobilConstants:
+    """One lane-change rule (`fuyao.sim.config.MobilRule`): accelerations in m/s^2."""
+
+    safe_brake: float  # the most braking a change may impose on the new follower (b_safe)
+    threshold: float  # a_threshold: the gain a change needs
+    keep_right_bias: float  # changes to the right need this much less gain, to the left this much more
+    own_safety: bool  # the changing car's own braking behind its new leader is held to b_safe too, with MIN_GAP
+    route_aware: bool  # the route's incentives (bonus, urgency, no change away from it)
+    right_first: bool  # both sides pay: highway-env keeps the last side it tries (the right), Fuyao the larger gain
+    # The floor of the IDM accelerations MOBIL compares, m/s^2: highway-env's are unbounded (behind a close obstacle
+    # -30 m/s^2 against -10 behind a new leader is a gain), Fuyao's the physical MAX_BRAKE.
+    accel_floor: float
+
+
+MOBIL_RULES = {
+    MobilRule.FUYAO: MobilConstants(SAFE_BRAKE, MOBIL_THRESHOLD, KEEP_RIGHT_BIAS, True, True, False, MAX_BRAKE),
+    # IDMVehicle.mobil: LANE_CHANGE_MAX_BRAKING_IMPOSED 2, LANE_CHANGE_MIN_ACC_GAIN 0.2, no bias, no route.
+    MobilRule.HIGHWAY_ENV: MobilConstants(2.0, 0.2, 0.0, False, False, True, math.inf),
+}
 
 # Low-level controllers, as in highway-env's ControlledVehicle.
 TAU_ACC = 0.6  # s
@@ -83,10 +107,12 @@ def idm_interaction(
     return torch.where(has_lead, (s_star / gap.clamp(min=0.1)) ** 2, torch.zeros_like(speed))
 
 
-def idm_combine(free: torch.Tensor, interaction: torch.Tensor, p: DriverParams) -> torch.Tensor:
-    """`a [free - interaction]`, floored at -MAX_BRAKE. The acceleration falls as the interaction grows, so
-    the most constraining of several leaders is the largest interaction: one combine serves them all."""
-    accel = (p.max_accel * (free - interaction)).clamp(min=-MAX_BRAKE)
+def idm_combine(
+    free: torch.Tensor, interaction: torch.Tensor, p: DriverParams, floor: float = MAX_BRAKE
+) -> torch.Tensor:
+    """`a [free - interaction]`, floored at -`floor` (MAX_BRAKE). The acceleration falls as the interaction grows,
+    so the most constraining of several leaders is the largest interaction: one combine serves them all."""
+    accel = (p.max_accel * (free - interaction)).clamp(min=-floor)
     # A desired speed of 0 means standing still: never accelerate (v0 was clamped to 0.1 m/s above).
     return torch.where(p.desired_speed <= 0.0, accel.clamp(max=0.0), accel)
 
@@ -97,13 +123,15 @@ def idm_acceleration(
     lead_speed: torch.Tensor,
     has_lead: torch.Tensor,
     p: DriverParams,
+    floor: float = MAX_BRAKE,
 ) -> torch.Tensor:
-    """IDM acceleration `[...]` m/s^2 for a follower at `speed` behind a leader `gap` m ahead moving at `lead_speed`."""
-    return idm_combine(idm_free(speed, p), idm_interaction(speed, gap, lead_speed, has_lead, p), p)
+    """IDM acceleration `[...]` m/s^2 for a follower at `speed` behind a leader `gap` m ahead moving at `lead_speed`,
+    floored at -`floor`."""
+    return idm_combine(idm_free(speed, p), idm_interaction(speed, gap, lead_speed, has_lead, p), p, floor)
 
 
-def _idm_behind(nb: Neighbour, p: DriverParams, speed) -> torch.Tensor:
-    return idm_acceleration(speed, nb.gap, nb.speed, nb.exists, p)
+def _idm_behind(nb: Neighbour, p: DriverParams, speed, floor: float = MAX_BRAKE) -> torch.Tensor:
+    return idm_acceleration(speed, nb.gap, nb.speed, nb.exists, p, floor)
 
 
 def route_stop_interaction(speed, remaining, needs_change, length, p: DriverParams) -> torch.Tensor:
@@ -133,46 +161,57 @@ def mobil_decision(
     route: RouteView,
     left_ok: torch.Tensor,
     right_ok: torch.Tensor,
+    rule: MobilConstants = MOBIL_RULES[MobilRule.FUYAO],
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Route-aware MOBIL for every vehicle. Returns `(direction [W, N] int64 in {-1, 0, 1}, safe_left, safe_right)`.
 
-    `params` are each vehicle's own parameters, `all_params` the same table (gathered for followers).
+    `params` are each vehicle's own parameters, `all_params` the same table (gathered for followers). `rule`:
+    the constants and which tests apply (`MOBIL_RULES`; static, chosen by the config).
     """
+    floor = rule.accel_floor
     follow_p = all_params.gather(sur.follow.slot)
-    self_old = _idm_behind(sur.lead, params, speed)
-    of_old = idm_acceleration(sur.follow.speed, sur.follow.gap, speed, sur.follow.exists, follow_p)
+    self_old = _idm_behind(sur.lead, params, speed, floor)
+    of_old = idm_acceleration(sur.follow.speed, sur.follow.gap, speed, sur.follow.exists, follow_p, floor)
     of_new = idm_acceleration(
-        sur.follow.speed, sur.follow.gap + length + sur.lead.gap, sur.lead.speed, sur.lead.exists, follow_p
+        sur.follow.speed, sur.follow.gap + length + sur.lead.gap, sur.lead.speed, sur.lead.exists, follow_p, floor
     )
     need = torch.sign(route.changes)
 
     def side(lead: Neighbour, follow: Neighbour, ok, direction: int, changes_x, remaining_x):
         nf_p = all_params.gather(follow.slot)
-        self_new = _idm_behind(lead, params, speed)
-        nf_old = idm_acceleration(follow.speed, follow.gap + length + lead.gap, lead.speed, lead.exists, nf_p)
-        nf_new = idm_acceleration(follow.speed, follow.gap, speed, follow.exists, nf_p)
+        self_new = _idm_behind(lead, params, speed, floor)
+        nf_old = idm_acceleration(follow.speed, follow.gap + length + lead.gap, lead.speed, lead.exists, nf_p, floor)
+        nf_new = idm_acceleration(follow.speed, follow.gap, speed, follow.exists, nf_p, floor)
         # No new follower: nobody to impose braking on, and no follower terms (not slot 0's free-road accel).
-        nf_ok = ~follow.exists | (nf_new >= -SAFE_BRAKE)
-        safe = ok & nf_ok & (self_new >= -SAFE_BRAKE) & (lead.gap > MIN_GAP) & (follow.gap > MIN_GAP)
+        nf_ok = ~follow.exists | (nf_new >= -rule.safe_brake)
+        safe = ok & nf_ok
+        if rule.own_safety:
+            safe = safe & (self_new >= -rule.safe_brake) & (lead.gap > MIN_GAP) & (follow.gap > MIN_GAP)
         nf_gain = torch.where(follow.exists, nf_new - nf_old, 0.0)
         of_gain = torch.where(sur.follow.exists, of_new - of_old, 0.0)
         gain = self_new - self_old + params.politeness * (nf_gain + of_gain)
-        gain = gain + (KEEP_RIGHT_BIAS if direction > 0 else -KEEP_RIGHT_BIAS)
+        gain = gain + (rule.keep_right_bias if direction > 0 else -rule.keep_right_bias)
+        if not rule.route_aware:
+            return safe & (gain >= rule.threshold), gain, safe
         needed = route.changes.abs().clamp(min=1).float()
         urgency = (1.0 - (route.remaining - 100.0) / (ROUTE_ROOM_PER_CHANGE * needed)).clamp(0.0, 1.0)
         toward = need == direction
         gain = gain + torch.where(toward, ROUTE_BONUS + ROUTE_URGENCY * urgency, 0.0)
         room = remaining_x > ROUTE_ROOM_PER_CHANGE * changes_x.abs().float() + 400.0
         keeps_route = (changes_x.abs() <= route.changes.abs()) | room
-        want = safe & keeps_route & (need != -direction) & (gain > MOBIL_THRESHOLD)
+        want = safe & keeps_route & (need != -direction) & (gain > rule.threshold)
         return want, gain, safe
 
     want_l, gain_l, safe_l = side(sur.left_lead, sur.left_follow, left_ok, -1, route.left_changes, route.left_remaining)
     want_r, gain_r, safe_r = side(
         sur.right_lead, sur.right_follow, right_ok, 1, route.right_changes, route.right_remaining
     )
-    go_left = want_l & (~want_r | (gain_l > gain_r))
-    go_right = want_r & ~go_left
+    if rule.right_first:
+        go_right = want_r
+        go_left = want_l & ~want_r
+    else:
+        go_left = want_l & (~want_r | (gain_l > gain_r))
+        go_right = want_r & ~go_left
     direction = torch.where(go_left, -1, torch.where(go_right, 1, 0))
     return direction, safe_l, safe_r
 
@@ -346,7 +385,9 @@ def resolve_lane_claims(
     return torch.where(cancel, 0, lc_dir)
 
 
-def steering_control(d_error, psi, speed, kappa, length, slip=None, max_heading: float = math.pi / 4) -> torch.Tensor:
+def steering_control(
+    d_error, psi, speed, kappa, length, slip=None, max_heading: float = math.pi / 4, feed_forward: bool = True
+) -> torch.Tensor:
     """Steer toward the target lateral offset (highway-env's cascaded lateral controller, in lane coordinates).
 
     `d_error` m: lateral offset minus target offset; `psi` rad relative to the lane; returns a wheel angle rad.
@@ -354,7 +395,10 @@ def steering_control(d_error, psi, speed, kappa, length, slip=None, max_heading:
     (`psi + slip`) rather than the body's heading. highway-env steers the body, which in a tight turn (slip of
     0.2-0.3 rad) cuts the inside of the curve by most of a metre; the city presets pass it. `max_heading` rad:
     the largest heading to the lane a lane change may take (highway-env's pi/4; at city speeds that is a
-    45-degree swerve across the next lane, so the city passes less).
+    45-degree swerve across the next lane, so the city passes less). `feed_forward`: add the lane's yaw rate
+    (speed x curvature) to the heading-rate command, which holds a car on the centre of a curve; highway-env's
+    controller has only the pursuit term, and on its curves (exit-v0's exit) drifts to the outside: the
+    highway-env presets leave it out.
     """
     if slip is not None:
         psi = psi + slip
@@ -362,7 +406,9 @@ def steering_control(d_error, psi, speed, kappa, length, slip=None, max_heading:
     lateral_speed_cmd = -d_error / TAU_LATERAL
     heading_cmd = torch.asin((lateral_speed_cmd / v).clamp(-1.0, 1.0)).clamp(-max_heading, max_heading)
     heading_ref = heading_cmd + kappa * speed * TAU_PURSUIT
-    heading_rate = wrap_angle(heading_ref - psi) / TAU_HEADING + speed * kappa
+    heading_rate = wrap_angle(heading_ref - psi) / TAU_HEADING
+    if feed_forward:
+        heading_rate = heading_rate + speed * kappa
     # slip = asin(x), steer = atan(2 tan(slip)); tan(asin(x)) = x / sqrt(1 - x^2), kept finite (float32 asin(1)
     # rounds past pi/2, where tan flips sign).
     x = (0.5 * length / v * heading_rate).clamp(-0.999, 0.999)
@@ -415,17 +461,18 @@ def route_view(road: RoadMap, map_id, v: Vehicles, sur: Surroundings) -> RouteVi
 
 
 def following_accel(
-    road: RoadMap, map_id, v: Vehicles, sur: Surroundings, params, route, clock: SignalClock
+    road: RoadMap, map_id, v: Vehicles, sur: Surroundings, params, route, clock: SignalClock, route_stop: bool = True
 ) -> torch.Tensor:
     """IDM acceleration `[W, N]` m/s^2 that respects every leader a driver must: the own-lane leader, the
     leader in the target lane during a lane change, cars cutting in from either side, the end of a lane
-    that ends (when the route still needs a change out of it), the stop line at red, at yellow or before a
+    that ends (when the route still needs a change out of it; `route_stop`), the stop line at red, at yellow or before a
     junction it could not leave, and cars to give way to at junctions. The free-road term is computed once;
     the most constraining leader is the largest interaction term."""
     free = idm_free(v.speed, params)
     inter = idm_interaction(v.speed, sur.lead.gap, sur.lead.speed, sur.lead.exists, params)
-    must_leave = (route.changes != 0) & lane_attr(road.lane_leads_to_dead_end, road, map_id, v.lane)
-    inter = torch.maximum(inter, route_stop_interaction(v.speed, route.remaining, must_leave, v.length, params))
+    if route_stop:  # (highway-env's drivers know no route: they brake only for what stands in their lane)
+        must_leave = (route.changes != 0) & lane_attr(road.lane_leads_to_dead_end, road, map_id, v.lane)
+        inter = torch.maximum(inter, route_stop_interaction(v.speed, route.remaining, must_leave, v.length, params))
     target_lead_gap = torch.where(v.lc_dir < 0, sur.left_lead.gap, sur.right_lead.gap)
     target_lead_speed = torch.where(v.lc_dir < 0, sur.left_lead.speed, sur.right_lead.speed)
     target_has_lead = torch.where(v.lc_dir < 0, sur.left_lead.exists, sur.right_lead.exists) & (v.lc_dir != 0)
@@ -440,14 +487,54 @@ def following_accel(
     return idm_combine(free, inter, params)
 
 
-def background_control(road, map_id, v: Vehicles, sur: Surroundings, limit, mobil: bool, left_ok, right_ok, clock):
-    """IDM acceleration `[W, N]` and (on MOBIL ticks) the new lane-change direction of every vehicle."""
+def lane_bound_surroundings(sur: Surroundings, v: Vehicles) -> Surroundings:
+    """The surroundings as highway-env's drivers perceive them (`Road.neighbour_vehicles`): leaders and followers
+    on the lane itself only, none on the lane before or after it (a car on merge-v0's sine bend does not see the
+    obstacle at the end of the acceleration lane that follows)."""
+
+    def own(nb: Neighbour, lane: torch.Tensor) -> Neighbour:
+        on_lane = nb.exists & (v.lane.gather(1, nb.slot.clamp(min=0)) == lane)
+        return Neighbour(
+            slot=torch.where(on_lane, nb.slot, -1),
+            gap=torch.where(on_lane, nb.gap, FAR),
+            speed=torch.where(on_lane, nb.speed, v.speed),
+        )
+
+    return dataclasses.replace(
+        sur,
+        lead=own(sur.lead, v.lane),
+        follow=own(sur.follow, v.lane),
+        left_lead=own(sur.left_lead, sur.left_lane),
+        left_follow=own(sur.left_follow, sur.left_lane),
+        right_lead=own(sur.right_lead, sur.right_lane),
+        right_follow=own(sur.right_follow, sur.right_lane),
+    )
+
+
+def background_control(
+    road,
+    map_id,
+    v: Vehicles,
+    sur: Surroundings,
+    limit,
+    mobil: bool,
+    left_ok,
+    right_ok,
+    clock,
+    rule: MobilConstants = MOBIL_RULES[MobilRule.FUYAO],
+):
+    """IDM acceleration `[W, N]` and (on MOBIL ticks; `mobil` False: never) the new lane-change direction of
+    every vehicle, by `rule`."""
+    if not rule.route_aware:
+        sur = lane_bound_surroundings(sur, v)
     params = driver_params(v, limit)
     route = route_view(road, map_id, v, sur)
-    accel = following_accel(road, map_id, v, sur, params, route, clock)
+    accel = following_accel(road, map_id, v, sur, params, route, clock, route_stop=rule.route_aware)
     lc_dir = v.lc_dir
     if mobil:
-        direction, safe_l, safe_r = mobil_decision(sur, v.speed, v.length, params, params, route, left_ok, right_ok)
+        direction, safe_l, safe_r = mobil_decision(
+            sur, v.speed, v.length, params, params, route, left_ok, right_ok, rule
+        )
         start = (v.lc_dir == 0) & (v.speed > 1.0)
         lc_dir = torch.where(start, direction, v.lc_dir)
         # Abort a change whose target lane became unsafe while the car has not yet left its lane.
@@ -461,7 +548,9 @@ def background_control(road, map_id, v: Vehicles, sur: Surroundings, limit, mobi
 
 
 __all__ = [
+    "MOBIL_RULES",
     "DriverParams",
+    "MobilConstants",
     "background_control",
     "conflict_yield_interaction",
     "driver_params",
@@ -477,6 +566,7 @@ __all__ = [
     "idm_combine",
     "idm_free",
     "idm_interaction",
+    "lane_bound_surroundings",
     "mobil_decision",
     "route_stop_interaction",
     "speed_control",

@@ -10,6 +10,7 @@ import torch
 
 from fuyao.roads.city import build_city, build_city_bank
 from fuyao.roads.highway import build_highway, build_highway_bank
+from fuyao.roads.highway_env_maps import build_exit_v0, build_merge_v0
 from fuyao.roads.lanegraph import RoadMap, stack_maps
 from fuyao.roads.ngp import build_ngp, build_ngp_bank
 from fuyao.sim.config import ConfigError, MapKind, ObservationType, SimConfig
@@ -39,6 +40,10 @@ def build_bank(cfg: SimConfig) -> RoadMap:
         maps += [build_city(cfg.city, seed + i) for i in range(n_city)]
         maps += [build_ngp(cfg.ngp, seed + i) for i in range(n_ngp)]
         return stack_maps(maps)
+    if cfg.map is MapKind.MERGE_V0:
+        return build_merge_v0()
+    if cfg.map is MapKind.EXIT_V0:
+        return build_exit_v0()
     return build_highway_bank(cfg.road, cfg.num_maps, cfg.map_seed)
 
 
