@@ -221,44 +221,6 @@ HIGHWAY_V0 = TrainConfig(
     ppo=PPOConfig(gamma=0.95, ent_coef=0.01),
 )
 
-# The city pilot: the `city` world (3 x 3 grid cities, signals, 10 Hz decisions), 4 of its 48 vehicles driven
-# by the policy; cloned from the rule-based pilot (DAgger), then PPO anchored to it, as the highway pilot. At 10 Hz
-# a decision is 0.1 s: gamma 0.99 looks about 10 s ahead (0.95 per decision would see 2 s, less than a red light
-# lasts), and rollouts of 32 decisions cover 3.2 s. A red-light run costs as much as a crash: the score gates it to
-# 0 (NAVSIM's traffic-light compliance).
-_CITY_REWARD = RewardConfig(
-    collision=-50.0, offroad=-20.0, route_failure=-25.0, red_light=-50.0, progress_scale_m=3.0, comfort=-0.002
-)
-CITY = TrainConfig(
-    preset="city",
-    steps=3_000_000,
-    bc_warm_start=300_000,
-    eval_episodes=120,
-    sim=dataclasses.replace(PRESETS["city"], worlds=256, controlled=4, reward=_CITY_REWARD),
-    policy=PolicyConfig(encoder=Encoder.MLP, hidden=256),
-    compile=True,
-    precision="auto",
-    ppo=PPOConfig(
-        rollout_steps=32,
-        gamma=0.99,
-        lr=1.0e-4,
-        ent_coef=0.001,
-        teacher_coef=1.0,
-        teacher_decay=3_000_000,
-        anneal_decisions=12_000_000,
-    ),
-    bc=BCConfig(rollout_steps=32, epochs=4, teacher_iterations=8),
-)
-
-# The navigation-guided pilot: one network for every road. The `ngp` world's mixed bank (highways with ramps, grid
-# cities, and NGP maps that join a city street, the highway and another city), 10 Hz decisions, meta actions from 0
-# to 34 m/s; trained as the city pilot.
-NGP = dataclasses.replace(
-    CITY,
-    preset="ngp",
-    sim=dataclasses.replace(PRESETS["ngp"], worlds=256, controlled=4, reward=_CITY_REWARD),
-)
-
 # highway-env's merge-v0 and exit-v0: the worlds are highway-env's (observation, actions, traffic). merge-v0 trains
 # on highway-env's own reward, normalised to [0, 1] per decision: it pays for every decision survived (the episode
 # ends at x = 370 m, so a slower safe drive earns more decisions) and a crash forfeits the rest, which with gamma
@@ -310,8 +272,6 @@ SMOKE = TrainConfig(
 TRAIN_PRESETS: dict[str, TrainConfig] = {
     "highway": HIGHWAY,
     "highway-v0": HIGHWAY_V0,
-    "city": CITY,
-    "ngp": NGP,
     "merge-v0": MERGE_V0,
     "exit-v0": EXIT_V0,
     "smoke": SMOKE,
