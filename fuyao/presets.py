@@ -208,6 +208,9 @@ NGP = dataclasses.replace(
     target_speeds=tuple(float(v) for v in range(0, 36, 2)),
     ego_speed=25.0,
     ego_exit_fraction=0.5,
+    # The highway's share of background traffic bound for the off-ramp (the city preset's 1.0 is for its random
+    # trips; on a highway it jammed the deceleration lane with exiting cars and the pilot could not get in).
+    drivers=dataclasses.replace(CITY.drivers, exit_fraction=0.3),
 )
 
 PRESETS: dict[str, SimConfig] = {
