@@ -47,13 +47,8 @@ class RuleBasedPilot:
         needs = torch.sign(route.changes)
         limited = lane_attr(road.lane_change_until, road, m, v.lane) < lane_attr(road.lane_length, road, m, v.lane)
         wait = (needs != 0) & limited
-        stop = traffic.idm_acceleration(
-            v.speed,
-            (route.remaining - 0.5 * v.length - traffic.STOP_MARGIN).clamp(min=0.1),
-            torch.zeros_like(v.speed),
-            wait,
-            params,
-        )
+        stop_at_line = traffic.route_stop_interaction(v.speed, route.remaining, wait, v.length, params)
+        stop = traffic.idm_combine(traffic.idm_free(v.speed, params), stop_at_line, params)
         accel = torch.minimum(accel, torch.where(wait, stop, accel))[:, :c]
         # ... and one the target lane's leader blocks (it is close and slower: braking behind it would exceed what
         # MOBIL allows) with little road left: drop back behind that leader instead of driving past the exit.

@@ -13,7 +13,7 @@ import torch
 from fuyao.roads.lanegraph import RoadMap
 from fuyao.sim.config import SCENARIO_VEHICLES, DriverProfile, MapKind, SimConfig
 from fuyao.sim.constants import SimConstants, constants_or_build
-from fuyao.sim.geometry import lane_attr, route_attr
+from fuyao.sim.geometry import lane_attr, lane_index, route_attr
 from fuyao.sim.highway_env_reset import highway_env_reset
 from fuyao.sim.rng import uniform
 from fuyao.sim.signals import initial_clock
@@ -94,13 +94,13 @@ def sample_destination(
     """`[W, N]` int64 destinations for vehicles on `lane`, from uniforms `u`.
 
     Maps with random trips (`RoadMap.map_trips`: cities, NGP maps): any valid destination reachable from the lane,
-    by `RoadMap.dest_weight` (`ego`: uniformly among those in `RoadMap.dest_ego`, where one is reachable). Highway maps: destination 0 (the
-    main one) with probability 1 - exit_fraction, else one of the others uniformly. Unreachable or missing
-    choices fall back to the nearest reachable destination."""
+    by `RoadMap.dest_weight` (`ego`: uniformly among those in `RoadMap.dest_ego`, where one is reachable).
+    Highway maps: destination 0 (the main one) with probability 1 - exit_fraction, else one of the others
+    uniformly. Unreachable or missing choices fall back to the nearest reachable destination."""
     num_dest = road.route.cost.shape[2]
     d_ids = torch.arange(num_dest, device=lane.device)
-    # Random trips: the k-th of the n allowed destinations, k = floor(u n).
-    cost = road.route.cost.reshape(-1, num_dest)[lane_index_flat(road, map_id, lane)]  # [W, N, D]
+    # Random trips: among the destinations reachable from the lane ...
+    cost = road.route.cost.reshape(-1, num_dest)[lane_index(road, map_id, lane)]  # [W, N, D]
     allowed = road.dest_valid[map_id].unsqueeze(1) & (cost < UNREACHABLE_HALF)
     if ego:
         for_ego = allowed & road.dest_ego[map_id].unsqueeze(1)
@@ -122,11 +122,6 @@ def sample_destination(
     reach = route_attr(road.route.cost, road, map_id, lane, dest) < UNREACHABLE_HALF
     fallback = lane_attr(road.route.default_dest, road, map_id, lane)
     return torch.where(valid & reach, dest, fallback)
-
-
-def lane_index_flat(road: RoadMap, map_id, lane) -> torch.Tensor:
-    """Row of (map, lane) in a `[M * L, ...]` view of a per-lane table."""
-    return map_id.unsqueeze(1) * road.max_lanes + lane
 
 
 def _ego_s(road_cfg, cfg: SimConfig) -> float:
