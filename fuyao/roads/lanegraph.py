@@ -24,7 +24,6 @@ from fuyao.roads.signals import FIRST_COME, HAS_PRIORITY, YIELDS, Phase, Signal,
 INT32_MAX = 2**31 - 1  # table entries a bank may have: `fuyao.sim.geometry` indexes them in int32
 JUNCTION_SPAWN_CLEAR_M = 40.0  # m before a junction's stop line where reset places no vehicle
 MAP_HIGHWAY, MAP_CITY, MAP_NGP = range(3)  # `RoadMap.map_kind`: the generator of each map in a bank
-MAP_KIND_NAMES = ("highway", "city", "ngp")
 
 
 class MapError(ValueError):
