@@ -101,4 +101,9 @@ class RuleBasedPilot:
         # Cruising above what the lane allows: slow down.
         too_fast = v.target_speed[:, :c] > desired + 1e-3
         action = torch.where(too_fast & (direction == 0), META_SLOWER, action)
-        return action
+        # SLOWER with the target already at the lowest speed is not available (`action_mask`): IDLE keeps it
+        # there. (SLOWER would set the target one step under the current speed, raising it while the car still
+        # rolls; and a pilot cloned from labels the mask forbids learns nothing about what to do instead: at red
+        # it crept over the line.)
+        lowest = speed_index(v.target_speed[:, :c], speeds) == 0
+        return torch.where((action == META_SLOWER) & lowest, META_IDLE, action)
