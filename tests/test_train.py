@@ -406,3 +406,43 @@ def test_learning_rate_anneals_over_anneal_decisions_not_the_budget(tmp_path):
     for (_, rate), (before, _) in zip(lr["long"][1:], lr["long"][:-1]):
         assert rate == pytest.approx(cfg.ppo.lr * (1 - before / 10240), rel=1e-6)
     assert lr["long"][-1][1] > 0.8 * cfg.ppo.lr > lr["run"][-1][1]
+
+
+def test_checkpoints_are_chosen_by_target_margin_not_by_score():
+    from fuyao.train.evaluator import selection_value, target_margins, target_met
+
+    ref = {"score": 0.80, "progress_m": 1000.0, "at_fault_collision_rate": 0.010, "red_light_runs_per_km": 0.0}
+    safe = {"score": 0.82, "progress_m": 1020.0, "at_fault_collision_rate": 0.005, "red_light_runs_per_km": 0.0}
+    fast_risky = {"score": 0.90, "progress_m": 1200.0, "at_fault_collision_rate": 0.030, "red_light_runs_per_km": 0.0}
+    runs_reds = {"score": 0.88, "progress_m": 1100.0, "at_fault_collision_rate": 0.0, "red_light_runs_per_km": 0.3}
+    assert target_met(safe, ref) and not target_met(fast_risky, ref) and not target_met(runs_reds, ref)
+    m = target_margins(safe, ref)
+    assert m["progress_m"] == pytest.approx(20.0 / 50.0) and m["at_fault_collision_rate"] == pytest.approx(0.5)
+    assert m["red_light_runs_per_km"] == 0.0
+    # Higher scores do not win over a pilot that meets every criterion.
+    assert selection_value(safe, ref) > selection_value(fast_risky, ref)
+    assert selection_value(safe, ref) > selection_value(runs_reds, ref)
+    # Among pilots that meet the target, the larger smallest-margin wins, whatever the score.
+    safer = {**safe, "score": 0.81, "progress_m": 1030.0, "at_fault_collision_rate": 0.0}
+    assert selection_value(safer, ref) > selection_value(safe, ref)
+    # Rates over no distance are no events (a pilot that never moved ran no red light), not NaN.
+    still = {**safe, "red_light_runs_per_km": float("nan")}
+    assert target_margins(still, ref)["red_light_runs_per_km"] == 0.0
+
+
+def test_periodic_evaluation_runs_on_validation_episodes_against_the_rule_based_pilot(tmp_path):
+    from fuyao.evaluation import get_suite
+    from fuyao.train.evaluator import Evaluator
+
+    cfg = dataclasses.replace(TRAIN_PRESETS["smoke"], eval_episodes=4)
+    evaluator = Evaluator(cfg, CPU)
+    suite = get_suite("smoke")
+    assert evaluator.suite.name == "smoke-validation"
+    for a, b in zip(evaluator.suite.scenarios, suite.scenarios):
+        assert a.seed != b.seed and a.sim.map_seed != b.sim.map_seed
+    model = ActorCritic(cfg.sim, cfg.policy)
+    out = evaluator(model)
+    for key in ("score", "target_met", "selection", "margin_progress_m", "margin_at_fault_collision_rate"):
+        assert key in out
+    assert out["episodes"] == evaluator.reference["episodes"] > 0
+    assert out["target_met"] in (0.0, 1.0)

@@ -1,10 +1,21 @@
-"""Periodic evaluation during training: the closed-loop evaluation (`fuyao.evaluation`) of the current weights on
-the training preset's suite, scaled down to `eval_episodes`, with the same metric definitions and score as
-`fuyao eval`."""
+"""Periodic evaluation during training, and the target the learned pilot is held to.
+
+The evaluator runs the closed-loop evaluation (`fuyao.evaluation`) of the current weights on the *validation
+twin* of the training preset's suite (`Suite.validation()`: other episode seeds, other maps), scaled down to
+`eval_episodes`, with the same metric definitions and score as `fuyao eval`. The suite itself only reports: no
+checkpoint is chosen and no run is stopped on its episodes.
+
+The target is the rule-based pilot on the same validation episodes: route progress at least its progress,
+at-fault collisions and red-light runs at most its rates. Each criterion's margin is measured in a unit of what
+matters (5 % of the rule-based progress, one at-fault collision per 100 episodes, 0.1 red-light runs per km), and
+a checkpoint is chosen by its smallest margin (`selection`), with the score only breaking ties: a pilot that
+meets every criterion beats one that does not, and a faster but riskier pilot does not win on score.
+"""
 
 from __future__ import annotations
 
 import copy
+import math
 
 import torch
 
@@ -12,23 +23,85 @@ from fuyao.pilots.learned import LearnedPilot
 from fuyao.pilots.networks import ActorCritic
 from fuyao.train.config import TrainConfig
 
+# criterion: (metric, +1 if more is better else -1, the unit its margin is measured in; relative if None)
+TARGET_CRITERIA: tuple[tuple[str, int, float | None], ...] = (
+    ("progress_m", +1, None),
+    ("at_fault_collision_rate", -1, 0.01),
+    ("red_light_runs_per_km", -1, 0.1),
+)
+PROGRESS_UNIT = 0.05  # of the rule-based pilot's progress
+SCORE_TIE_BREAK = 1.0e-3
+
+
+def target_margins(summary: dict[str, float], reference: dict[str, float]) -> dict[str, float]:
+    """Each criterion's margin over the reference, in its unit: >= 0 where the criterion holds."""
+    margins = {}
+    for name, sign, unit in TARGET_CRITERIA:
+        value, ref = float(summary[name]), float(reference[name])
+        if unit is not None:  # a rate over no distance or no episodes is no event
+            value, ref = _rate(value), _rate(ref)
+        scale = unit if unit is not None else PROGRESS_UNIT * max(abs(ref), 1.0)
+        margins[name] = sign * (value - ref) / scale
+    return margins
+
+
+def _rate(x) -> float:
+    x = float(x)
+    return 0.0 if math.isnan(x) else x
+
+
+def target_met(summary: dict[str, float], reference: dict[str, float]) -> bool:
+    """Progress at least the reference's, at-fault collisions and red-light runs at most its rates."""
+    return all(m >= 0.0 for m in target_margins(summary, reference).values())
+
+
+def selection_value(summary: dict[str, float], reference: dict[str, float]) -> float:
+    """What checkpoints are ranked by: the smallest target margin, the score breaking ties. A rate that both pilots
+    hold at zero (no red-light run by either) is met and cannot be beaten, so it does not cap the margin."""
+    margins = target_margins(summary, reference)
+    informative = [
+        margins[name]
+        for name, _, unit in TARGET_CRITERIA
+        if unit is None or margins[name] != 0.0 or _rate(reference[name]) != 0.0
+    ]
+    margin = min(informative) if informative else 0.0
+    score = float(summary["score"])
+    return margin + SCORE_TIE_BREAK * (score if math.isfinite(score) else 0.0)
+
 
 class Evaluator:
-    """`evaluator(model) -> summary dict` (score, collision_rate, route_completion, progress_m, ...)."""
+    """`evaluator(model) -> summary dict` (score, collision_rate, route_completion, progress_m, ..., and
+    `target_met`, `selection` and `margin_*` against the rule-based pilot on the same validation episodes)."""
 
     def __init__(self, cfg: TrainConfig, device: torch.device) -> None:
         from fuyao.evaluation import get_suite
 
         self.cfg = cfg
         self.device = device
-        self.suite = get_suite(cfg.preset)
+        self.suite = get_suite(cfg.preset).validation()
+        self._reference: dict[str, float] | None = None
 
-    def __call__(self, model: ActorCritic) -> dict[str, float]:
+    def evaluate(self, make_pilot) -> dict[str, float]:
         from fuyao.evaluation import evaluate
 
+        return dict(evaluate(make_pilot, self.suite, self.device, episodes=self.cfg.eval_episodes).summary)
+
+    @property
+    def reference(self) -> dict[str, float]:
+        """The rule-based pilot on the validation episodes (computed once; the episodes are seeded)."""
+        if self._reference is None:
+            from fuyao.pilots.rule_based import RuleBasedPilot
+
+            self._reference = self.evaluate(lambda world: RuleBasedPilot(world))
+        return self._reference
+
+    def __call__(self, model: ActorCritic) -> dict[str, float]:
         frozen = copy.deepcopy(model).eval()  # the pilot must not change while training goes on
         pilot = LearnedPilot(frozen, self.cfg.sim, self.cfg.policy)
-        result = evaluate(
-            lambda world: pilot.for_world(world), self.suite, self.device, episodes=self.cfg.eval_episodes
-        )
-        return dict(result.summary)
+        summary = self.evaluate(lambda world: pilot.for_world(world))
+        reference = self.reference
+        margins = target_margins(summary, reference)
+        summary.update({f"margin_{k}": v for k, v in margins.items()})
+        summary["target_met"] = float(all(m >= 0.0 for m in margins.values()))
+        summary["selection"] = selection_value(summary, reference)
+        return summary

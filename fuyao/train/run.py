@@ -59,7 +59,8 @@ def train(
         if s.evaluator is None or s.target_reached:
             score = None
         elif s.curve and s.curve[-1]["decisions"] == s.decisions:
-            score = s.curve[-1]["eval_score"]  # the last iteration's periodic evaluation saw these weights
+            last = s.curve[-1]  # the last iteration's periodic evaluation saw these weights
+            score = last.get("eval_selection", last["eval_score"])
         else:
             score = s.evaluate()
         s.save(score)

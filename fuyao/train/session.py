@@ -264,12 +264,23 @@ class Session:
         self.curve.append({"decisions": self.decisions, "elapsed_s": self.now(), **self.last_eval})
         if self.stop_when is not None and self.stop_when(result):
             self.target_reached = True
-        shown = ("score", "collision_rate", "at_fault_collision_rate", "route_completion", "progress_m", "episodes")
+        shown = (
+            "score",
+            "collision_rate",
+            "at_fault_collision_rate",
+            "route_completion",
+            "progress_m",
+            "red_light_runs_per_km",
+            "target_met",
+            "selection",
+            "episodes",
+        )
         self.message(
             f"eval @ {self.decisions:,} decisions: "
             + ", ".join(f"{k} {result[k]:.3f}" for k in shown if isinstance(result.get(k), (int, float)))
         )
-        return float(result["score"])
+        # What checkpoints are ranked by: the target margin where the evaluator gives one, else the score.
+        return float(result.get("selection", result["score"]))
 
     def summary(self) -> dict[str, Any]:
         return {
