@@ -133,6 +133,9 @@ def check_spaces(pilot: Pilot, suite: Suite, pilot_name: str = "pilot") -> None:
         )
 
 
+CHECK_DONE_EVERY = 16
+
+
 def run_scenario(
     make_pilot: Callable[[World], Pilot],
     scenario: Scenario,
@@ -153,12 +156,16 @@ def run_scenario(
         state = scenario.initial_state(world)
         sums = EpisodeSums.zeros(cfg.worlds * c, world.device, 1.0 / cfg.decision_hz)
         first = torch.ones(cfg.worlds, dtype=torch.bool, device=world.device)  # still in its first episode
-        for _ in range(cfg.decisions_per_episode):
+        for t in range(cfg.decisions_per_episode):
             obs = world.observe(state) if needs_obs else None
             result = world.step(state, pilot.act(obs, state))
             sums = fold(sums, result.info, first.unsqueeze(1).expand(-1, c))
             first = first & ~result.world_done
             state = result.state
+            # Once every world has ended its first episode nothing more is counted: stop (checked every
+            # CHECK_DONE_EVERY decisions, so the host waits on the device that seldom).
+            if t % CHECK_DONE_EVERY == CHECK_DONE_EVERY - 1 and not bool(first.any()):
+                break
         metrics = episode_metrics(sums)
         summary = summarize(metrics)
         host = {k: v.float().cpu().numpy() for k, v in metrics.items()}
