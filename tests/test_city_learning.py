@@ -72,7 +72,12 @@ def test_behaviour_cloning_learns_to_wait_for_green_and_turn(tmp_path):
     untrained_cfg = dataclasses.replace(cfg, steps=1, out=tmp_path / "untrained")
     train(untrained_cfg, CPU, evaluator=None)
     untrained = evaluate(lambda world: load(untrained_cfg.out / "checkpoints" / "last.pt").for_world(world), s).summary
-    print({k: (learned[k], teacher[k], untrained[k]) for k in ("red_light_runs_per_km", "route_completion", "arrival_rate", "collision_rate", "score")})
+    print(
+        {
+            k: (learned[k], teacher[k], untrained[k])
+            for k in ("red_light_runs_per_km", "route_completion", "arrival_rate", "collision_rate", "score")
+        }
+    )
     assert teacher["red_light_runs_per_km"] == 0.0
     assert untrained["red_light_runs_per_km"] > 1.0, untrained
     assert learned["red_light_runs_per_km"] < 0.1 * untrained["red_light_runs_per_km"], (learned, untrained)

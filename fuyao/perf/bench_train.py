@@ -67,8 +67,11 @@ def time_to_target(
     t0 = time.perf_counter()
     reference = evaluator.reference
     reference_s = time.perf_counter() - t0
-    target = {"progress_m": reference["progress_m"], "at_fault_collision_rate": reference["at_fault_collision_rate"],
-              "red_light_runs_per_km": reference["red_light_runs_per_km"]}
+    target = {
+        "progress_m": reference["progress_m"],
+        "at_fault_collision_rate": reference["at_fault_collision_rate"],
+        "red_light_runs_per_km": reference["red_light_runs_per_km"],
+    }
 
     def reached(m: dict) -> bool:
         return target_met(m, reference)
@@ -83,7 +86,14 @@ def time_to_target(
     pilot = load(chosen, device)
     learned_suite = evaluate(lambda world: pilot.for_world(world), suite, device, episodes=eval_episodes).summary
     rule_suite = evaluate(lambda world: RuleBasedPilot(world), suite, device, episodes=eval_episodes).summary
-    keys = ("score", "collision_rate", "at_fault_collision_rate", "progress_m", "route_completion", "red_light_runs_per_km")
+    keys = (
+        "score",
+        "collision_rate",
+        "at_fault_collision_rate",
+        "progress_m",
+        "route_completion",
+        "red_light_runs_per_km",
+    )
     return {
         "preset": preset,
         "suite": f"{suite.name}@{suite.version}",
@@ -112,7 +122,17 @@ def time_to_target(
             {
                 "decisions": int(r["decisions"]),
                 "elapsed_s": r["elapsed_s"],
-                **{k: r.get(f"eval_{k}") for k in ("score", "collision_rate", "at_fault_collision_rate", "progress_m", "red_light_runs_per_km", "target_met")},
+                **{
+                    k: r.get(f"eval_{k}")
+                    for k in (
+                        "score",
+                        "collision_rate",
+                        "at_fault_collision_rate",
+                        "progress_m",
+                        "red_light_runs_per_km",
+                        "target_met",
+                    )
+                },
             }
             for r in curve
         ],

@@ -8,7 +8,6 @@ import torch
 from fuyao.sim import traffic
 from fuyao.sim.config import ActionType
 from fuyao.sim.geometry import change_ok, lane_attr, lane_point
-from fuyao.sim.neighbours import surroundings
 from fuyao.sim.state import WorldState
 from fuyao.sim.step import META_FASTER, META_IDLE, META_LEFT, META_RIGHT, META_SLOWER, speed_index
 from fuyao.sim.traffic import driver_params, effective_limit, following_accel, route_view
@@ -33,7 +32,7 @@ class RuleBasedPilot:
         m = state.map_id
         c = cfg.controlled
         limit = effective_limit(road, m, v)
-        sur = surroundings(road, m, v.lane, v.s, v.length, v.speed, v.present, v.dest)
+        sur = self.world.surroundings(state)
         params = driver_params(v, limit)
         route = route_view(road, m, v, sur)
         accel = following_accel(road, m, v, sur, params, route, state.signals)

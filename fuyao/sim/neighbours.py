@@ -100,8 +100,31 @@ def _neighbour(slot, dist_centre, length, own_length, speed, own_speed) -> Neigh
     )
 
 
-def surroundings(road: RoadMap, map_id, lane, s, length, speed, present, dest) -> Surroundings:
-    """Leaders and followers of every vehicle. Inputs `[W, N]`; absent vehicles are never anyone's neighbour."""
+@dataclass(frozen=True)
+class _Order:
+    """Every world's vehicles sorted by (lane, s): the one sort all neighbour questions search."""
+
+    keys: torch.Tensor  # [W, N] float64 sort keys, ascending (absent vehicles last)
+    order: torch.Tensor  # [W, N] int64 slot at each sorted position
+    sorted_lane: torch.Tensor  # [W, N] int64 lane at each sorted position (absent: max_lanes + 1)
+    rank: torch.Tensor  # [W, N] int64 sorted position of each slot
+    start: torch.Tensor  # [W, L + 2] int64 sorted position where each lane's vehicles begin
+
+    def first_on(self, lq: torch.Tensor) -> torch.Tensor:
+        """The slot of the first (rearmost) vehicle on lane `lq`, -1 if none."""
+        n = self.order.shape[1]
+        q = lq.clamp(min=0)
+        i0, i1 = self.start.gather(1, q), self.start.gather(1, q + 1)
+        return torch.where((lq >= 0) & (i1 > i0), self.order.gather(1, i0.clamp(max=n - 1)), -1)
+
+    def last_on(self, lq: torch.Tensor) -> torch.Tensor:
+        """The slot of the last (frontmost) vehicle on lane `lq`, -1 if none."""
+        q = lq.clamp(min=0)
+        i0, i1 = self.start.gather(1, q), self.start.gather(1, q + 1)
+        return torch.where((lq >= 0) & (i1 > i0), self.order.gather(1, (i1 - 1).clamp(min=0)), -1)
+
+
+def _sort(road: RoadMap, lane: torch.Tensor, s: torch.Tensor, present: torch.Tensor) -> _Order:
     big_lane = road.max_lanes + 1
     key = torch.where(present, lane.double() * LANE_KEY + s.double(), big_lane * LANE_KEY)
     keys, order = torch.sort(key, dim=1, stable=True)
@@ -109,14 +132,74 @@ def surroundings(road: RoadMap, map_id, lane, s, length, speed, present, dest) -
     rank = torch.empty_like(order).scatter_(
         1, order, torch.arange(order.shape[1], device=order.device).expand_as(order)
     )
-    n = order.shape[1]
-    lane_len = lane_attr(road.lane_length, road, map_id, lane)
+    # First and last vehicle of every lane from where each lane starts in the sorted order ([W, L + 2]).
+    lane_ids = torch.arange(big_lane + 1, device=lane.device).expand(lane.shape[0], -1).contiguous()
+    start = sorted_count(sorted_lane, lane_ids, right=False)
+    return _Order(keys, order, sorted_lane, rank, start)
 
-    # Own lane: the next and previous in sorted order, if they share the lane.
+
+def _own_lane(srt: _Order, lane: torch.Tensor, present: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """The next and previous vehicle in sorted order, where they share the asker's lane (-1 otherwise)."""
+    order, rank = srt.order, srt.rank
+    n = order.shape[1]
     nxt = order.gather(1, (rank + 1).clamp(max=n - 1))
     prv = order.gather(1, (rank - 1).clamp(min=0))
     own_lead = torch.where((rank + 1 < n) & (lane.gather(1, nxt) == lane) & present.gather(1, nxt), nxt, -1)
     own_follow = torch.where((rank > 0) & (lane.gather(1, prv) == lane) & present.gather(1, prv), prv, -1)
+    return own_lead, own_follow
+
+
+def _lead_and_follow(road: RoadMap, srt: _Order, map_id, s, dest, lq, sq, own_ahead, own_behind):
+    """Nearest ahead and behind of position `sq` on lane `lq`: on the lane itself, else the first car of the lane
+    the route continues on / the last car of the lane feeding it."""
+
+    def s_of(slot):
+        return s.gather(1, slot.clamp(min=0))
+
+    def len_of(lane_q):
+        return lane_attr(road.lane_length, road, map_id, lane_q)
+
+    prv = torch.where(lq < 0, -1, lane_attr(road.lane_pred, road, map_id, lq))
+    nxt = next_lane(road, map_id, lq, dest)
+    nxt_first, prv_last = srt.first_on(nxt), srt.last_on(prv)
+    lead_ = torch.where(own_ahead >= 0, own_ahead, nxt_first)
+    lead_d = torch.where(own_ahead >= 0, s_of(own_ahead) - sq, len_of(lq) - sq + s_of(nxt_first))
+    foll_ = torch.where(own_behind >= 0, own_behind, prv_last)
+    foll_d = torch.where(own_behind >= 0, sq - s_of(own_behind), sq + len_of(prv) - s_of(prv_last))
+    return torch.where(lq >= 0, lead_, -1), lead_d, torch.where(lq >= 0, foll_, -1), foll_d
+
+
+def _own_lead_and_follow(road: RoadMap, srt: _Order, map_id, lane, s, present, dest, lane_len):
+    """Leader and follower in the vehicle's own lane, through a junction where the connector ahead is empty."""
+    own_lead, own_follow = _own_lane(srt, lane, present)
+    lead, lead_dist, follow, follow_dist = _lead_and_follow(road, srt, map_id, s, dest, lane, s, own_lead, own_follow)
+    if road.has_conflicts:
+        # Through junctions: a short connector may be empty while a queue waits at the start of the street
+        # after it; look one lane further for the leader (maps with junctions only, a static flag).
+        nxt = next_lane(road, map_id, lane, dest)
+        nxt2 = next_lane(road, map_id, nxt, dest)
+        second = srt.first_on(nxt2)
+        far = (lead < 0) & (nxt >= 0) & (second >= 0)
+        lead = torch.where(far, second, lead)
+        nxt_len = lane_attr(road.lane_length, road, map_id, nxt)
+        lead_dist = torch.where(far, lane_len - s + nxt_len + s.gather(1, second.clamp(min=0)), lead_dist)
+    return lead, lead_dist, follow, follow_dist
+
+
+def leaders(road: RoadMap, map_id, lane, s, length, speed, present, dest) -> Neighbour:
+    """The leader of every vehicle, as `surroundings(...).lead`, without the side lanes and junction conflicts
+    (a fraction of the cost). Inputs `[W, N]`."""
+    srt = _sort(road, lane, s, present)
+    lane_len = lane_attr(road.lane_length, road, map_id, lane)
+    lead, lead_dist, _, _ = _own_lead_and_follow(road, srt, map_id, lane, s, present, dest, lane_len)
+    return _neighbour(torch.where(present, lead, -1), lead_dist, length, length, speed, speed)
+
+
+def surroundings(road: RoadMap, map_id, lane, s, length, speed, present, dest) -> Surroundings:
+    """Leaders and followers of every vehicle. Inputs `[W, N]`; absent vehicles are never anyone's neighbour."""
+    srt = _sort(road, lane, s, present)
+    lane_len = lane_attr(road.lane_length, road, map_id, lane)
+    lead, lead_dist, follow, follow_dist = _own_lead_and_follow(road, srt, map_id, lane, s, present, dest, lane_len)
 
     left = torch.where(present, lane_attr(road.lane_left, road, map_id, lane), -1)
     right = torch.where(present, lane_attr(road.lane_right, road, map_id, lane), -1)
@@ -125,68 +208,22 @@ def surroundings(road: RoadMap, map_id, lane, s, length, speed, present, dest) -
     left_s = s * left_len / lane_len
     right_s = s * right_len / lane_len
 
-    def prev_lane(lq):
-        return torch.where(lq < 0, -1, lane_attr(road.lane_pred, road, map_id, lq))
-
     # Positional look-ups in the side lanes: binary search of the sorted keys, [W, 2N] queries.
     side_ahead, side_behind = _search(
-        keys,
-        order,
-        sorted_lane,
+        srt.keys,
+        srt.order,
+        srt.sorted_lane,
         torch.cat([left, right], 1),
         torch.cat([left.double() * LANE_KEY + left_s.double(), right.double() * LANE_KEY + right_s.double()], 1),
     )
     l_ahead, r_ahead = side_ahead.chunk(2, dim=1)
     l_behind, r_behind = side_behind.chunk(2, dim=1)
-    # First and last vehicle of every lane from where each lane starts in the sorted order ([W, L + 2]).
-    lane_ids = torch.arange(big_lane + 1, device=lane.device).expand(lane.shape[0], -1).contiguous()
-    start = sorted_count(sorted_lane, lane_ids, right=False)
-
-    def first_on(lq):
-        q = lq.clamp(min=0)
-        i0, i1 = start.gather(1, q), start.gather(1, q + 1)
-        return torch.where((lq >= 0) & (i1 > i0), order.gather(1, i0.clamp(max=n - 1)), -1)
-
-    def last_on(lq):
-        q = lq.clamp(min=0)
-        i0, i1 = start.gather(1, q), start.gather(1, q + 1)
-        return torch.where((lq >= 0) & (i1 > i0), order.gather(1, (i1 - 1).clamp(min=0)), -1)
-
-    def s_of(slot):
-        return s.gather(1, slot.clamp(min=0))
-
-    def len_of(lq):
-        return lane_attr(road.lane_length, road, map_id, lq)
-
-    def lead_and_follow(lq, sq, own_ahead, own_behind):
-        """Nearest ahead and behind of position `sq` on lane `lq`: on the lane itself, else the first car
-        of the lane the route continues on / the last car of the lane feeding it."""
-        nxt, prv = next_lane(road, map_id, lq, dest), prev_lane(lq)
-        nxt_first, prv_last = first_on(nxt), last_on(prv)
-        lead_ = torch.where(own_ahead >= 0, own_ahead, nxt_first)
-        lead_d = torch.where(own_ahead >= 0, s_of(own_ahead) - sq, len_of(lq) - sq + s_of(nxt_first))
-        foll_ = torch.where(own_behind >= 0, own_behind, prv_last)
-        foll_d = torch.where(own_behind >= 0, sq - s_of(own_behind), sq + len_of(prv) - s_of(prv_last))
-        return torch.where(lq >= 0, lead_, -1), lead_d, torch.where(lq >= 0, foll_, -1), foll_d
-
-    lead, lead_dist, follow, follow_dist = lead_and_follow(lane, s, own_lead, own_follow)
-    if road.has_conflicts:
-        # Through junctions: a short connector may be empty while a queue waits at the start of the street
-        # after it; look one lane further for the leader (maps with junctions only, a static flag).
-        nxt = next_lane(road, map_id, lane, dest)
-        nxt2 = next_lane(road, map_id, nxt, dest)
-        second = first_on(nxt2)
-        far = (lead < 0) & (nxt >= 0) & (second >= 0)
-        lead = torch.where(far, second, lead)
-        lead_dist = torch.where(far, lane_len - s + len_of(nxt) + s_of(second), lead_dist)
-    l_lead, l_lead_d, l_foll, l_foll_d = lead_and_follow(left, left_s, l_ahead, l_behind)
-    r_lead, r_lead_d, r_foll, r_foll_d = lead_and_follow(right, right_s, r_ahead, r_behind)
+    l_lead, l_lead_d, l_foll, l_foll_d = _lead_and_follow(road, srt, map_id, s, dest, left, left_s, l_ahead, l_behind)
+    r_lead, r_lead_d, r_foll, r_foll_d = _lead_and_follow(road, srt, map_id, s, dest, right, right_s, r_ahead, r_behind)
 
     conflict = {}
     if road.has_conflicts:
-        conflict = _conflicts(
-            road, map_id, lane, s, length, speed, present, dest, keys, order, sorted_lane, lane_len, first_on, last_on
-        )
+        conflict = _conflicts(road, map_id, lane, s, length, speed, present, dest, srt, lane_len)
 
     def nb(slot, dist):
         slot = torch.where(present, slot, -1)
@@ -207,9 +244,7 @@ def surroundings(road: RoadMap, map_id, lane, s, length, speed, present, dest) -
     )
 
 
-def _conflicts(
-    road: RoadMap, map_id, lane, s, length, speed, present, dest, keys, order, sorted_lane, lane_len, first_on, last_on
-) -> dict:
+def _conflicts(road: RoadMap, map_id, lane, s, length, speed, present, dest, srt: _Order, lane_len) -> dict:
     """Nearest vehicle approaching each conflict point of the connector a vehicle is on or about to enter, and
     the room on the street after it."""
     w, n = lane.shape
@@ -231,11 +266,11 @@ def _conflicts(
     # On the other connector: the last vehicle at or before its conflict point (a small margin past it).
     # (At a merge, far past it too: a car that merged ahead is a leader until both are on the street after.)
     key_q = other_lane.double() * LANE_KEY + (s_other + torch.where(merge, MERGE_LOOKAHEAD_M, 3.0)).double()
-    _, on_lane = _search(keys, order, sorted_lane, other_lane.view(w, -1), key_q.view(w, -1))
+    _, on_lane = _search(srt.keys, srt.order, srt.sorted_lane, other_lane.view(w, -1), key_q.view(w, -1))
     on_lane = on_lane.view(w, n, num_c)
     # Else the last vehicle on the lane feeding it, if its route takes that connector.
     pred = torch.where(other_lane >= 0, lane_attr(road.lane_pred, road, map_id, other_lane), -1)
-    feeding = last_on(pred.view(w, -1)).view(w, n, num_c)
+    feeding = srt.last_on(pred.view(w, -1)).view(w, n, num_c)
     f_safe = feeding.clamp(min=0).view(w, -1)
     f_dest = dest.gather(1, f_safe).view(w, n, num_c)
     f_route = route_attr(road.route.best_succ, road, map_id, pred, f_dest)
@@ -249,7 +284,7 @@ def _conflicts(
     # Room after the junction: from the start of the street the connector leads to, to the rear of its last
     # car, plus two seconds of that car's travel (a moving queue makes room).
     exit_lane = torch.where(upcoming >= 0, next_lane(road, map_id, upcoming, dest), -1)
-    tail = first_on(exit_lane)
+    tail = srt.first_on(exit_lane)
     t_safe = tail.clamp(min=0)
     room = s.gather(1, t_safe) - 0.5 * length.gather(1, t_safe) + 2.0 * speed.gather(1, t_safe)
     exit_room = torch.where(tail >= 0, room, FAR)

@@ -54,7 +54,7 @@ from fuyao.roads.lanegraph import RoadMap
 from fuyao.sim.config import ObservationType, SimConfig
 from fuyao.sim.constants import SimConstants, constants_or_build
 from fuyao.sim.geometry import lane_attr, lane_index, lane_point, next_lane, route_attr, vehicle_pose, wrap_angle
-from fuyao.sim.neighbours import surroundings
+from fuyao.sim.neighbours import Surroundings, surroundings
 from fuyao.sim.observe_grid import HIGHWAY_ENV_MAX_SPEED, OccupancyLayout, RasterLayout, highway_occupancy, raster
 from fuyao.sim.signals import link_signal, link_time_in_state
 from fuyao.sim.state import WorldState, first_slots
@@ -247,14 +247,21 @@ def observation_shape(cfg: SimConfig) -> tuple[int, ...]:
     return (layout.size,)
 
 
-def observe(state: WorldState, road: RoadMap, cfg: SimConfig, consts: SimConstants | None = None) -> torch.Tensor:
+def observe(
+    state: WorldState,
+    road: RoadMap,
+    cfg: SimConfig,
+    consts: SimConstants | None = None,
+    sur: Surroundings | None = None,
+) -> torch.Tensor:
+    """`sur`: the surroundings of every vehicle in `state` where the caller has them (the native observation)."""
     if cfg.observation in (ObservationType.HIGHWAY_KINEMATICS, ObservationType.HIGHWAY_EXIT):
         return highway_kinematics(state, road, cfg)
     if cfg.observation is ObservationType.HIGHWAY_OCCUPANCY:
         return highway_occupancy(state, road, cfg, consts)
     if cfg.observation is ObservationType.RASTER:
         return raster(state, road, cfg, consts)
-    return native(state, road, cfg, consts)
+    return native(state, road, cfg, consts, sur)
 
 
 def junction_block(state: WorldState, road: RoadMap, sur, c: int) -> torch.Tensor:
@@ -274,7 +281,9 @@ def junction_block(state: WorldState, road: RoadMap, sur, c: int) -> torch.Tenso
     # cloned pilot crept over the line at red (38 red runs in 512 agents x 25 s against none with these two).
     stop_near = torch.where(ahead, (to_line / 5.0).clamp(-1.0, 2.0), 2.0)
     speed = v.speed[:, :c]
-    stop_decel = torch.where(ahead & (to_line > 0), (speed * speed / (2.0 * to_line.clamp(min=0.5)) / 5.0).clamp(max=2.0), 0.0)
+    stop_decel = torch.where(
+        ahead & (to_line > 0), (speed * speed / (2.0 * to_line.clamp(min=0.5)) / 5.0).clamp(max=2.0), 0.0
+    )
     sig = link_signal(road, m, state.signals, up)
     onehot = torch.nn.functional.one_hot(sig.clamp(0, 5), 6).float()
     t_sig = (link_time_in_state(road, m, state.signals, up) / 30.0).clamp(max=2.0)
@@ -324,7 +333,13 @@ def _to_frame(dx, dy, yaw):
     return c * dx + s * dy, -s * dx + c * dy
 
 
-def native(state: WorldState, road: RoadMap, cfg: SimConfig, consts: SimConstants | None = None) -> torch.Tensor:
+def native(
+    state: WorldState,
+    road: RoadMap,
+    cfg: SimConfig,
+    consts: SimConstants | None = None,
+    sur: Surroundings | None = None,
+) -> torch.Tensor:
     v = state.vehicles
     m = state.map_id
     c, k = cfg.controlled, min(cfg.neighbours, v.s.shape[1] - 1)
@@ -419,7 +434,8 @@ def native(state: WorldState, road: RoadMap, cfg: SimConfig, consts: SimConstant
         lanes.append(torch.cat([exists.float().unsqueeze(-1), pts.flatten(2)], dim=-1))
     lanes = torch.cat(lanes, dim=-1)
 
-    sur = surroundings(road, m, v.lane, v.s, v.length, v.speed, v.present, v.dest)
+    if sur is None:
+        sur = surroundings(road, m, v.lane, v.s, v.length, v.speed, v.present, v.dest)
     own_speed = v.speed[:, :c]
     traffic = []
     for nb in (sur.lead, sur.follow, sur.left_lead, sur.left_follow, sur.right_lead, sur.right_follow):

@@ -23,7 +23,7 @@ from fuyao.sim.constants import SimConstants, constants_or_build
 from fuyao.sim.dynamics import PHYSICAL_MAX_SPEED, bicycle_step
 from fuyao.sim.geometry import change_ok, lane_attr, lane_point_xy, next_lane, route_attr, vehicle_pose_xy
 from fuyao.sim.lanes import REACHABLE, move_between_lanes
-from fuyao.sim.neighbours import surroundings
+from fuyao.sim.neighbours import Surroundings, leaders, surroundings
 from fuyao.sim.reset import reset_state
 from fuyao.sim.signals import advance_clock
 from fuyao.sim.spawn import inflow, respawn
@@ -62,15 +62,19 @@ class TickEvents:
     lat_accel: torch.Tensor  # float32 m/s^2 (speed x yaw rate)
 
 
-def tick(state: WorldState, road: RoadMap, cfg: SimConfig, mobil: bool) -> tuple[WorldState, TickEvents]:
-    """Advance every world by one simulation tick of `cfg.dt` seconds."""
+def tick(
+    state: WorldState, road: RoadMap, cfg: SimConfig, mobil: bool, sur: Surroundings | None = None
+) -> tuple[WorldState, TickEvents]:
+    """Advance every world by one simulation tick of `cfg.dt` seconds. `sur`: the vehicles' surroundings in
+    `state` where the caller has them already (they depend only on positions, lanes and routes)."""
     v = state.vehicles
     m = state.map_id
     dt = cfg.dt
     width = lane_attr(road.lane_width, road, m, v.lane)
     limit = traffic.effective_limit(road, m, v)
     left_ok, right_ok = change_ok(road, m, v.lane, v.s)
-    sur = surroundings(road, m, v.lane, v.s, v.length, v.speed, v.present, v.dest)
+    if sur is None:
+        sur = surroundings(road, m, v.lane, v.s, v.length, v.speed, v.present, v.dest)
     _, _, _, kappa = lane_point_xy(road, m, v.lane, v.s)
 
     accel_bg, lc_bg = traffic.background_control(
@@ -311,11 +315,16 @@ def begin_decision(
 
 
 def tick_and_accumulate(
-    state: WorldState, acc: DecisionAccumulator, road: RoadMap, cfg: SimConfig, mobil: bool
+    state: WorldState,
+    acc: DecisionAccumulator,
+    road: RoadMap,
+    cfg: SimConfig,
+    mobil: bool,
+    sur: Surroundings | None = None,
 ) -> tuple[WorldState, DecisionAccumulator]:
     """One tick, folding the controlled vehicles' events into the decision's accumulators."""
     c = cfg.controlled
-    state, ev = tick(state, road, cfg, mobil)
+    state, ev = tick(state, road, cfg, mobil, sur)
     accel = state.vehicles.accel[:, :c]
     acc = DecisionAccumulator(
         collided=acc.collided | ev.collided[:, :c],
@@ -455,13 +464,16 @@ def step(
     cfg: SimConfig,
     parts: tuple | None = None,
     consts: SimConstants | None = None,
+    sur: Surroundings | None = None,
 ) -> StepResult:
     """One decision: apply `action`, run `cfg.ticks_per_decision` ticks, score, refill, auto-reset.
 
     `parts` optionally replaces `(begin_decision, tick_and_accumulate, end_decision)` with compiled versions
     of themselves (`World(compile=True)`); the Python loop over ticks stays outside the compiled graphs so
     each graph is small and compiles once. `consts`: the config's tensors (`World` builds them once; without,
-    they are built here, once per decision).
+    they are built here, once per decision). `sur`: the surroundings of every vehicle in `state`, where the
+    caller has them (the observation and the rule-based pilot asked for them): the first tick uses them, since
+    an action changes no position, lane or route.
     """
     begin, advance, end = parts if parts is not None else (begin_decision, tick_and_accumulate, end_decision)
     consts = constants_or_build(consts, cfg, state.device)
@@ -469,7 +481,10 @@ def step(
     state, cost_before, acc = begin(state, action, road, cfg, consts)
     every = min(cfg.mobil_every_ticks, cfg.ticks_per_decision)
     for t in range(cfg.ticks_per_decision):
-        state, acc = advance(state, acc, road, cfg, t % every == 0)
+        if t == 0 and sur is not None:
+            state, acc = advance(state, acc, road, cfg, t % every == 0, sur)
+        else:
+            state, acc = advance(state, acc, road, cfg, t % every == 0)
     return end(state, was_active, cost_before, acc, road, cfg, consts)
 
 
@@ -477,5 +492,5 @@ def _leader_gap(road: RoadMap, state: WorldState) -> tuple[torch.Tensor, torch.T
     """Gap `[W, C]` m to the leader of each controlled vehicle and the closing speed m/s."""
     v = state.vehicles
     c = state.active.shape[1]
-    sur = surroundings(road, state.map_id, v.lane, v.s, v.length, v.speed, v.present, v.dest)
-    return sur.lead.gap[:, :c], (v.speed - sur.lead.speed)[:, :c]
+    lead = leaders(road, state.map_id, v.lane, v.s, v.length, v.speed, v.present, v.dest)
+    return lead.gap[:, :c], (v.speed - lead.speed)[:, :c]

@@ -15,6 +15,7 @@ from fuyao.roads.lanegraph import RoadMap, stack_maps
 from fuyao.roads.ngp import build_ngp, build_ngp_bank
 from fuyao.sim.config import ConfigError, MapKind, ObservationType, SimConfig
 from fuyao.sim.constants import SimConstants
+from fuyao.sim.neighbours import Surroundings, surroundings
 from fuyao.sim.observe import observation_shape, observe
 from fuyao.sim.reset import reset_state
 from fuyao.sim.state import WorldState
@@ -66,6 +67,8 @@ class World:
         self._parts = None
         self._compiled_once = False
         self._observe = None  # compiled `observe`, until its first call fails
+        self._sur_key: tuple | None = None  # the state tensors `_sur` was computed from (`surroundings`)
+        self._sur = None
         # `cuda_graph`: on CUDA the whole decision (compiled or not) is captured as one CUDA graph on the first
         # step and replayed (`fuyao.sim.graphs`); elsewhere, or where capture fails (a warning), steps run plain.
         self._graphed = None
@@ -122,6 +125,18 @@ class World:
                 self._graphed = None
         return self._plain_step(state, action)
 
+    def surroundings(self, state: WorldState) -> Surroundings:
+        """Every vehicle's leaders, followers and junction conflicts in `state` (`fuyao.sim.neighbours`), computed
+        once per state: the observation, the rule-based pilot and the decision's first tick all ask about the
+        state a step returned, and the query is most of a city tick. States are values, never modified in
+        place, so the state's own tensors are the key (one entry, the latest state)."""
+        v = state.vehicles
+        key = (state.map_id, v.lane, v.s, v.length, v.speed, v.present, v.dest)
+        if self._sur_key is None or any(a is not b for a, b in zip(key, self._sur_key)):
+            self._sur = surroundings(self.road, *key)
+            self._sur_key = key
+        return self._sur
+
     def _plain_step(self, state: WorldState, action: torch.Tensor) -> StepResult:
         if self._parts is not None and not self._compiled_once:
             # The first call compiles. Where that fails (on CPU Inductor needs a C++ compiler), say so once and
@@ -134,7 +149,9 @@ class World:
             else:
                 self._compiled_once = True
                 return result
-        return step(state, action, self.road, self.cfg, self._parts, self.consts)
+        if self._parts is not None:
+            return step(state, action, self.road, self.cfg, self._parts, self.consts)
+        return step(state, action, self.road, self.cfg, None, self.consts, self.surroundings(state))
 
     def observe(self, state: WorldState) -> torch.Tensor:
         """`[W, C, *obs_shape]` float32."""
@@ -144,6 +161,8 @@ class World:
             except Exception as err:  # noqa: BLE001 (a compiler failure, as in `step`)
                 _warn_eager("torch.compile of the observation", err)
                 self._observe = None
+        if self.cfg.observation is ObservationType.NATIVE:
+            return observe(state, self.road, self.cfg, self.consts, self.surroundings(state))
         return observe(state, self.road, self.cfg, self.consts)
 
     def action_mask(self, state: WorldState) -> torch.Tensor:
