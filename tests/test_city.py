@@ -466,3 +466,40 @@ def test_vectorised_yielding_matches_a_per_vehicle_reference():
             assert (float(inter[w, i]) > 0.0) == ref, (w, i)
             checked += int(ref)
     assert checked >= 5, f"only {checked} vehicles were giving way: the scene does not exercise the rule"
+
+
+def test_one_neighbour_query_per_state_gives_what_the_full_queries_give():
+    from fuyao.pilots import RuleBasedPilot
+    from fuyao.sim.neighbours import leaders, surroundings
+
+    world = World(preset("city", worlds=3, vehicles=24, num_maps=2, controlled=2))
+    pilot = RuleBasedPilot(world)
+    state = world.reset(seed=5)
+    stepped = []
+    for _ in range(30):
+        stepped.append(state)
+        state = world.step(state, pilot.act(world.observe(state), state)).state
+    v = state.vehicles
+    args = (state.map_id, v.lane, v.s, v.length, v.speed, v.present, v.dest)
+    fresh = surroundings(world.road, *args)
+    cached = world.surroundings(state)
+    assert world.surroundings(state) is cached  # the same state: no second query
+    for f in dataclasses.fields(fresh):
+        a, b = getattr(fresh, f.name), getattr(cached, f.name)
+        if isinstance(a, torch.Tensor):
+            assert torch.equal(a, b), f.name
+        elif a is not None:
+            for g in dataclasses.fields(a):
+                assert torch.equal(getattr(a, g.name), getattr(b, g.name)), (f.name, g.name)
+    # Another state (a new tensor in any field) is queried afresh.
+    moved = replace(state, vehicles=replace(v, s=v.s * 0.5))
+    assert world.surroundings(moved) is not cached
+    assert not torch.equal(world.surroundings(moved).lead.gap, cached.lead.gap)
+    # The leaders-only query is the full query's leader, in a busy city with queues through junctions.
+    for st in stepped[::5]:
+        u = st.vehicles
+        full = surroundings(world.road, st.map_id, u.lane, u.s, u.length, u.speed, u.present, u.dest).lead
+        lead = leaders(world.road, st.map_id, u.lane, u.s, u.length, u.speed, u.present, u.dest)
+        assert torch.equal(full.slot, lead.slot) and torch.equal(full.gap, lead.gap)
+        assert torch.equal(full.speed, lead.speed)
+    assert (lead.slot >= 0).any()
