@@ -422,6 +422,9 @@ def test_checkpoints_are_chosen_by_target_margin_not_by_score():
     # Higher scores do not win over a pilot that meets every criterion.
     assert selection_value(safe, ref) > selection_value(fast_risky, ref)
     assert selection_value(safe, ref) > selection_value(runs_reds, ref)
+    # While none meets the target, the score ranks them.
+    assert selection_value(fast_risky, ref) > selection_value(runs_reds, ref)
+    assert selection_value(runs_reds, ref) == pytest.approx(0.88)
     # Among pilots that meet the target, the larger smallest-margin wins, whatever the score.
     safer = {**safe, "score": 0.81, "progress_m": 1030.0, "at_fault_collision_rate": 0.0}
     assert selection_value(safer, ref) > selection_value(safe, ref)
