@@ -256,22 +256,6 @@ EXIT_V0 = TrainConfig(
     ppo=PPOConfig(gamma=0.95, ent_coef=0.01),
 )
 
-# The city pilot: the `city` world (3 x 3 grid cities, signalised and priority junctions, random trips, 10 Hz
-# decisions) with 4 of its 48 vehicles driven by the policy, so the pilot meets itself at junctions; an MLP
-# cloned from the rule-based pilot (DAgger). The settings are the city learning test's (tests/test_city_learning.py),
-# where shorter DAgger schedules and fewer minibatches left the clone creeping over stop lines at red.
-CITY = TrainConfig(
-    preset="city",
-    algo=Algo.BC,
-    steps=1_500_000,
-    # A city evaluation runs 90 s episodes at 10 Hz: about every 650k decisions, on 64 validation episodes.
-    eval_every=40,
-    eval_episodes=64,
-    sim=dataclasses.replace(PRESETS["city"], worlds=256, controlled=4),
-    policy=PolicyConfig(encoder=Encoder.MLP, hidden=256),
-    bc=BCConfig(rollout_steps=16, epochs=4, minibatches=16, teacher_iterations=40),
-)
-
 # Seconds, for tests and CLI checks.
 SMOKE = TrainConfig(
     preset="smoke",
@@ -290,7 +274,6 @@ TRAIN_PRESETS: dict[str, TrainConfig] = {
     "highway-v0": HIGHWAY_V0,
     "merge-v0": MERGE_V0,
     "exit-v0": EXIT_V0,
-    "city": CITY,
     "smoke": SMOKE,
 }
 
