@@ -45,7 +45,7 @@ def time_to_target(
     from fuyao.evaluation import evaluate, get_suite
     from fuyao.pilots import RuleBasedPilot
     from fuyao.pilots.learned import load
-    from fuyao.train.evaluator import Evaluator, target_met
+    from fuyao.train.evaluator import TARGET_CRITERIA, Evaluator, target_met
     from fuyao.train.run import train
 
     # `steps` stays the preset's own: the learning-rate schedule's horizon, as `fuyao run` and `fuyao train` see
@@ -67,16 +67,8 @@ def time_to_target(
     t0 = time.perf_counter()
     reference = evaluator.reference
     reference_s = time.perf_counter() - t0
-    target = {
-        "progress_m": reference["progress_m"],
-        "at_fault_collision_rate": reference["at_fault_collision_rate"],
-        "red_light_runs_per_km": reference["red_light_runs_per_km"],
-    }
-
-    def reached(m: dict) -> bool:
-        return target_met(m, reference)
-
-    summary = train(cfg, device, evaluator=evaluator, stop_when=reached)
+    target = {name: reference[name] for name, _, _ in TARGET_CRITERIA}
+    summary = train(cfg, device, evaluator=evaluator, stop_when=lambda m: target_met(m, reference))
     curve = summary["curve"]
     hit = next((row for row in curve if row.get("eval_target_met") == 1.0), None)
     # Then the suite itself reports, on its own episodes: the pilot that reached the target (or the best one).

@@ -149,9 +149,9 @@ def _own_lane(srt: _Order, lane: torch.Tensor, present: torch.Tensor) -> tuple[t
     return own_lead, own_follow
 
 
-def _lead_and_follow(road: RoadMap, srt: _Order, map_id, s, dest, lq, sq, own_ahead, own_behind):
+def _lead_and_follow(road: RoadMap, srt: _Order, map_id, s, dest, lq, sq, own_ahead, own_behind, nxt=None):
     """Nearest ahead and behind of position `sq` on lane `lq`: on the lane itself, else the first car of the lane
-    the route continues on / the last car of the lane feeding it."""
+    the route continues on / the last car of the lane feeding it. `nxt`: that next lane, where the caller has it."""
 
     def s_of(slot):
         return s.gather(1, slot.clamp(min=0))
@@ -160,7 +160,8 @@ def _lead_and_follow(road: RoadMap, srt: _Order, map_id, s, dest, lq, sq, own_ah
         return lane_attr(road.lane_length, road, map_id, lane_q)
 
     prv = torch.where(lq < 0, -1, lane_attr(road.lane_pred, road, map_id, lq))
-    nxt = next_lane(road, map_id, lq, dest)
+    if nxt is None:
+        nxt = next_lane(road, map_id, lq, dest)
     nxt_first, prv_last = srt.first_on(nxt), srt.last_on(prv)
     lead_ = torch.where(own_ahead >= 0, own_ahead, nxt_first)
     lead_d = torch.where(own_ahead >= 0, s_of(own_ahead) - sq, len_of(lq) - sq + s_of(nxt_first))
@@ -172,11 +173,13 @@ def _lead_and_follow(road: RoadMap, srt: _Order, map_id, s, dest, lq, sq, own_ah
 def _own_lead_and_follow(road: RoadMap, srt: _Order, map_id, lane, s, present, dest, lane_len):
     """Leader and follower in the vehicle's own lane, through a junction where the connector ahead is empty."""
     own_lead, own_follow = _own_lane(srt, lane, present)
-    lead, lead_dist, follow, follow_dist = _lead_and_follow(road, srt, map_id, s, dest, lane, s, own_lead, own_follow)
+    nxt = next_lane(road, map_id, lane, dest)
+    lead, lead_dist, follow, follow_dist = _lead_and_follow(
+        road, srt, map_id, s, dest, lane, s, own_lead, own_follow, nxt
+    )
     if road.has_conflicts:
         # Through junctions: a short connector may be empty while a queue waits at the start of the street
         # after it; look one lane further for the leader (maps with junctions only, a static flag).
-        nxt = next_lane(road, map_id, lane, dest)
         nxt2 = next_lane(road, map_id, nxt, dest)
         second = srt.first_on(nxt2)
         far = (lead < 0) & (nxt >= 0) & (second >= 0)

@@ -55,9 +55,13 @@ def _rate(x) -> float:
     return 0.0 if math.isnan(x) else x
 
 
+def _all_met(margins: dict[str, float]) -> bool:
+    return all(m >= 0.0 for m in margins.values())
+
+
 def target_met(summary: dict[str, float], reference: dict[str, float]) -> bool:
     """Progress at least the reference's, at-fault collisions and red-light runs at most its rates."""
-    return all(m >= 0.0 for m in target_margins(summary, reference).values())
+    return _all_met(target_margins(summary, reference))
 
 
 def selection_value(summary: dict[str, float], reference: dict[str, float]) -> float:
@@ -68,7 +72,7 @@ def selection_value(summary: dict[str, float], reference: dict[str, float]) -> f
     score = float(summary["score"])
     score = score if math.isfinite(score) else 0.0
     margins = target_margins(summary, reference)
-    if not all(m >= 0.0 for m in margins.values()):
+    if not _all_met(margins):
         return score
     informative = [
         margins[name]
@@ -111,6 +115,6 @@ class Evaluator:
         reference = self.reference
         margins = target_margins(summary, reference)
         summary.update({f"margin_{k}": v for k, v in margins.items()})
-        summary["target_met"] = float(all(m >= 0.0 for m in margins.values()))
+        summary["target_met"] = float(_all_met(margins))
         summary["selection"] = selection_value(summary, reference)
         return summary
