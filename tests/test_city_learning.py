@@ -58,7 +58,7 @@ def test_behaviour_cloning_learns_to_wait_for_green_and_turn(tmp_path):
         eval_every=0,
         eval_episodes=0,
         checkpoint_every=1000,
-        threads=2,
+        threads=torch.get_num_threads(),  # the test session's share of the cores (tests/conftest.py)
         sim=sim,
         policy=PolicyConfig(encoder=Encoder.MLP, hidden=256),
         bc=BCConfig(rollout_steps=16, epochs=4, minibatches=16, teacher_iterations=40),
