@@ -16,6 +16,7 @@ Every command takes `--preset NAME` and any simulation field as `--sim.FIELD VAL
 from __future__ import annotations
 
 import dataclasses
+import functools
 import json
 import sys
 from dataclasses import dataclass, field
@@ -519,12 +520,15 @@ class EvalArgs:
     report: Path | None = None
     """Write an HTML report (plots, videos of the worst episodes) into this directory."""
     device: Device = "cpu"
+    workers: int = 0
+    """Processes that run the suite's scenarios: 0 chooses (one per core for long episodes on a CPU), 1 this one."""
     preset: tyro.conf.Suppress[str] = "highway"
     sim: tyro.conf.Suppress[SimConfig] = field(default_factory=SimConfig)
 
 
 def _eval_pilot(spec: str, device: torch.device):
     """`(name, make_pilot)` for `rule-based` or a checkpoint path; bad paths and checkpoints are `ConfigError`s."""
+    from fuyao.evaluation.runner import same_pilot
     from fuyao.pilots import RuleBasedPilot
 
     if spec == "rule-based":
@@ -540,7 +544,7 @@ def _eval_pilot(spec: str, device: torch.device):
         raise ConfigError(f"pilot {spec!r}: {err}") from None
     if hasattr(pilot, "for_world"):  # bound to each scenario's world: it reads the action mask from it
         return spec, pilot.for_world
-    return spec, lambda world: pilot
+    return spec, functools.partial(same_pilot, pilot)
 
 
 def _print_eval_table(result) -> None:
@@ -607,6 +611,7 @@ def cmd_eval(args: EvalArgs) -> dict:
                 suite,
                 device,
                 pilot_name=name,
+                workers=args.workers,
                 on_scenario=lambda s, name=name: console.print(
                     f"{name} {s.name}: {s.episodes} episodes, {s.wall_s:.1f} s"
                 ),

@@ -324,6 +324,51 @@ def test_smoke_suite_is_deterministic_and_a_prefix_when_scaled():
     assert a.to_json()["suite"] == "smoke" and a.to_json()["version"] == suite.version
 
 
+def test_scenarios_in_worker_processes_give_exactly_what_one_process_gives(tmp_path):
+    """Two spawned processes running the smoke suite's scenarios give the one-process result bit for bit, in suite
+    order, for a learned pilot (its bound `for_world` pickles with its network) and for the rule-based one."""
+    from fuyao.pilots.learned import LearnedPilot
+    from fuyao.pilots.networks import ActorCritic
+    from fuyao.train.config import TRAIN_PRESETS
+
+    cfg = TRAIN_PRESETS["smoke"]
+    torch.manual_seed(5)
+    learned = LearnedPilot(ActorCritic(cfg.sim, cfg.policy), cfg.sim, cfg.policy)
+    suite = get_suite("smoke")
+    for make_pilot in (learned.for_world, RuleBasedPilot):
+        seen = []
+        one = evaluate(make_pilot, suite, workers=1)
+        two = evaluate(make_pilot, suite, workers=2, on_scenario=lambda r: seen.append(r.name))
+        assert one.extra["workers"] == 1 and two.extra["workers"] == 2
+        assert seen == [s.name for s in suite.scenarios] == [s.name for s in two.scenarios]
+        for sa, sb in zip(one.scenarios, two.scenarios):
+            assert sa.metrics.keys() == sb.metrics.keys()
+            for key, value in sa.metrics.items():
+                assert np.array_equal(value, sb.metrics[key]), (sa.name, key)
+        assert one.summary == two.summary
+
+
+def test_worker_count_is_checked_and_chosen(monkeypatch):
+    from fuyao.evaluation import runner
+
+    smoke = get_suite("smoke")
+    city = get_suite("city")
+    cpu = torch.device("cpu")
+    with pytest.raises(ConfigError, match="workers must be >= 0"):
+        runner.resolve_workers(-1, smoke, cpu, RuleBasedPilot)
+    with pytest.raises(ConfigError, match="cannot be pickled"):
+        runner.resolve_workers(2, smoke, cpu, lambda world: RuleBasedPilot(world))
+    monkeypatch.setattr(runner, "usable_cores", lambda: 4)
+    assert runner.resolve_workers(0, smoke, cpu, RuleBasedPilot) == 1  # 10-decision episodes: not worth a process
+    assert max(s.config.decisions_per_episode for s in city.scenarios) >= runner.PARALLEL_MIN_DECISIONS
+    assert runner.resolve_workers(0, city, cpu, RuleBasedPilot) == min(4, len(city.scenarios))
+    assert runner.resolve_workers(0, city, cpu, lambda world: RuleBasedPilot(world)) == 1  # a lambda stays here
+    assert runner.resolve_workers(0, city, torch.device("meta"), RuleBasedPilot) == 1  # not a CPU: one process
+    assert runner.resolve_workers(64, smoke, cpu, RuleBasedPilot) == len(smoke.scenarios)  # one per scenario at most
+    monkeypatch.setattr(runner, "usable_cores", lambda: 1)
+    assert runner.resolve_workers(0, city, cpu, RuleBasedPilot) == 1
+
+
 class FixedPilot:
     """A learned-looking pilot with declared spaces; always IDLE."""
 

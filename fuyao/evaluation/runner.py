@@ -21,6 +21,15 @@ A pilot that has `observation_space` / `action_space` (Gymnasium spaces, as lear
 suite's, else `SpaceMismatchError` names both. The rule-based pilot (which plans from the state), and any pilot
 with `needs_observation = False`, gets `obs=None`, which saves building observations.
 
+Scenarios in parallel processes (`workers`): on a CPU a small batch of worlds is bound by the number of tensor
+ops a decision costs, not by arithmetic, so one process leaves cores idle while it steps a scenario of 8-16
+worlds. `evaluate(..., workers=N)` runs the scenarios in N spawned processes (each with its share of the
+process's threads, results in suite order, bit-identical to one process: each scenario is still one batch with
+its own seed). `make_pilot` must then pickle (`RuleBasedPilot`, `LearnedPilot.for_world`, a module-level
+function or `functools.partial`; not a lambda). `workers=0` chooses: one process on a GPU, for short episodes
+(spawning a process and importing torch costs a few seconds), or when `make_pilot` does not pickle; else one per
+core the process may use (`usable_cores`), at most one per scenario.
+
 Cost: a small suite is cheap. `evaluate(make_pilot, get_suite("smoke"))` is 6 episodes of 10 decisions; for a
 trainer's periodic evaluation, `episodes=` scales any suite down to about that many episodes in all (every
 scenario keeps at least one, and its first episodes, so numbers stay comparable between calls and pilots).
@@ -28,8 +37,13 @@ scenario keeps at least one, and its first episodes, so numbers stay comparable 
 
 from __future__ import annotations
 
+import functools
+import multiprocessing
+import os
+import pickle
 import time
 from collections.abc import Callable
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -172,6 +186,53 @@ def run_scenario(
     return ScenarioResult(scenario.name, scenario.seed, cfg.worlds, host, summary, time.perf_counter() - t0)
 
 
+PARALLEL_MIN_DECISIONS = 300  # episodes shorter than this run in one process when `workers=0` chooses
+
+
+def usable_cores() -> int:
+    """The cores this process may use: those it may run on, capped by torch's thread count (which a trainer's
+    `threads`, or a test session's share of the cores, sets)."""
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    return max(1, min(cores, torch.get_num_threads()))
+
+
+def _pickles(obj) -> bool:
+    try:
+        pickle.dumps(obj)
+    except Exception:  # noqa: BLE001 - any failure to pickle means "run in this process"
+        return False
+    return True
+
+
+def same_pilot(pilot: Pilot, world: World) -> Pilot:
+    """`functools.partial(same_pilot, pilot)`: a `make_pilot` that gives one pilot to every scenario and pickles."""
+    return pilot
+
+
+def resolve_workers(workers: int, suite: Suite, device: torch.device, make_pilot) -> int:
+    """How many processes run `suite`'s scenarios (see the module docstring)."""
+    if workers < 0:
+        raise ConfigError(f"evaluate: workers must be >= 0 (0 chooses), got {workers}")
+    if device.type != "cpu":
+        return 1
+    n = len(suite.scenarios)
+    if workers == 0:
+        long = max(s.config.decisions_per_episode for s in suite.scenarios) >= PARALLEL_MIN_DECISIONS
+        if not long or n < 2 or usable_cores() < 2 or not _pickles(make_pilot):
+            return 1
+        workers = usable_cores()
+    elif workers > 1 and not _pickles(make_pilot):
+        raise ConfigError(
+            f"evaluate: workers={workers} runs scenarios in other processes, but make_pilot {make_pilot!r} cannot be "
+            "pickled (a lambda?); pass RuleBasedPilot, pilot.for_world or functools.partial(same_pilot, pilot)"
+        )
+    return max(1, min(workers, n))
+
+
+def _worker_init(threads: int) -> None:
+    torch.set_num_threads(threads)
+
+
 def evaluate(
     make_pilot: Callable[[World], Pilot],
     suite: Suite,
@@ -180,23 +241,40 @@ def evaluate(
     compile: bool = False,
     pilot_name: str = "pilot",
     on_scenario: Callable[[ScenarioResult], None] | None = None,
+    workers: int = 1,
 ) -> EvalResult:
     """Evaluate a pilot on every scenario of `suite` (scaled to about `episodes` in all if given).
 
     `make_pilot(world) -> Pilot` per scenario (see the module docstring); `compile=True` compiles each
-    scenario's step (worth it only for large suites on a GPU); `on_scenario` is called after each scenario
-    (progress display). Returns an `EvalResult`; its `summary` is over every episode of the suite.
+    scenario's step (worth it only for large suites on a GPU); `on_scenario` is called after each scenario, in
+    suite order (progress display); `workers` processes run the scenarios (1: this process; 0: chosen; see the
+    module docstring). Returns an `EvalResult`; its `summary` is over every episode of the suite.
     """
     t0 = time.perf_counter()
     if episodes is not None:
         suite = suite.scaled(episodes)
     device = torch.device(device)
+    workers = resolve_workers(workers, suite, device, make_pilot)
     results = []
-    for scenario in suite.scenarios:
-        r = run_scenario(make_pilot, scenario, suite, device, compile, pilot_name)
-        results.append(r)
-        if on_scenario is not None:
-            on_scenario(r)
+    if workers == 1:
+        for scenario in suite.scenarios:
+            r = run_scenario(make_pilot, scenario, suite, device, compile, pilot_name)
+            results.append(r)
+            if on_scenario is not None:
+                on_scenario(r)
+    else:
+        threads = max(1, usable_cores() // workers)
+        context = multiprocessing.get_context("spawn")  # no fork of a process that holds torch's thread pools
+        with ProcessPoolExecutor(workers, mp_context=context, initializer=_worker_init, initargs=(threads,)) as pool:
+            run = functools.partial(
+                run_scenario, make_pilot, suite=suite, device=device, compile=compile, pilot_name=pilot_name
+            )
+            futures = [pool.submit(run, scenario) for scenario in suite.scenarios]
+            for future in futures:
+                r = future.result()
+                results.append(r)
+                if on_scenario is not None:
+                    on_scenario(r)
     everything = {k: torch.from_numpy(np.concatenate([r.metrics[k] for r in results])) for k in results[0].metrics}
     summary = summarize(everything)
     return EvalResult(
@@ -207,5 +285,5 @@ def evaluate(
         scenarios=tuple(results),
         summary=summary,
         wall_s=time.perf_counter() - t0,
-        extra={"episodes_per_scenario": {s.name: s.episodes for s in suite.scenarios}},
+        extra={"episodes_per_scenario": {s.name: s.episodes for s in suite.scenarios}, "workers": workers},
     )

@@ -76,8 +76,8 @@ def time_to_target(
     chosen = checkpoints / ("best.pt" if (checkpoints / "best.pt").exists() else "last.pt")
     suite = get_suite(preset)
     pilot = load(chosen, device)
-    learned_suite = evaluate(lambda world: pilot.for_world(world), suite, device, episodes=eval_episodes).summary
-    rule_suite = evaluate(lambda world: RuleBasedPilot(world), suite, device, episodes=eval_episodes).summary
+    learned_suite = evaluate(pilot.for_world, suite, device, episodes=eval_episodes, workers=cfg.eval_workers).summary
+    rule_suite = evaluate(RuleBasedPilot, suite, device, episodes=eval_episodes, workers=cfg.eval_workers).summary
     keys = (
         "score",
         "collision_rate",

@@ -119,6 +119,8 @@ class TrainConfig:
     threads: int | None = None  # torch CPU threads (default: torch's choice)
     eval_every: int = 20  # iterations between periodic evaluations (0: only at the end)
     eval_episodes: int = 64  # episodes per periodic evaluation
+    # processes that run the evaluation's scenarios (0: chosen, see `fuyao.evaluation.runner`; 1: this process)
+    eval_workers: int = 0
     checkpoint_every: int = 10  # iterations between checkpoints
     keep_last: int = 3  # periodic checkpoints kept besides best.pt
     sim: SimConfig = field(default_factory=SimConfig)
@@ -135,7 +137,7 @@ class TrainConfig:
         _check_positive("TrainConfig", self, ("steps", "keep_last"))
         if self.time_budget is not None and not self.time_budget > 0:
             raise _bad("TrainConfig", "time_budget", self.time_budget, "a number of seconds > 0, or None")
-        for name in ("bc_warm_start", "eval_every", "checkpoint_every", "eval_episodes"):
+        for name in ("bc_warm_start", "eval_every", "checkpoint_every", "eval_episodes", "eval_workers"):
             value = getattr(self, name)
             if not isinstance(value, int) or value < 0:
                 raise _bad("TrainConfig", name, value, "an integer >= 0")
@@ -149,7 +151,17 @@ class TrainConfig:
 
 
 # Fields a resumed run may change: how long it runs and where.
-RESUMABLE_CHANGES = ("steps", "time_budget", "device", "resume", "out", "threads", "compile", "precision")
+RESUMABLE_CHANGES = (
+    "steps",
+    "time_budget",
+    "device",
+    "resume",
+    "out",
+    "threads",
+    "compile",
+    "precision",
+    "eval_workers",
+)
 
 # The default highway pilot: the `highway` world (curves, ramps, routes, mixed traffic) with 4 of its 32
 # vehicles driven by the policy (self-play beside IDM/MOBIL traffic), native observation, meta actions; an MLP

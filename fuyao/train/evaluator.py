@@ -97,7 +97,10 @@ class Evaluator:
     def evaluate(self, make_pilot) -> dict[str, float]:
         from fuyao.evaluation import evaluate
 
-        return dict(evaluate(make_pilot, self.suite, self.device, episodes=self.cfg.eval_episodes).summary)
+        result = evaluate(
+            make_pilot, self.suite, self.device, episodes=self.cfg.eval_episodes, workers=self.cfg.eval_workers
+        )
+        return dict(result.summary)
 
     @property
     def reference(self) -> dict[str, float]:
@@ -105,13 +108,13 @@ class Evaluator:
         if self._reference is None:
             from fuyao.pilots.rule_based import RuleBasedPilot
 
-            self._reference = self.evaluate(lambda world: RuleBasedPilot(world))
+            self._reference = self.evaluate(RuleBasedPilot)
         return self._reference
 
     def __call__(self, model: ActorCritic) -> dict[str, float]:
         frozen = copy.deepcopy(model).eval()  # the pilot must not change while training goes on
         pilot = LearnedPilot(frozen, self.cfg.sim, self.cfg.policy)
-        summary = self.evaluate(lambda world: pilot.for_world(world))
+        summary = self.evaluate(pilot.for_world)  # a bound method pickles: scenarios may run in other processes
         reference = self.reference
         margins = target_margins(summary, reference)
         summary.update({f"margin_{k}": v for k, v in margins.items()})
