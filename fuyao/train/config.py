@@ -268,6 +268,23 @@ EXIT_V0 = TrainConfig(
     ppo=PPOConfig(gamma=0.95, ent_coef=0.01),
 )
 
+# The city pilot: the `city` world (3 x 3 grid cities, signalised and priority junctions, random trips, 10 Hz
+# decisions) with 4 of each world's vehicles driven by the policy, meeting each other at junctions, cloned from the
+# rule-based pilot by DAgger at the one-junction learning test's settings (tests/test_city_learning.py: 40 teacher
+# iterations, 4 epochs x 16 minibatches; at 150k-300k decisions there the clone still ran red lights, at 400k it
+# did not). Its periodic evaluation is 64 validation episodes of 900 decisions, so it runs rarely and its
+# scenarios in parallel processes (`eval_workers`).
+CITY = TrainConfig(
+    preset="city",
+    algo=Algo.BC,
+    steps=1_500_000,
+    eval_every=40,
+    eval_episodes=64,
+    sim=dataclasses.replace(PRESETS["city"], worlds=256, controlled=4),
+    policy=PolicyConfig(encoder=Encoder.MLP, hidden=256),
+    bc=BCConfig(rollout_steps=16, epochs=4, minibatches=16, teacher_iterations=40),
+)
+
 # Seconds, for tests and CLI checks.
 SMOKE = TrainConfig(
     preset="smoke",
@@ -286,6 +303,7 @@ TRAIN_PRESETS: dict[str, TrainConfig] = {
     "highway-v0": HIGHWAY_V0,
     "merge-v0": MERGE_V0,
     "exit-v0": EXIT_V0,
+    "city": CITY,
     "smoke": SMOKE,
 }
 
