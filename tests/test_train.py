@@ -55,6 +55,23 @@ def test_gae_equals_a_plain_loop(gamma, lam):
     np.testing.assert_allclose(ret.numpy(), ref_ret, rtol=1e-12, atol=1e-12)
 
 
+def test_every_training_preset_trains_a_pilot_its_evaluation_suite_takes():
+    """A pilot trained on a preset is judged on the suite of the same name (periodic evaluation on its validation
+    twin, `fuyao run`, `fuyao bench train`): the preset's observation and action spaces must be the suite's, and
+    its evaluation settings valid."""
+    from fuyao.evaluation import get_suite
+    from fuyao.pilots.learned import action_space, observation_space
+
+    assert {"highway", "highway-v0", "merge-v0", "exit-v0", "city", "smoke"} <= set(TRAIN_PRESETS)
+    for name, cfg in TRAIN_PRESETS.items():
+        suite = get_suite(cfg.preset)
+        assert observation_space(cfg.sim) == suite.observation_space, name
+        assert action_space(cfg.sim) == suite.action_space, name
+        assert cfg.eval_workers >= 0 and cfg.eval_episodes > 0, name
+    with pytest.raises(ConfigError, match="eval_workers"):
+        dataclasses.replace(TRAIN_PRESETS["smoke"], eval_workers=-1)
+
+
 def test_gae_compiles():
     g = torch.Generator().manual_seed(0)
     args = (torch.randn(6, 5, generator=g), torch.randn(6, 5, generator=g), torch.rand(6, 5, generator=g) < 0.3)
