@@ -338,9 +338,9 @@ def test_scenarios_in_worker_processes_give_exactly_what_one_process_gives(tmp_p
     for make_pilot in (learned.for_world, RuleBasedPilot):
         seen = []
         one = evaluate(make_pilot, suite, workers=1)
-        two = evaluate(make_pilot, suite, workers=2, on_scenario=lambda r: seen.append(r.name))
+        two = evaluate(make_pilot, suite, workers=2, on_scenario=seen.append)
         assert one.extra["workers"] == 1 and two.extra["workers"] == 2
-        assert seen == [s.name for s in suite.scenarios] == [s.name for s in two.scenarios]
+        assert [r.name for r in seen] == [s.name for s in suite.scenarios] == [s.name for s in two.scenarios]
         for sa, sb in zip(one.scenarios, two.scenarios):
             assert sa.metrics.keys() == sb.metrics.keys()
             for key, value in sa.metrics.items():
