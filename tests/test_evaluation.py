@@ -394,11 +394,26 @@ def test_space_mismatch_names_both_spaces():
 
 
 def test_paired_bootstrap_and_compare():
-    lo, hi = paired_bootstrap(np.full(50, 0.3))
+    zeros = np.zeros(50)
+    lo, hi = paired_bootstrap(np.full(50, 0.3), zeros)
     assert lo == pytest.approx(0.3) and hi == pytest.approx(0.3)
     rng = np.random.default_rng(1)
-    lo, hi = paired_bootstrap(rng.normal(1.0, 0.1, 400))
-    assert lo < 1.0 < hi and hi - lo < 0.05
+    b, a = rng.normal(1.0, 0.1, 400), rng.normal(0.0, 0.1, 400)
+    lo, hi = paired_bootstrap(b, a)
+    # The normal interval of a mean difference: +-1.96 sd / sqrt(n), about +-0.0139 here.
+    half = 1.96 * np.std(b - a) / np.sqrt(400)
+    assert lo < np.mean(b - a) < hi and (hi - lo) / 2 == pytest.approx(half, rel=0.15)
+    # Paired: a shared per-episode difficulty cancels, so the interval is that of the differences, not of either.
+    hard = rng.normal(0.0, 5.0, 400)
+    assert paired_bootstrap(b + hard, a + hard) == pytest.approx(paired_bootstrap(b, a), abs=1e-9)
+    # Rare events: 4 crashes in 400 episodes against none. The interval is of the crash rate difference itself.
+    crashes = np.zeros(400)
+    crashes[[3, 50, 170, 301]] = 1.0
+    lo, hi = paired_bootstrap(crashes, np.zeros(400))
+    assert 0.0 <= lo < 0.01 < hi < 0.03
+    assert paired_bootstrap(np.ones(1), zeros[:1]) == (1.0, 1.0)
+    with pytest.raises(ValueError, match="same episodes"):
+        paired_bootstrap(np.ones(3), np.ones(4))
     result = evaluate(RuleBasedPilot, get_suite("smoke"))
     same = compare(result, result)
     assert same["score"]["diff"] == 0.0 and same["score"]["ci_low"] == 0.0 == same["score"]["ci_high"]

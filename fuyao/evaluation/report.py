@@ -5,7 +5,10 @@
 
 Pilots evaluated on one suite at one version ran the same episodes (`suites`), so differences are paired per
 episode: the 95% interval of the mean difference `b - a` is the percentile interval of `BOOTSTRAP_RESAMPLES`
-resamples of the episodes (one fixed generator seed, so the interval is reproducible).
+paired resamples of the episodes (`scipy.stats.bootstrap(..., paired=True, method="percentile")`, one fixed
+generator seed, so the interval is reproducible). The statistic stays the mean of per-episode outcomes, so rare
+events (a crash is a 1 among 0s) count as they happen; the percentile method, unlike BCa, needs no jackknife
+that a sample of all-zero crash flags makes degenerate.
 
 The report re-simulates each pilot's worst episodes (lowest score; ties: least progress) by running their
 scenario's batch again and recording those worlds: the step is deterministic, so the video shows exactly the
@@ -22,6 +25,7 @@ from pathlib import Path
 import numpy as np
 import torch
 from matplotlib.figure import Figure
+from scipy import stats
 
 from fuyao.evaluation.metrics import SUMMARY_MEANS
 from fuyao.evaluation.runner import EvalResult
@@ -55,18 +59,33 @@ COMPARE_KEYS = (
 DISTRIBUTION_KEYS = ("score", "progress_m", "route_completion", "mean_speed_mps", "comfort", "min_ttc_s")
 
 
+def _mean_difference(b: np.ndarray, a: np.ndarray, axis: int = -1) -> np.ndarray:
+    return np.mean(b - a, axis=axis)
+
+
 def paired_bootstrap(
-    diff: np.ndarray, resamples: int = BOOTSTRAP_RESAMPLES, seed: int = BOOTSTRAP_SEED
+    b: np.ndarray, a: np.ndarray, resamples: int = BOOTSTRAP_RESAMPLES, seed: int = BOOTSTRAP_SEED
 ) -> tuple[float, float]:
-    """Percentile interval (`CONFIDENCE`) of the mean of per-episode differences `diff [E]`."""
-    if diff.size == 0:
-        return float("nan"), float("nan")
-    rng = np.random.default_rng(seed)
-    idx = rng.integers(0, diff.size, size=(resamples, diff.size))
-    means = diff[idx].mean(axis=1)
-    tail = 100.0 * (1.0 - CONFIDENCE) / 2.0
-    lo, hi = np.percentile(means, [tail, 100.0 - tail])
-    return float(lo), float(hi)
+    """Percentile interval (`CONFIDENCE`) of the mean of per-episode differences `b - a` (`[E]` each, episode
+    `e` of one the same episode as of the other), from paired bootstrap resamples of the episodes."""
+    b, a = np.asarray(b, np.float64), np.asarray(a, np.float64)
+    if b.shape != a.shape or b.ndim != 1:
+        raise ValueError(f"paired_bootstrap: b {b.shape} and a {a.shape} must be the same episodes, [E] each")
+    if b.size < 2:  # nothing to resample: every resample is the one episode (none: no interval)
+        d = float(b[0] - a[0]) if b.size else float("nan")
+        return d, d
+    result = stats.bootstrap(
+        (b, a),
+        _mean_difference,
+        n_resamples=resamples,
+        paired=True,
+        vectorized=True,
+        axis=-1,
+        confidence_level=CONFIDENCE,
+        method="percentile",
+        rng=np.random.default_rng(seed),
+    )
+    return float(result.confidence_interval.low), float(result.confidence_interval.high)
 
 
 def _episode_values(result: EvalResult, name: str) -> np.ndarray:
@@ -90,7 +109,7 @@ def compare(a: EvalResult, b: EvalResult, keys: Sequence[str] = COMPARE_KEYS) ->
     out = {}
     for name in keys:
         va, vb = _episode_values(a, name), _episode_values(b, name)
-        lo, hi = paired_bootstrap(vb - va)
+        lo, hi = paired_bootstrap(vb, va)
         out[name] = {
             "a": float(va.mean()),
             "b": float(vb.mean()),
