@@ -425,6 +425,29 @@ def test_learning_rate_anneals_over_anneal_decisions_not_the_budget(tmp_path):
     assert lr["long"][-1][1] > 0.8 * cfg.ppo.lr > lr["run"][-1][1]
 
 
+def test_behaviour_cloning_anneals_its_learning_rate_over_the_cloning_phase_when_asked(tmp_path):
+    from fuyao.train.config import Algo, BCConfig
+
+    base = speed_task(tmp_path, steps=1024)
+    runs = {
+        name: dataclasses.replace(
+            base, algo=Algo.BC, out=tmp_path / name, bc=BCConfig(rollout_steps=8, anneal_lr=anneal, lr=1e-3)
+        )
+        for name, anneal in (("constant", False), ("annealed", True))
+    }
+    lr = {}
+    for name, run in runs.items():
+        train(run, CPU, evaluator=None)
+        rows = [json.loads(line) for line in open(run.out / "metrics.jsonl")]
+        lr[name] = [(r["decisions"], r["lr"]) for r in rows if "bc_accuracy" in r]
+    assert len(lr["constant"]) == 4 and all(rate == 1e-3 for _, rate in lr["constant"])
+    # Each iteration's rate is set from the decisions before it: lr x (1 - done / steps).
+    assert lr["annealed"][0][1] == pytest.approx(1e-3)
+    for (_, rate), (before, _) in zip(lr["annealed"][1:], lr["annealed"][:-1]):
+        assert rate == pytest.approx(1e-3 * (1 - before / 1024), rel=1e-6)
+    assert lr["annealed"][-1][1] < 0.3e-3
+
+
 def test_checkpoints_are_chosen_by_target_margin_not_by_score():
     from fuyao.train.evaluator import selection_value, target_margins, target_met
 

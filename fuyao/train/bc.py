@@ -49,8 +49,9 @@ def train(s: Session, until: int) -> None:
     buf = Rollout.allocate(cfg.rollout_steps, s.world, s.device)
     s.message(f"behaviour cloning from the rule-based pilot until {until:,} decisions")
     while not s.should_stop(until):
+        lr = cfg.lr * max(0.0, 1.0 - s.decisions / until) if cfg.anneal_lr else cfg.lr
         for group in s.optimizer.param_groups:
-            group["lr"] = cfg.lr
+            group["lr"] = lr
         teacher_share = max(0.0, 1.0 - s.iteration / cfg.teacher_iterations) if cfg.teacher_iterations else 0.0
         with s.timers.phase("rollout"):
             s.carry = collect(
@@ -93,7 +94,7 @@ def train(s: Session, until: int) -> None:
             "bc_loss_value": host[1],
             "bc_accuracy": host[2],
             "bc_teacher_share": teacher_share,
-            "lr": cfg.lr,
+            "lr": lr,
             "phase_ppo": 0.0,
         }
         s.end_iteration(buf, row)

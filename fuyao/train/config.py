@@ -88,6 +88,9 @@ class BCConfig:
     epochs: int = 2
     minibatches: int = 4
     lr: float = 1.0e-3
+    # Linear decay of the learning rate to 0 over the cloning phase's decisions (`steps` with `algo bc`, else
+    # `bc_warm_start`); off: constant.
+    anneal_lr: bool = False
     teacher_iterations: int = 8
     vf_coef: float = 0.5
     greedy_student: bool = True  # the student drives by its mode (as it is evaluated), not by samples
