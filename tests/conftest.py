@@ -13,8 +13,10 @@ import os
 
 import torch
 
+from fuyao.perf.machine import affinity_cores
+
 if os.environ.get("PYTEST_XDIST_WORKER"):
-    _cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    _cores = affinity_cores()
     _workers = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
     _threads = max(1, _cores // max(1, _workers))
     os.environ["OMP_NUM_THREADS"] = str(_threads)

@@ -39,7 +39,6 @@ from __future__ import annotations
 
 import functools
 import multiprocessing
-import os
 import pickle
 import time
 from collections.abc import Callable
@@ -51,6 +50,7 @@ import torch
 
 from fuyao.evaluation.metrics import EpisodeSums, episode_metrics, fold, summarize
 from fuyao.evaluation.suites import Scenario, Suite
+from fuyao.perf.machine import affinity_cores
 from fuyao.pilots.base import Pilot
 from fuyao.pilots.rule_based import RuleBasedPilot
 from fuyao.sim.config import ConfigError
@@ -192,8 +192,7 @@ PARALLEL_MIN_DECISIONS = 300  # episodes shorter than this run in one process wh
 def usable_cores() -> int:
     """The cores this process may use: those it may run on, capped by torch's thread count (which a trainer's
     `threads`, or a test session's share of the cores, sets)."""
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
-    return max(1, min(cores, torch.get_num_threads()))
+    return max(1, min(affinity_cores(), torch.get_num_threads()))
 
 
 def _pickles(obj) -> bool:
@@ -233,6 +232,20 @@ def _worker_init(threads: int) -> None:
     torch.set_num_threads(threads)
 
 
+def _scenario_results(run: Callable[[Scenario], ScenarioResult], scenarios, workers: int):
+    """`run(scenario)` for each scenario, yielded in their order: here, or in `workers` spawned processes (each
+    result as soon as it and those before it are done)."""
+    if workers == 1:
+        yield from map(run, scenarios)
+        return
+    context = multiprocessing.get_context("spawn")  # no fork of a process that holds torch's thread pools
+    threads = max(1, usable_cores() // workers)
+    with ProcessPoolExecutor(workers, mp_context=context, initializer=_worker_init, initargs=(threads,)) as pool:
+        futures = [pool.submit(run, scenario) for scenario in scenarios]
+        for future in futures:
+            yield future.result()
+
+
 def evaluate(
     make_pilot: Callable[[World], Pilot],
     suite: Suite,
@@ -255,26 +268,14 @@ def evaluate(
         suite = suite.scaled(episodes)
     device = torch.device(device)
     workers = resolve_workers(workers, suite, device, make_pilot)
+    run = functools.partial(
+        run_scenario, make_pilot, suite=suite, device=device, compile=compile, pilot_name=pilot_name
+    )
     results = []
-    if workers == 1:
-        for scenario in suite.scenarios:
-            r = run_scenario(make_pilot, scenario, suite, device, compile, pilot_name)
-            results.append(r)
-            if on_scenario is not None:
-                on_scenario(r)
-    else:
-        threads = max(1, usable_cores() // workers)
-        context = multiprocessing.get_context("spawn")  # no fork of a process that holds torch's thread pools
-        with ProcessPoolExecutor(workers, mp_context=context, initializer=_worker_init, initargs=(threads,)) as pool:
-            run = functools.partial(
-                run_scenario, make_pilot, suite=suite, device=device, compile=compile, pilot_name=pilot_name
-            )
-            futures = [pool.submit(run, scenario) for scenario in suite.scenarios]
-            for future in futures:
-                r = future.result()
-                results.append(r)
-                if on_scenario is not None:
-                    on_scenario(r)
+    for r in _scenario_results(run, suite.scenarios, workers):
+        results.append(r)
+        if on_scenario is not None:
+            on_scenario(r)
     everything = {k: torch.from_numpy(np.concatenate([r.metrics[k] for r in results])) for k in results[0].metrics}
     summary = summarize(everything)
     return EvalResult(

@@ -8,6 +8,11 @@ import platform
 import torch
 
 
+def affinity_cores() -> int:
+    """The cores this process may run on (its CPU affinity where the OS has one, else every core)."""
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+
+
 def machine_info(device: torch.device) -> dict:
     cpu = platform.processor() or platform.machine()
     try:
