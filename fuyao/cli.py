@@ -522,8 +522,60 @@ class EvalArgs:
     device: Device = "cpu"
     workers: int = 0
     """Processes that run the suite's scenarios: 0 chooses (one per core for long episodes on a CPU), 1 this one."""
+    logs: Path | None = None
+    """Evaluate on logged scenarios instead of a suite: a scenario file or a folder of them (`fuyao data import`'s
+    output). The ego is driven by the pilot (`log`: by its log, the logged driver as a reference)."""
+    reactive: bool = False
+    """With --logs: the logged objects follow their logged paths with IDM speed control (else they replay the log)."""
+    log_vehicles: int = 32
+    """With --logs: slots per scenario, the ego and the logged objects nearest to it."""
     preset: tyro.conf.Suppress[str] = "highway"
     sim: tyro.conf.Suppress[SimConfig] = field(default_factory=SimConfig)
+
+
+def _eval_logs(args: EvalArgs, device: torch.device) -> dict:
+    """`fuyao eval PILOT --logs DIR`: each pilot on every logged scenario, one world per scenario."""
+    from fuyao.data.replay import ReplayConfig
+    from fuyao.evaluation.logs import LOG_KEYS, evaluate_logs, read_scenarios
+    from fuyao.pilots import RuleBasedPilot
+    from fuyao.train.config import TRAIN_PRESETS
+
+    scenarios = read_scenarios(args.logs)
+    results = []
+    for spec in args.pilots:
+        ego = "pilot"
+        if spec == "log":
+            name, make_pilot, sim, ego = "log", RuleBasedPilot, TRAIN_PRESETS["city"].sim, "log"
+        else:
+            name, make_pilot = _eval_pilot(spec, device)
+            # The worlds take the pilot's own spaces: a checkpoint's config, the city preset's for rule-based.
+            sim = TRAIN_PRESETS["city"].sim if spec == "rule-based" else make_pilot(None).sim
+        replay = ReplayConfig(vehicles=args.log_vehicles, reactive=args.reactive, ego=ego)
+        result = evaluate_logs(make_pilot, scenarios, sim, replay, device, pilot_name=name)
+        console.print(f"{name}: {len(result.names)} logged scenarios, {result.wall_s:.1f} s")
+        results.append(result)
+    out = results[0].to_json() if len(results) == 1 else {"logs": len(scenarios), "results": [r.to_json() for r in results]}
+    if args.json:
+        print(json.dumps(out, default=str))
+        return out
+    cols = {
+        "collision_rate": "collisions",
+        "at_fault_collision_rate": "at fault",
+        "offroad_rate": "off-road",
+        "progress_vs_expert": "vs expert",
+        "ade_m": "ADE m",
+        "fde_m": "FDE m",
+    }
+    keys = tuple(cols)
+    table = Table(title=f"fuyao eval on {args.logs} ({'reactive' if args.reactive else 'log-replay'} agents)")
+    table.add_column("pilot")
+    for label in (*cols.values(), "logs"):
+        table.add_column(label, justify="right")
+    for r in results:
+        table.add_row(r.pilot, *(f"{r.summary[k]:.3f}" for k in keys), str(r.summary["episodes"]))
+    console.print(table)
+    console.print(f"per scenario: {', '.join(LOG_KEYS)} in the JSON (--json)")
+    return out
 
 
 def _eval_pilot(spec: str, device: torch.device):
@@ -598,10 +650,12 @@ def cmd_eval(args: EvalArgs) -> dict:
             f"fuyao eval: got {len(args.pilots)} pilots {list(args.pilots)}; allowed: one or two "
             "(`rule-based` or checkpoint paths), e.g. `fuyao eval rule-based --suite highway`"
         )
+    device = resolve_device(args.device)
+    if args.logs is not None:
+        return _eval_logs(args, device)
     suite = get_suite(args.suite)
     if args.episodes is not None:
         suite = suite.scaled(args.episodes)
-    device = resolve_device(args.device)
     pilots = [_eval_pilot(spec, device) for spec in args.pilots]
     results = []
     for name, make_pilot in pilots:

@@ -7,6 +7,8 @@ from dataclasses import dataclass
 
 import torch
 
+from fuyao.sim.replay import LogReplay
+
 
 @dataclass(frozen=True)
 class Vehicles:
@@ -59,6 +61,7 @@ class WorldState:
     ticks: torch.Tensor  # [W] int64, ticks since the world was created (random streams)
     active: torch.Tensor  # [W, C] bool, controlled vehicle still in its episode
     signals: SignalClock  # [W, J] phase clocks of the map's junctions
+    replay: LogReplay | None = None  # logged motion of replayed worlds (`fuyao.sim.replay`), else None
 
     @property
     def num_worlds(self) -> int:
@@ -75,6 +78,8 @@ def replace(obj, **changes):
 
 def where_world(mask: torch.Tensor, a, b):
     """Select per world between two states of the same type: `a` where `mask [W]` else `b`."""
+    if a is None:  # an optional part both states lack (`WorldState.replay`)
+        return None
     if isinstance(a, torch.Tensor):
         m = mask.view(-1, *([1] * (a.dim() - 1)))
         return torch.where(m, a, b)
@@ -84,6 +89,8 @@ def where_world(mask: torch.Tensor, a, b):
 def put_worlds(obj, index: torch.Tensor, sub):
     """`obj` with the worlds `index [K]` replaced by the sub-batch `sub` (`[K, ...]` fields): the inverse of
     `select_worlds`. Returns new tensors; `obj` is not changed."""
+    if obj is None:
+        return None
     if isinstance(obj, torch.Tensor):
         return obj.index_copy(0, index, sub.to(obj.dtype))
     return type(obj)(
@@ -103,6 +110,8 @@ def first_slots(v: Vehicles, count: int) -> Vehicles:
 
 def select_worlds(obj, index: torch.Tensor):
     """The sub-batch of worlds `index [K]` of a state (or any dataclass of `[W, ...]` tensors)."""
+    if obj is None:
+        return None
     if isinstance(obj, torch.Tensor):
         return obj[index]
     return type(obj)(**{f.name: select_worlds(getattr(obj, f.name), index) for f in dataclasses.fields(obj)})

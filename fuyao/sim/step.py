@@ -16,7 +16,7 @@ from dataclasses import dataclass
 import torch
 
 from fuyao.roads.lanegraph import RoadMap
-from fuyao.sim import traffic
+from fuyao.sim import replay, traffic
 from fuyao.sim.collision import at_fault_collisions, collisions
 from fuyao.sim.config import SCENARIO_VEHICLES, ActionType, SimConfig
 from fuyao.sim.constants import SimConstants, constants_or_build
@@ -133,15 +133,48 @@ def tick(
         v, lane=lane, s=s, d=d, psi=psi, speed=speed, accel=accel, steer=steer, lc_dir=moved_lanes.lc_dir, dest=dest
     )
     moved = replace(moved, present=present)
+    c = cfg.controlled
+    rp = state.replay
+    if rp is not None:  # logged slots take the log's motion (`fuyao.sim.replay`)
+        replayed = rp.replayed
+        logged, rp = replay.advance(rp, v.speed, accel_bg.clamp(max=v.idm_accel), dt)
+
+        def log_or(a, b):
+            return torch.where(replayed, a, b)
+
+        lane, s, d, psi = log_or(logged.lane, lane), log_or(logged.s, s), log_or(logged.d, d), log_or(logged.psi, psi)
+        speed, present = log_or(logged.speed, speed), log_or(logged.on_lane, present)
+        moved = replace(
+            moved,
+            lane=lane,
+            s=s,
+            d=d,
+            psi=psi,
+            speed=speed,
+            accel=log_or(logged.accel, moved.accel),
+            lc_dir=log_or(torch.zeros_like(moved.lc_dir), moved.lc_dir),
+            present=present,
+        )
     x, y, yaw = vehicle_pose_xy(road, m, lane, s, d, psi)
     candidates = [sur.lead.slot, sur.left_lead.slot, sur.left_follow.slot, sur.right_lead.slot, sur.right_follow.slot]
     if sur.conflict_slot is not None:
         candidates += list(sur.conflict_slot.unbind(-1))
-    collided = collisions(x, y, yaw, v.length, v.width, present, candidates) & present
-    c = cfg.controlled
     neighbours = torch.stack([slot[:, :c] for slot in [sur.follow.slot, *candidates]], -1)  # [W, C, K]
+    boxes = present
+    if rp is not None:
+        # The logged pose itself (free-space objects included) for every replayed box; the egos are checked
+        # against every slot, and logged objects never crash (the log goes on).
+        x, y, yaw = log_or(logged.x, x), log_or(logged.y, y), log_or(logged.yaw, yaw)
+        boxes = present | (replayed & logged.free)
+        ego_hit, _ = replay.ego_hits(x, y, yaw, v.length, v.width, boxes, c)
+        every = torch.arange(v.s.shape[1], device=v.s.device).expand(v.s.shape[0], c, -1)
+        neighbours = torch.cat([neighbours, every], -1)
+    collided = collisions(x, y, yaw, v.length, v.width, boxes, candidates) & boxes
+    if rp is not None:
+        ego_hit = torch.nn.functional.pad(ego_hit.to(torch.uint8), (0, v.s.shape[1] - c)).bool()
+        collided = (collided | ego_hit) & ~(replayed & ~v.controlled)
     at_fault = at_fault_collisions(
-        x, y, yaw, v.length, v.width, present, collided & ~v.crashed, speed, d, psi, moved_lanes.width, neighbours
+        x, y, yaw, v.length, v.width, boxes, collided & ~v.crashed, speed, d, psi, moved_lanes.width, neighbours
     )
     # [W, C] -> [W, N] (background slots are never judged); padded as uint8, see `end_decision`.
     at_fault = torch.nn.functional.pad(at_fault.to(torch.uint8), (0, v.s.shape[1] - cfg.controlled)).bool()
@@ -149,7 +182,9 @@ def tick(
     # Padding slots (absent at the start of the tick) keep every field as it was. Only the fields a tick
     # writes are selected: the others are passed through untouched (no copies).
     written = ("lane", "s", "d", "psi", "speed", "accel", "steer", "lc_dir", "dest", "present", "crashed")
-    moved = replace(moved, **{f: torch.where(v.present, getattr(moved, f), getattr(v, f)) for f in written})
+    # Replayed slots are written whether present or not (a logged track appears when its log begins).
+    keep = v.present if rp is None else v.present | replayed
+    moved = replace(moved, **{f: torch.where(keep, getattr(moved, f), getattr(v, f)) for f in written})
     events = TickEvents(
         collided=collided,
         at_fault=at_fault,
@@ -162,7 +197,7 @@ def tick(
         lat_accel=speed * motion.yaw_rate,
     )
     signals = advance_clock(state.signals, road, m, dt) if road.has_signals else state.signals
-    return replace(state, vehicles=moved, ticks=state.ticks + 1, signals=signals), events
+    return replace(state, vehicles=moved, ticks=state.ticks + 1, signals=signals, replay=rp), events
 
 
 CITY_MAX_HEADING = 0.25  # rad: the steepest lane change in the city (about 14 degrees)
@@ -436,7 +471,8 @@ def end_decision(
     final_state = state
     if cfg.respawn and c > 1:
         state = respawn(state, road, cfg, consts)
-    state = auto_reset(state, world_done, road, cfg, consts)
+    if state.replay is None:  # a replayed world's episode is its log: it ends, it is not reset
+        state = auto_reset(state, world_done, road, cfg, consts)
     return StepResult(state, final_state, reward, terminated, truncated, world_done, info)
 
 

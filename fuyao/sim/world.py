@@ -58,11 +58,15 @@ class World:
         road: RoadMap | None = None,
         compile: bool | Literal["all", "tick", "tick+observe"] = False,
         cuda_graph: bool = False,
+        spawns: bool = True,
     ) -> None:
+        """`spawns=False`: the states stepped here come from elsewhere (logged scenarios, `fuyao.data.replay`), so
+        the spawn windows need not hold `cfg.vehicles` (the check `reset` needs is skipped)."""
         self.cfg = cfg
         self.device = torch.device(device)
         self.road = (road if road is not None else build_bank(cfg)).to(self.device)
-        self._check_capacity()
+        if spawns:
+            self._check_capacity()
         self.consts = SimConstants.build(cfg, self.device, self.road)  # the one host-to-device copy of config values
         self._parts = None
         self._compiled_once = False

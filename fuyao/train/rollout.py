@@ -244,6 +244,8 @@ def state_tensors(state: WorldState) -> dict[str, torch.Tensor]:
     out = {}
     for f in dataclasses.fields(state):
         value = getattr(state, f.name)
+        if value is None:  # an optional part (`WorldState.replay`): training worlds have none
+            continue
         if dataclasses.is_dataclass(value):
             out.update({f"{f.name}.{g.name}": getattr(value, g.name) for g in dataclasses.fields(value)})
         else:
@@ -265,7 +267,9 @@ def state_from_tensors(template: WorldState, data: dict[str, torch.Tensor], wher
     fields = {}
     for f in dataclasses.fields(template):
         value = getattr(template, f.name)
-        if dataclasses.is_dataclass(value):
+        if value is None:
+            fields[f.name] = None
+        elif dataclasses.is_dataclass(value):
             sub = {g.name: take(f"{f.name}.{g.name}", getattr(value, g.name)) for g in dataclasses.fields(value)}
             fields[f.name] = type(value)(**sub)
         else:
