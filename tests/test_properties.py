@@ -38,6 +38,8 @@ def tensors(obj, prefix: str = ""):
     if isinstance(obj, torch.Tensor):
         yield prefix, obj
         return
+    if obj is None:  # an optional part (`WorldState.replay`)
+        return
     items = obj.items() if isinstance(obj, dict) else ((f.name, getattr(obj, f.name)) for f in dataclasses.fields(obj))
     for name, value in items:
         yield from tensors(value, f"{prefix}.{name}" if prefix else name)
