@@ -4,6 +4,7 @@
     fuyao render              write a top-down GIF/MP4 of an episode
     fuyao bench sim           vehicle-ticks/s and decisions/s over batch sizes
     fuyao bench traffic       background crashes per vehicle-hour
+    fuyao bench replay        logged scenarios replayed in one batch: build time, agent-ticks/s
     fuyao maps                draw a preset's maps (or an imported map: --sim.map PATH) to a PNG
     fuyao maps import         import a SUMO network, OpenStreetMap or OpenDRIVE file as a Fuyao map file
     fuyao data import         convert logs (Argoverse 2, CommonRoad, highD, ScenarioNet) to Fuyao scenarios
@@ -99,6 +100,24 @@ class BenchTrafficArgs:
     device: Device = "cpu"
     json: bool = False
     sim: SimConfig = field(default_factory=SimConfig)
+
+
+@dataclass
+class BenchReplayArgs:
+    """Logged scenarios replayed in one batch: cold build (maps, projection) and agent-ticks/s."""
+
+    logs: tyro.conf.Positional[Path]
+    """Scenario files (`fuyao data import`'s output) or any log `fuyao data import` reads."""
+    scenarios: int = 1024
+    """Worlds: the scenarios given, cycled up to this many."""
+    vehicles: int = 32
+    log_agents: bool = False
+    """Replay the logged objects exactly (else they are reactive: their logged paths with IDM speed control)."""
+    compile: Literal["none", "tick"] = "tick"
+    """`tick`: the world's tick compiled (`World(compile="tick")`), as training runs it."""
+    repeats: int = 3
+    device: Device = "cpu"
+    json: bool = False
 
 
 @dataclass
@@ -335,6 +354,46 @@ def cmd_bench_sim(args: BenchSimArgs) -> dict:
     return out
 
 
+def cmd_bench_replay(args: BenchReplayArgs) -> dict:
+    from fuyao.data.importers import import_any
+    from fuyao.data.scenario import ScenarioError, is_scenario_file
+    from fuyao.evaluation.logs import read_scenarios
+    from fuyao.perf.bench_replay import measure_replay
+    from fuyao.train.config import TRAIN_PRESETS
+
+    path = args.logs
+    stored = (path.is_file() and is_scenario_file(path)) or (
+        path.is_dir() and any(is_scenario_file(f) for f in path.rglob("*.parquet"))
+    )
+    try:
+        scenarios = read_scenarios(path) if stored else import_any(path).scenarios
+    except ScenarioError as err:
+        raise ConfigError(str(err)) from None
+    if not scenarios:
+        raise ConfigError(f"fuyao bench replay: {path}: no scenarios")
+    out = measure_replay(
+        scenarios,
+        TRAIN_PRESETS["city"].sim,
+        args.scenarios,
+        args.vehicles,
+        reactive=not args.log_agents,
+        device=resolve_device(args.device),
+        repeats=args.repeats,
+        compile=args.compile == "tick",
+    )
+    out["logs"] = str(path)
+    if args.json:
+        print(json.dumps(out))
+    else:
+        console.print(
+            f"{out['scenarios']} scenarios x {out['vehicles']} slots ({out['agents']} agents), {out['ticks']} ticks: "
+            f"built in {out['build_s']:.1f} s ({out['maps_built']} maps), "
+            f"{out['agent_ticks_per_s']:,.0f} agent-ticks/s ({out['logged_agent_ticks_per_s']:,.0f} logged), "
+            f"median of {args.repeats} passes {out['step_s_median']:.2f} s"
+        )
+    return out
+
+
 def cmd_bench_traffic(args: BenchTrafficArgs) -> dict:
     from fuyao.perf.bench_sim import measure_traffic_safety
 
@@ -554,7 +613,11 @@ def _eval_logs(args: EvalArgs, device: torch.device) -> dict:
         result = evaluate_logs(make_pilot, scenarios, sim, replay, device, pilot_name=name)
         console.print(f"{name}: {len(result.names)} logged scenarios, {result.wall_s:.1f} s")
         results.append(result)
-    out = results[0].to_json() if len(results) == 1 else {"logs": len(scenarios), "results": [r.to_json() for r in results]}
+    out = (
+        results[0].to_json()
+        if len(results) == 1
+        else {"logs": len(scenarios), "results": [r.to_json() for r in results]}
+    )
     if args.json:
         print(json.dumps(out, default=str))
         return out
@@ -817,6 +880,7 @@ COMMANDS = {
     "maps import": (MapsImportArgs, cmd_maps_import),
     "bench sim": (BenchSimArgs, cmd_bench_sim),
     "bench traffic": (BenchTrafficArgs, cmd_bench_traffic),
+    "bench replay": (BenchReplayArgs, cmd_bench_replay),
     "bench train": (BenchTrainArgs, cmd_bench_train),
     "bench transfer": (BenchTransferArgs, cmd_bench_transfer),
     "eval": (EvalArgs, cmd_eval),
@@ -841,8 +905,8 @@ def main(argv: list[str] | None = None) -> int:
     name = argv[0]
     rest = argv[1:]
     if name == "bench":
-        if not rest or rest[0] not in ("sim", "traffic", "train", "transfer"):
-            print("usage: fuyao bench {sim,traffic,train,transfer} [--help]", file=sys.stderr)
+        if not rest or rest[0] not in ("sim", "traffic", "train", "transfer", "replay"):
+            print("usage: fuyao bench {sim,traffic,train,transfer,replay} [--help]", file=sys.stderr)
             return 2
         name, rest = f"bench {rest[0]}", rest[1:]
     if name == "data":

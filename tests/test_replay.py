@@ -187,7 +187,7 @@ def test_an_argoverse2_scenario_replays_and_a_pilot_drives_in_it():
     order = _slot_tracks(logged, 32)
     state = batch.state
     with torch.inference_mode():
-        for k in range(1, 30):
+        for _ in range(1, 30):
             state = world.step(state, torch.zeros(1, 1, dtype=torch.int64)).state
             rp = state.replay
             t = int(rp.t[0])

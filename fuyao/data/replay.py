@@ -5,8 +5,8 @@ path). Everything here runs once, on the host (numpy), before the first step.
 How a log meets the world:
 - time: the scenario is resampled to the world's tick (`Scenario.resample`, documented there: linear positions,
   headings the shorter way round, validity only between valid steps);
-- map: the log's vector map becomes the world's map (`fuyao.data.logmap.vector_map_to_roadmap`), one map per
-  world, stacked into one bank;
+- map: the log's vector map becomes the world's map (`fuyao.data.logmap.vector_map_to_roadmap`); scenarios with
+  the same map (cut from one log, or one city's) share one map of the bank, built once
 - objects: the ego and the `vehicles - 1` tracks that come nearest to it (smallest distance at any common
   step); the others are counted in `ReplayBatch.summary` (`tracks beyond the slots`);
 - lane coordinates: every logged pose is projected onto its nearest lane segment (a k-d tree over lane points,
@@ -20,6 +20,7 @@ How a log meets the world:
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import math
 from collections import Counter
 from dataclasses import dataclass, field
@@ -48,7 +49,7 @@ class ReplayConfig:
     ego: str = "pilot"  # "pilot": the ego is driven by the pilot; "log": by its log (the logged driver)
     free_space_margin_m: float = 1.0  # a pose this far outside its nearest lane is free space
     max_heading_rad: float = 0.5 * math.pi  # vehicles project only onto lanes within this of their heading
-    candidates: int = 24  # nearest lane points examined per pose
+    candidates: int = 12  # nearest lane points examined per pose (and the segments on both sides of each)
     map: LogMapConfig = field(default_factory=LogMapConfig)
 
     def __post_init__(self) -> None:
@@ -134,34 +135,33 @@ def project(
     seg = np.concatenate([idx, prev], 1)  # [Q, 2k] start points
     seg_ok = np.concatenate([table.has_next[idx], prev_ok], 1)
     a = table.xy[seg]
-    b = table.xy[np.clip(seg + 1, 0, table.xy.shape[0] - 1)]
-    ab = b - a
-    seg_len = np.linalg.norm(ab, axis=-1)
-    seg_ok &= seg_len > 1e-9
-    seg_len = np.where(seg_ok, seg_len, 1.0)
-    t = np.clip(((q[:, None, :] - a) * ab).sum(-1) / seg_len**2, 0.0, 1.0)
-    foot = a + t[..., None] * ab
-    rel = q[:, None, :] - foot
-    dist = np.linalg.norm(rel, axis=-1)
-    seg_yaw = np.arctan2(ab[..., 1], ab[..., 0])
-    psi = _wrap(yaw[:, None] - seg_yaw)
-    heading_ok = np.abs(psi) <= cfg.max_heading_rad
-    any_ok = (seg_ok & heading_ok).any(1)
-    use_heading = directed & any_ok
-    cost = np.where(seg_ok & (heading_ok | ~use_heading[:, None]), dist, np.inf)
+    ab = table.xy[np.clip(seg + 1, 0, table.xy.shape[0] - 1)] - a
+    len2 = np.einsum("qkc,qkc->qk", ab, ab)
+    seg_ok &= len2 > 1e-12
+    len2 = np.where(seg_ok, len2, 1.0)
+    aq = q[:, None, :] - a
+    t = np.clip(np.einsum("qkc,qkc->qk", aq, ab) / len2, 0.0, 1.0)
+    rel = aq - t[..., None] * ab
+    dist2 = np.einsum("qkc,qkc->qk", rel, rel)
+    # Heading agreement as a cosine (no angles for every candidate).
+    cos_rel = (ab[..., 0] * np.cos(yaw)[:, None] + ab[..., 1] * np.sin(yaw)[:, None]) / np.sqrt(len2)
+    heading_ok = cos_rel >= math.cos(cfg.max_heading_rad) - 1e-9
+    use_heading = directed & (seg_ok & heading_ok).any(1)
+    cost = np.where(seg_ok & (heading_ok | ~use_heading[:, None]), dist2, np.inf)
     best = np.argmin(cost, 1)
     rows = np.arange(q.shape[0])
     start = seg[rows, best]
+    seg_len = np.sqrt(len2[rows, best])
     lane = table.lane[start]
-    s = table.s[start] + t[rows, best] * seg_len[rows, best]
-    u = ab[rows, best] / seg_len[rows, best, None]
-    r = q - a[rows, best]
+    s = table.s[start] + t[rows, best] * seg_len
+    u = ab[rows, best] / seg_len[:, None]
+    r = aq[rows, best]
     d = u[:, 0] * r[:, 1] - u[:, 1] * r[:, 0]  # positive to the left
-    psi_best = psi[rows, best]
+    psi = _wrap(yaw - np.arctan2(u[:, 1], u[:, 0]))
     # The foot's distance, not |d|: a pose past a lane's end projects onto its end point.
-    inside = dist[rows, best] <= 0.5 * table.width[start] + cfg.free_space_margin_m
-    on_lane = inside & (np.abs(psi_best) <= cfg.max_heading_rad) & directed
-    return {"lane": lane, "s": s, "d": d, "psi": psi_best, "on_lane": on_lane}
+    inside = np.sqrt(dist2[rows, best]) <= 0.5 * table.width[start] + cfg.free_space_margin_m
+    on_lane = inside & (np.abs(psi) <= cfg.max_heading_rad) & directed
+    return {"lane": lane, "s": s, "d": d, "psi": psi, "on_lane": on_lane}
 
 
 # ---- one scenario ----------------------------------------------------------------------------------------------
@@ -207,16 +207,31 @@ def _destinations(road: RoadMap, lane0, s0, lane1, s1) -> tuple[np.ndarray, np.n
     return dest, covered
 
 
-def _one(sc: Scenario, sim_hz: float, cfg: ReplayConfig, summary: Counter) -> tuple[RoadMap, dict]:
+def _map_key(vmap) -> str:
+    """A digest of a vector map's content: scenarios cut from one log share their map, built once."""
+    h = hashlib.blake2b(digest_size=16)
+    for part in (vmap.points, vmap.offsets, vmap.width, vmap.speed_limit, vmap.is_intersection, vmap.left, vmap.right):
+        h.update(np.ascontiguousarray(part).tobytes())
+    h.update(repr((vmap.lane_ids, vmap.successors, vmap.kind)).encode())
+    return h.hexdigest()
+
+
+def _one(
+    sc: Scenario, sim_hz: float, cfg: ReplayConfig, summary: Counter, maps: dict[str, tuple[int, RoadMap, _LaneTable]]
+) -> tuple[int, dict]:
     where = sc.origin or f"scenario {sc.scenario_id!r}"
     if sc.map is None:
         raise ScenarioError(f"{where}: map: none; a replayed scenario needs the log's map")
     if not sc.valid[sc.ego, 0]:
         raise ScenarioError(f"{where}: ego track {sc.track_ids[sc.ego]!r} is not logged at the first step")
     sc = resample(sc, sim_hz)
-    road, map_summary = vector_map_to_roadmap(sc.map, name=sc.scenario_id, cfg=cfg.map)
-    for key, n in map_summary.skipped.items():
-        summary[f"map: {key}"] += n
+    key = _map_key(sc.map)
+    if key not in maps:
+        road, map_summary = vector_map_to_roadmap(sc.map, name=sc.scenario_id, cfg=cfg.map)
+        for what, n in map_summary.skipped.items():
+            summary[f"map: {what}"] += n
+        maps[key] = (len(maps), road, _lane_table(road))
+    map_index, road, table = maps[key]
     tracks, left_out = _choose_tracks(sc, cfg.vehicles)
     summary["tracks beyond the slots"] += left_out
     valid = sc.valid[tracks]
@@ -229,10 +244,15 @@ def _one(sc: Scenario, sim_hz: float, cfg: ReplayConfig, summary: Counter) -> tu
     path = np.concatenate([np.zeros((len(tracks), 1)), np.cumsum(step, 1)], 1)
     kinds = sc.agent_type[tracks]
     directed = np.isin(kinds, [AgentType.VEHICLE, AgentType.CYCLIST])
-    table = _lane_table(road)
     a, steps = valid.shape
-    proj = project(table, x.ravel(), y.ravel(), yaw.ravel(), np.repeat(directed, steps), cfg)
-    proj = {k: v.reshape(a, steps) for k, v in proj.items()}
+    # Only the logged poses; the steps between hold the nearest logged step's coordinates (`_fill`).
+    flat = valid.ravel()
+    got = project(table, x.ravel()[flat], y.ravel()[flat], yaw.ravel()[flat], np.repeat(directed, steps)[flat], cfg)
+    proj = {}
+    for key, val in got.items():
+        full = np.zeros(a * steps, dtype=val.dtype)
+        full[flat] = val
+        proj[key] = full.reshape(a, steps) if key == "on_lane" else _fill(full.reshape(a, steps), valid)
     on_lane = proj["on_lane"] & valid
     summary["objects in free space"] += int((valid.any(1) & ~on_lane.any(1)).sum())
     first = np.where(valid.any(1), np.argmax(valid, 1), steps)
@@ -267,7 +287,7 @@ def _one(sc: Scenario, sim_hz: float, cfg: ReplayConfig, summary: Counter) -> tu
         steps=steps,
         name=sc.scenario_id,
     )
-    return road, out
+    return map_index, out
 
 
 # ---- the batch -------------------------------------------------------------------------------------------------
@@ -282,8 +302,10 @@ def build_replay(
     if not scenarios:
         raise ScenarioError("build_replay: got no scenarios")
     summary: Counter = Counter()
-    built = [_one(sc, sim.sim_hz, cfg, summary) for sc in scenarios]
-    roads = [r for r, _ in built]
+    maps: dict[str, tuple[int, RoadMap, _LaneTable]] = {}
+    built = [_one(sc, sim.sim_hz, cfg, summary, maps) for sc in scenarios]
+    roads = [r for _, r, _ in sorted(maps.values(), key=lambda m: m[0])]
+    map_id = torch.as_tensor([i for i, _ in built], dtype=torch.int64, device=device)
     items = [o for _, o in built]
     w, n = len(items), cfg.vehicles
     steps = max(o["steps"] for o in items)
@@ -294,7 +316,7 @@ def build_replay(
         worlds=w,
         vehicles=n,
         controlled=1,
-        num_maps=w,
+        num_maps=len(roads),
         map=MapKind.CITY,  # lanes of any shape: the city's steering (curvature feed-forward)
         observe_junctions=sim.junction_features,  # the pilot's observation layout, whatever the map
         inflow=False,
@@ -343,10 +365,11 @@ def build_replay(
         t=torch.zeros(w, dtype=torch.int64, device=device),
         p=torch.zeros(w, n, dtype=torch.float32, device=device),
     )
-    state = _initial_state(replay, road, rcfg, per_slot, device)
+    state = _initial_state(replay, road, rcfg, per_slot, map_id, device)
     names = tuple(o["name"] for o in items)
     expert = torch.as_tensor([o["expert_progress"] for o in items], dtype=torch.float32, device=device)
     summary["scenarios"] = w
+    summary["maps built"] = len(roads)
     summary["tracks replayed"] = int(occupied.sum())
     return ReplayBatch(
         road=road,
@@ -362,7 +385,7 @@ def build_replay(
     )
 
 
-def _initial_state(rp: LogReplay, road: RoadMap, cfg: SimConfig, per_slot, device) -> WorldState:
+def _initial_state(rp: LogReplay, road: RoadMap, cfg: SimConfig, per_slot, map_id, device) -> WorldState:
     """Tick 0 of every log: logged slots where the log has them, the ego (slot 0) at its logged pose."""
     w, n, _ = rp.x.shape
     seed = torch.arange(w, dtype=torch.int64, device=device)
@@ -376,7 +399,7 @@ def _initial_state(rp: LogReplay, road: RoadMap, cfg: SimConfig, per_slot, devic
     drivers["length"] = per_slot("length", 4.5, np.float32)
     drivers["width"] = per_slot("width", 1.8, np.float32)
     lane, s = rp.lane[:, :, 0].clone(), rp.s[:, :, 0].clone()
-    limit = road.lane_speed_limit.reshape(-1)[(seed.unsqueeze(1) * road.max_lanes + lane.clamp(min=0)).reshape(-1)]
+    limit = road.lane_speed_limit.reshape(-1)[(map_id.unsqueeze(1) * road.max_lanes + lane.clamp(min=0)).reshape(-1)]
     limit = limit.view(w, n).clamp(min=1.0)
     logged_top = per_slot("max_speed", 0.0, np.float32)
     # Reactive drivers wish for the fastest speed they were logged at (at least 2 m/s).
@@ -407,13 +430,13 @@ def _initial_state(rp: LogReplay, road: RoadMap, cfg: SimConfig, per_slot, devic
     )
     return WorldState(
         vehicles=vehicles,
-        map_id=seed.clone(),
+        map_id=map_id.clone(),
         time_s=torch.zeros(w, device=device),
         decisions=torch.zeros(w, dtype=torch.int64, device=device),
         episode=torch.zeros(w, dtype=torch.int64, device=device),
         seed=seed,
         ticks=torch.zeros(w, dtype=torch.int64, device=device),
         active=controlled[:, :1].clone(),
-        signals=initial_clock(road, seed, seed, counter, cfg.signal_scale_range),
+        signals=initial_clock(road, map_id, seed, counter, cfg.signal_scale_range),
         replay=rp,
     )

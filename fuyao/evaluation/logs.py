@@ -162,7 +162,9 @@ def evaluate_logs(
     batch = build_replay(scenarios, sim, replay, device)
     t1 = time.perf_counter()
     m = run_logs(make_pilot, batch, device)
-    summary = summarize({k: v for k, v in m.items() if k not in ("ade_m", "fde_m", "expert_progress_m", "progress_vs_expert")})
+    summary = summarize(
+        {k: v for k, v in m.items() if k not in ("ade_m", "fde_m", "expert_progress_m", "progress_vs_expert")}
+    )
     for key in ("ade_m", "fde_m", "progress_vs_expert", "expert_progress_m"):
         summary[key] = float(torch.nanmean(m[key].float()).item()) if m[key].numel() else float("nan")
     host = {k: v.float().cpu().numpy() for k, v in m.items()}

@@ -92,7 +92,9 @@ class ReplayedMotion:
     yaw: torch.Tensor
 
 
-def advance(rp: LogReplay, speed: torch.Tensor, accel_model: torch.Tensor, dt: float) -> tuple[ReplayedMotion, LogReplay]:
+def advance(
+    rp: LogReplay, speed: torch.Tensor, accel_model: torch.Tensor, dt: float
+) -> tuple[ReplayedMotion, LogReplay]:
     """The replayed slots one tick on: `speed [W, N]` m/s now, `accel_model [W, N]` the driver model's
     acceleration for them (reactive slots). Returns their motion and the replay advanced by a tick."""
     w, n, steps = rp.x.shape
