@@ -220,3 +220,20 @@ def test_cli_eval_on_logs(tmp_path):
     assert data["logs"] == 1 and rule["pilot"] == "rule-based" and log["pilot"] == "log"
     assert rule["agents"] == "reactive" and log["summary"]["ade_m"] == 0.0
     assert rule["scenarios"][0]["scenario"] == "straight" and np.isfinite(rule["summary"]["fde_m"])
+
+
+def test_cli_bench_replay(tmp_path):
+    write_scenario(tmp_path / "logs" / "straight.parquet", straight([(50.0, 0.0, 10.0, CAR), (90.0, 0.0, 8.0, CAR)]))
+    cmd = [sys.executable, "-m", "fuyao.cli", "bench", "replay", str(tmp_path / "logs"), "--scenarios", "3"]
+    out = subprocess.run(
+        [*cmd, "--vehicles", "4", "--compile", "none", "--repeats", "1", "--json"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert out.returncode == 0, out.stderr
+    data = json.loads(out.stdout.strip().splitlines()[-1])
+    assert data["scenarios"] == 3 and data["distinct_scenarios"] == 1 and data["maps_built"] == 1
+    assert data["ticks"] == 80 and data["agent_ticks_per_s"] > 0 and data["agents"] == "reactive"
+    # Two logged objects of four slots, valid at every tick.
+    assert data["logged_agent_ticks_per_s"] == pytest.approx(0.5 * data["agent_ticks_per_s"])
