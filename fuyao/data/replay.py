@@ -33,6 +33,7 @@ from fuyao.data.logmap import LogMapConfig, vector_map_to_roadmap
 from fuyao.data.scenario import AgentType, Scenario, ScenarioError, resample
 from fuyao.roads.lanegraph import RoadMap, stack_maps
 from fuyao.sim.config import MapKind, SimConfig
+from fuyao.sim.geometry import lane_attr
 from fuyao.sim.lanes import REACHABLE
 from fuyao.sim.replay import LOG, REACTIVE, SIMULATED, LogReplay
 from fuyao.sim.reset import CONTROLLED_CAR, sample_drivers
@@ -399,8 +400,7 @@ def _initial_state(rp: LogReplay, road: RoadMap, cfg: SimConfig, per_slot, map_i
     drivers["length"] = per_slot("length", 4.5, np.float32)
     drivers["width"] = per_slot("width", 1.8, np.float32)
     lane, s = rp.lane[:, :, 0].clone(), rp.s[:, :, 0].clone()
-    limit = road.lane_speed_limit.reshape(-1)[(map_id.unsqueeze(1) * road.max_lanes + lane.clamp(min=0)).reshape(-1)]
-    limit = limit.view(w, n).clamp(min=1.0)
+    limit = lane_attr(road.lane_speed_limit, road, map_id, lane).clamp(min=1.0)
     logged_top = per_slot("max_speed", 0.0, np.float32)
     # Reactive drivers wish for the fastest speed they were logged at (at least 2 m/s).
     drivers["desire"] = torch.where(controlled, drivers["desire"], logged_top.clamp(min=2.0) / limit)

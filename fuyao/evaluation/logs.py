@@ -30,6 +30,7 @@ from fuyao.sim.replay import LOG
 from fuyao.sim.world import World
 
 MIN_EXPERT_PROGRESS_M = 2.0
+LOG_ONLY = ("ade_m", "fde_m", "progress_vs_expert", "expert_progress_m")  # the log-based terms, beside the suites'
 
 
 @dataclass(frozen=True)
@@ -116,15 +117,12 @@ def run_logs(make_pilot, batch: ReplayBatch, device: torch.device | str = "cpu")
     disp_sum = torch.zeros(w, device=world.device)
     disp_n = torch.zeros(w, device=world.device)
     fde = torch.zeros(w, device=world.device)
-    cost0 = None
     with torch.inference_mode():
         for t in range(cfg.decisions_per_episode):
             counting = on & (t < budget)
             obs = world.observe(state) if needs_obs else None
             result = world.step(state, pilot.act(obs, state))
             sums = fold(sums, result.info, counting.unsqueeze(1))
-            if cost0 is None:
-                cost0 = result.info["progress_m"][:, 0] + result.info["cost_to_go_m"][:, 0]
             ex, ey = ego_pose(world, result.final_state)
             k = torch.full((w, 1), (t + 1) * tpd, dtype=torch.int64, device=world.device)
             k = k.clamp(max=batch.ego_x.shape[1] - 1)
@@ -162,10 +160,8 @@ def evaluate_logs(
     batch = build_replay(scenarios, sim, replay, device)
     t1 = time.perf_counter()
     m = run_logs(make_pilot, batch, device)
-    summary = summarize(
-        {k: v for k, v in m.items() if k not in ("ade_m", "fde_m", "expert_progress_m", "progress_vs_expert")}
-    )
-    for key in ("ade_m", "fde_m", "progress_vs_expert", "expert_progress_m"):
+    summary = summarize({k: v for k, v in m.items() if k not in LOG_ONLY})
+    for key in LOG_ONLY:
         summary[key] = float(torch.nanmean(m[key].float()).item()) if m[key].numel() else float("nan")
     host = {k: v.float().cpu().numpy() for k, v in m.items()}
     return LogEvalResult(

@@ -15,16 +15,11 @@ import time
 import torch
 
 from fuyao.data.replay import ReplayConfig, build_replay
+from fuyao.perf.bench_sim import tensor_bytes
 from fuyao.perf.machine import machine_info
 from fuyao.sim.config import SimConfig
 from fuyao.sim.step import META_IDLE
 from fuyao.sim.world import World
-
-
-def _bytes(obj) -> int:
-    return sum(
-        getattr(obj, f.name).nbytes for f in dataclasses.fields(obj) if isinstance(getattr(obj, f.name), torch.Tensor)
-    )
 
 
 def measure_replay(
@@ -80,7 +75,7 @@ def measure_replay(
         "step_s_all": times[1:],
         "agent_ticks_per_s": slots / med,
         "logged_agent_ticks_per_s": logged / med,
-        "replay_table_mb": _bytes(batch.state.replay) / 2**20,
+        "replay_table_mb": tensor_bytes(batch.state.replay) / 2**20,
         "device": str(world.device),
         "threads": torch.get_num_threads(),
         "machine": machine_info(world.device),

@@ -155,9 +155,8 @@ def advance(
     return motion, dataclasses.replace(rp, t=rp.t + 1, p=torch.where(reactive, p_new, rp.p))
 
 
-def ego_hits(x, y, yaw, length, width, present, controlled: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """Which of the first `controlled` slots touch any other present box, and with which slots: `([W, C] bool,
-    [W, C, N] bool)`. Every pair of an ego with every slot (`[W, C, N]`): replayed worlds have few egos, and
+def ego_hits(x, y, yaw, length, width, present, controlled: int) -> torch.Tensor:
+    """Which of the first `controlled` slots touch any other present box, `[W, C]` bool. Every pair of an ego with every slot (`[W, C, N]`): replayed worlds have few egos, and
     free-space objects are nobody's lane neighbour."""
     c = controlled
     cos_all, sin_all = torch.cos(yaw), torch.sin(yaw)
@@ -183,4 +182,4 @@ def ego_hits(x, y, yaw, length, width, present, controlled: int) -> tuple[torch.
     n = x.shape[1]
     not_self = torch.arange(n, device=x.device).unsqueeze(0) != torch.arange(c, device=x.device).unsqueeze(1)
     touching = touching & other(present) & ego(present) & not_self
-    return touching.any(-1), touching
+    return touching.any(-1)

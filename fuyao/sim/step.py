@@ -166,7 +166,7 @@ def tick(
         # against every slot, and logged objects never crash (the log goes on).
         x, y, yaw = log_or(logged.x, x), log_or(logged.y, y), log_or(logged.yaw, yaw)
         boxes = present | (replayed & logged.free)
-        ego_hit, _ = replay.ego_hits(x, y, yaw, v.length, v.width, boxes, c)
+        ego_hit = replay.ego_hits(x, y, yaw, v.length, v.width, boxes, c)
         every = torch.arange(v.s.shape[1], device=v.s.device).expand(v.s.shape[0], c, -1)
         neighbours = torch.cat([neighbours, every], -1)
     collided = collisions(x, y, yaw, v.length, v.width, boxes, candidates) & boxes
