@@ -792,6 +792,16 @@ class DataRecordArgs:
     seed: int = 0
     flush_every: int = 256
     """Decisions per part file (bounds the memory the recorder holds)."""
+    observations: bool = True
+    """Record what the drivers saw (`obs`, `action_mask`): what `fuyao train --algo bc --data` learns from."""
+    action_noise: float = 0.0
+    """Drive a random available action with this probability (continuous: Gaussian noise of this std) while
+    recording the pilot's own as the label (DART): demonstrations of recovering from mistakes."""
+    logs: Path | None = None
+    """Instead of driving a pilot: turn the logged scenarios in this folder (`fuyao data import`'s output) into
+    demonstrations on the preset's spaces, the logged driver's actions recovered by inverse dynamics."""
+    chunk: int = 256
+    """With --logs: scenarios replayed at once (bounds the memory held)."""
     device: Device = "cpu"
     json: bool = False
     sim: SimConfig = field(default_factory=SimConfig)
@@ -842,6 +852,8 @@ def cmd_data_record(args: DataRecordArgs) -> dict:
     if args.decisions < 1:
         raise ConfigError(f"--decisions: got {args.decisions}; allowed: >= 1")
     device = resolve_device(args.device)
+    if args.logs is not None:
+        return _record_logs(args, device)
     world = World(args.sim, device=device)
     name, make_pilot = _eval_pilot("rule-based" if args.pilot == "rule" else args.pilot, device)
     pilot = make_pilot(world)
@@ -855,7 +867,8 @@ def cmd_data_record(args: DataRecordArgs) -> dict:
             seed=args.seed,
             flush_every=args.flush_every,
             pilot_name=name,
-            observe=name != "rule-based",
+            observations=args.observations,
+            action_noise=args.action_noise,
         )
     except ScenarioError as err:
         raise ConfigError(str(err)) from None
@@ -868,6 +881,31 @@ def cmd_data_record(args: DataRecordArgs) -> dict:
             f"[green]wrote[/green] {args.out}: {out['parts']} parts, {out['rows']:,} rows "
             f"({out['decisions']} decisions x {args.sim.worlds} worlds x {args.sim.controlled} controlled) "
             f"in {seconds:.1f} s"
+        )
+    return out
+
+
+def _record_logs(args: DataRecordArgs, device) -> dict:
+    import time
+
+    from fuyao.data.demos import write_log_demonstrations
+    from fuyao.data.scenario import ScenarioError
+    from fuyao.evaluation.logs import scenario_files
+
+    start = time.perf_counter()
+    try:
+        files = scenario_files(args.logs)
+        out = write_log_demonstrations(files, args.sim, args.out, args.chunk, device=device, source=str(args.logs))
+    except ScenarioError as err:
+        raise ConfigError(str(err)) from None
+    seconds = time.perf_counter() - start
+    out.update(preset=args.preset, seconds=round(seconds, 3), scenarios_per_s=round(out["scenarios"] / seconds, 2))
+    if args.json:
+        print(json.dumps(out))
+    else:
+        console.print(
+            f"[green]wrote[/green] {args.out}: {out['rows']:,} demonstrated decisions from {out['scenarios']} "
+            f"logged scenarios ({out['parts']} parts) in {seconds:.1f} s"
         )
     return out
 

@@ -3,15 +3,18 @@
 A recording is a folder:
 
 - `_recording.json`: `format` (`"fuyao.recording"`), `version` (1), the resolved `SimConfig`, `decision_hz`,
-  the pilot, the seed, the map names and the maps themselves as vector lanes (`VectorMap.to_json`), and at
-  close the counts;
+  the pilot, the seed, the map names and the maps themselves as vector lanes (`VectorMap.to_json`), the
+  observation (`observation`: its `shape` and `layout`, the repr of `fuyao.sim.observe.observation_layout`, or
+  None when recorded without), and at close the counts;
 - `part-00000.parquet`, `part-00001.parquet`, ...: one row per (decision, world, controlled slot), written
   every `flush_every` decisions so memory stays bounded. Read them all with `pyarrow.dataset.dataset(folder)`.
 
 A row describes one decision of one controlled vehicle: the state the action was chosen in (`world`, `slot`,
 `episode`, `decision` (index in the episode), `time_s`, `seed` (the world's key), `map_id`, `map`, `lane`, `s`,
 `d`, `x`, `y`, `yaw`, `speed`, `length`, `width`, `active`), the `action` (meta: `action`; continuous:
-`action_accel`, `action_steer`, normalised), and its outcome: `reward`, `terminated`, `truncated`, `done`, and
+`action_accel`, `action_steer`, normalised), what the driver saw (`obs`, the flattened observation as a
+fixed-size list of float32, and for meta actions `action_mask`, the available actions as bits `1 << action`;
+both only when the recording has observations), and its outcome: `reward`, `terminated`, `truncated`, `done`, and
 every per-step metric term of `World.step`'s `info` as `info_<term>` (world-level `world_*` terms on slot 0
 rows, zero on the others, as in `fuyao.envs.gym`, so sums count each world once). `x, y, yaw` come from
 `fuyao.sim.geometry.vehicle_pose_xy`.
@@ -89,6 +92,7 @@ class RolloutRecorder:
         seed: int = 0,
         pilot: str = "",
         metadata: dict[str, Any] | None = None,
+        observations: bool = False,
     ) -> None:
         if flush_every < 1:
             raise ScenarioError(f"RolloutRecorder.flush_every: got {flush_every!r}; must be >= 1 decision")
@@ -120,7 +124,9 @@ class RolloutRecorder:
             "map_names": self.names,
             "maps": {n: roadmap_to_vector_map(world.road, i).to_json() for i, n in enumerate(self.names)},
             "metadata": metadata or {},
+            "observation": observation_index(self.cfg) if observations else None,
         }
+        self.observations = observations
         self._write_index()
 
     def _write_index(self) -> None:
@@ -128,9 +134,22 @@ class RolloutRecorder:
         tmp.write_text(json.dumps(self._index))
         os.replace(tmp, self.out / INDEX_FILE)
 
-    def record(self, state: WorldState, action: torch.Tensor, result: StepResult) -> None:
-        """One decision of every world: `state` before the step, `action` `[W, C]` (or `[W, C, 2]`), its result."""
+    def record(
+        self,
+        state: WorldState,
+        action: torch.Tensor,
+        result: StepResult,
+        obs: torch.Tensor | None = None,
+        mask: torch.Tensor | None = None,
+        executed: torch.Tensor | None = None,
+    ) -> None:
+        """One decision of every world: `state` before the step, `action` `[W, C]` (or `[W, C, 2]`), its result;
+        with `observations`, also what the drivers saw, `obs` `[W, C, *obs_shape]`, and (meta) `mask` `[W, C, 5]`;
+        `executed`: the action the world stepped where it is not `action` (noise injection: `action` is the
+        pilot's label, `action_executed*` what moved the car)."""
         c = self.cfg.controlled
+        if self.observations and (obs is None or (self.cfg.action is ActionType.META and mask is None)):
+            raise ScenarioError(f"{self.out}: this recording has observations; record() needs obs (and mask)")
         v = state.vehicles
         x, y, yaw = vehicle_pose_xy(self.world.road, state.map_id, v.lane, v.s, v.d, v.psi)
         wc = (state.map_id.shape[0], c)
@@ -159,9 +178,14 @@ class RolloutRecorder:
         }
         if self.cfg.action is ActionType.META:
             cols["action"] = action.reshape(wc).long()
+            if executed is not None:
+                cols["action_executed"] = executed.reshape(wc).long()
         else:
             a = action.reshape(*wc, 2).float()
             cols["action_accel"], cols["action_steer"] = a[..., 0], a[..., 1]
+            if executed is not None:
+                e = executed.reshape(*wc, 2).float()
+                cols["action_executed_accel"], cols["action_executed_steer"] = e[..., 0], e[..., 1]
         first_slot = self._slot_idx == 0
         for k, val in result.info.items():
             if val.dim() == 1:  # world-level [W]: on slot 0 only
@@ -170,6 +194,10 @@ class RolloutRecorder:
                 )
             cols[f"info_{k}"] = val
         host = {k: t.reshape(-1).cpu().numpy() for k, t in cols.items()}
+        if self.observations:
+            host["obs"] = obs.reshape(wc[0] * c, -1).float().cpu().numpy()
+            if mask is not None:
+                host["action_mask"] = pack_mask(mask).reshape(-1).cpu().numpy()
         self._buffer.append(host)
         self.decisions += 1
         if len(self._buffer) >= self.flush_every:
@@ -179,22 +207,8 @@ class RolloutRecorder:
         if not self._buffer:
             return
         cols = {k: np.concatenate([b[k] for b in self._buffer]) for k in self._buffer[0]}
-        names = np.asarray(self.names, dtype=object)
-        table = pa.table(
-            {
-                **{k: _narrow(k, v) for k, v in cols.items()},
-                "map": pa.array(names[cols["map_id"]].tolist(), pa.string()).dictionary_encode(),
-            }
-        )
-        path = self.out / f"part-{self.parts:05d}.parquet"
-        tmp = self.out / f".{path.name}.tmp-{os.getpid()}"
-        try:
-            pq.write_table(table, tmp, compression="zstd")
-            os.replace(tmp, path)
-        finally:
-            tmp.unlink(missing_ok=True)
+        self.rows += write_part(self.out, self.parts, cols, self.names)
         self.parts += 1
-        self.rows += table.num_rows
         self._buffer = []
 
     def close(self) -> dict[str, Any]:
@@ -216,6 +230,55 @@ def _narrow(name: str, v: np.ndarray) -> np.ndarray:
     return v
 
 
+def _column(name: str, v: np.ndarray) -> pa.Array:
+    if name == "obs":  # [rows, F] -> a fixed-size list column
+        return pa.FixedSizeListArray.from_arrays(pa.array(v.astype(np.float32).reshape(-1)), v.shape[1])
+    return pa.array(_narrow(name, v))
+
+
+def write_part(
+    out: Path, part: int, cols: dict[str, np.ndarray], names: list[str], extra: dict[str, np.ndarray] | None = None
+) -> int:
+    """Write `part-{part:05d}.parquet` in `out` atomically (a temporary file, then a rename); its row count.
+    `extra`: string columns (dictionary-encoded), beside `map`."""
+    strings = {"map": np.asarray(names, dtype=object)[cols["map_id"]], **(extra or {})}
+    table = pa.table(
+        {
+            **{k: _column(k, v) for k, v in cols.items()},
+            **{k: pa.array([str(x) for x in v], pa.string()).dictionary_encode() for k, v in strings.items()},
+        }
+    )
+    path = out / f"part-{part:05d}.parquet"
+    tmp = out / f".{path.name}.tmp-{os.getpid()}"
+    try:
+        pq.write_table(table, tmp, compression="zstd")
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+    return table.num_rows
+
+
+def pack_mask(mask: torch.Tensor) -> torch.Tensor:
+    """Available meta actions `[..., 5]` bool as bits `[...]` uint8 (bit a: action a)."""
+    bits = 1 << torch.arange(mask.shape[-1], device=mask.device)
+    return (mask.long() * bits).sum(-1).to(torch.uint8)
+
+
+def unpack_mask(bits: torch.Tensor, actions: int = 5) -> torch.Tensor:
+    return (bits.long().unsqueeze(-1) >> torch.arange(actions, device=bits.device)) & 1 == 1
+
+
+def observation_index(cfg) -> dict[str, Any]:
+    """What a recording's `obs` column holds: the shape and the layout's repr (compared before training on it)."""
+    from fuyao.sim.observe import observation_layout, observation_shape
+
+    return {
+        "shape": list(observation_shape(cfg)),
+        "layout": repr(observation_layout(cfg)),
+        "type": cfg.observation.value,
+    }
+
+
 def record_rollout(
     world,
     pilot,
@@ -224,20 +287,54 @@ def record_rollout(
     seed: int = 0,
     flush_every: int = 256,
     pilot_name: str = "",
-    observe: bool = True,
+    observations: bool = True,
+    action_noise: float = 0.0,
 ) -> dict[str, Any]:
     """Drive `world` with `pilot` for `decisions` decisions from `world.reset(seed)`, recording every one.
-    `observe=False` skips the observation (pilots that plan from the state, like the rule-based one)."""
+    `observations=False` neither records nor computes the observation where the pilot plans from the state
+    (the rule-based pilot): a smaller recording, but not one to clone from.
+
+    `action_noise` > 0 injects noise into what is driven while the pilot's own action stays the label (DART,
+    Laskey et al. 2017): the demonstrations then show how the pilot recovers from the states its mistakes lead
+    to, which offline behaviour cloning cannot otherwise see. Meta actions: with probability `action_noise`
+    the world steps a uniformly drawn available action instead; continuous: Gaussian noise of that standard
+    deviation (normalised units), clipped to [-1, 1]. Seeded by `seed`."""
+    if not 0.0 <= action_noise <= 1.0:
+        raise ScenarioError(f"record_rollout.action_noise: got {action_noise!r}; must be in [0, 1]")
     state = world.reset(seed)
+    from fuyao.pilots.rule_based import RuleBasedPilot
+
+    needs_obs = getattr(pilot, "needs_observation", not isinstance(pilot, RuleBasedPilot))
+    meta = world.cfg.action is ActionType.META
+    g = torch.Generator(device=world.device).manual_seed(seed)
     with torch.inference_mode():
-        rec = RolloutRecorder(out_dir, world, flush_every=flush_every, seed=seed, pilot=pilot_name)
+        rec = RolloutRecorder(
+            out_dir,
+            world,
+            flush_every=flush_every,
+            seed=seed,
+            pilot=pilot_name,
+            observations=observations,
+            metadata={"action_noise": action_noise},
+        )
         for _ in range(decisions):
-            obs = world.observe(state) if observe else None
+            obs = world.observe(state) if observations or needs_obs else None
+            mask = world.action_mask(state) if (observations or action_noise) and meta else None
             action = pilot.act(obs, state)
-            result = world.step(state, action)
-            rec.record(state, action, result)
+            executed = _noisy(action, mask, action_noise, g) if action_noise else None
+            result = world.step(state, action if executed is None else executed)
+            rec.record(state, action, result, obs if observations else None, mask if observations else None, executed)
             state = result.state
         return rec.close()
+
+
+def _noisy(action: torch.Tensor, mask: torch.Tensor | None, p: float, g: torch.Generator) -> torch.Tensor:
+    if mask is None:  # continuous
+        return (action + p * torch.randn(action.shape, generator=g, device=action.device)).clamp(-1.0, 1.0)
+    scores = torch.rand(mask.shape, generator=g, device=mask.device).masked_fill(~mask, -1.0)
+    drawn = scores.argmax(-1)  # uniform over the available actions
+    swap = torch.rand(action.shape, generator=g, device=action.device) < p
+    return torch.where(swap, drawn, action.long())
 
 
 def read_recording_index(folder: str | Path) -> dict[str, Any]:

@@ -78,6 +78,11 @@ LOG_KEYS = (
 
 def read_scenarios(path: str | Path) -> list:
     """Every scenario file (`fuyao data import`'s output) in `path`, a file or a folder (sorted by name)."""
+    return [read_scenario(f) for f in scenario_files(path)]
+
+
+def scenario_files(path: str | Path) -> list[Path]:
+    """The scenario files in `path`: the file itself, or a folder's, sorted by name."""
     p = Path(path)
     if p.is_file():
         files = [p]
@@ -87,7 +92,7 @@ def read_scenarios(path: str | Path) -> list:
         raise ScenarioError(f"{path}: no such file or folder of scenarios")
     if not files:
         raise ScenarioError(f"{path}: no scenario files (Parquet written by `fuyao data import`) in this folder")
-    return [read_scenario(f) for f in files]
+    return files
 
 
 def ego_pose(batch_world: World, state) -> tuple[torch.Tensor, torch.Tensor]:

@@ -1,4 +1,5 @@
-"""Behaviour cloning from the rule-based pilot, top to bottom, on the same batched worlds PPO trains in.
+"""Behaviour cloning from the rule-based pilot, top to bottom, on the same batched worlds PPO trains in, or
+from demonstrations on disk (`TrainConfig.data`, `train_offline`).
 
 One iteration: `collect` T decisions of every agent while the rule-based pilot (IDM + MOBIL + route, reading
 the world state) labels every observation. Who drives is DAgger's mixture (Ross et al. 2011): each agent's
@@ -43,7 +44,11 @@ def bc_loss(s: Session, b: dict[str, torch.Tensor], ret: torch.Tensor, idx: torc
 
 
 def train(s: Session, until: int) -> None:
-    """BC iterations until `until` decisions (or the time budget) are reached."""
+    """BC iterations until `until` decisions (or the time budget) are reached: from `s.demos` where the run
+    has demonstrations, else from the rule-based pilot."""
+    if s.demos is not None:
+        train_offline(s, until)
+        return
     cfg = s.cfg.bc
     teacher = RuleBasedPilot(s.world)
     buf = Rollout.allocate(cfg.rollout_steps, s.world, s.device)
@@ -97,4 +102,65 @@ def train(s: Session, until: int) -> None:
             "lr": lr,
             "phase_ppo": 0.0,
         }
-        s.end_iteration(buf, row)
+        s.end_iteration(buf.active.sum(), row)
+
+
+def demo_loss(s: Session, b: dict[str, torch.Tensor], idx: torch.Tensor):
+    """The imitation loss on rows `idx` of a demonstration batch and its parts `[imitation, accuracy]`."""
+    actor_out, _ = precision.forward(s.learner, b["obs"][idx], s.bf16)
+    label = b["action"][idx]
+    if s.model.log_std is None:
+        mask = b["mask"][idx] | torch.nn.functional.one_hot(label, b["mask"].shape[-1]).bool()
+        correct = (actor_out.masked_fill(~mask, -1e8).argmax(-1) == label).float()
+    else:
+        mask = None
+        correct = ((actor_out.clamp(-1, 1) - label).abs().amax(-1) < 0.1).float()
+    imitation = -distribution(s.model, actor_out, mask).log_prob(label).mean()
+    return imitation, torch.stack([imitation, correct.mean()]).detach()
+
+
+def train_offline(s: Session, until: int) -> None:
+    """BC iterations from the demonstrations `s.demos` until `until` decisions. Each iteration learns from
+    `rollout_steps x worlds x controlled` demonstrated decisions, as many as an iteration from the rule-based
+    pilot, in `epochs` passes of `minibatches` minibatches. The stream's position follows from the decisions
+    already learned, so a resumed run reads on where it stopped. The value head is not fitted: demonstrations
+    hold no returns of the student's policy (a PPO warm start fits it in its first iterations)."""
+    cfg = s.cfg.bc
+    demos = s.demos
+    size = cfg.rollout_steps * s.agents_per_rank
+    stream = demos.batches(s.cfg.seed, s.decisions // s.dist.world_size, size)
+    s.message(
+        f"behaviour cloning from {demos.folder} ({demos.rows:,} demonstrated decisions in {len(demos.parts)} parts "
+        f"on this process) until {until:,} decisions"
+    )
+    while not s.should_stop(until):
+        lr = cfg.lr * max(0.0, 1.0 - s.decisions / until) if cfg.anneal_lr else cfg.lr
+        for group in s.optimizer.param_groups:
+            group["lr"] = lr
+        with s.timers.phase("rollout"):  # reading the demonstrations stands where the rollout would
+            b = {k: v.to(s.device, non_blocking=True) for k, v in next(stream).items()}
+        with s.timers.phase("learn"):
+            n = b["obs"].shape[0]
+            mb = max(1, n // cfg.minibatches)
+            parts = torch.zeros(2, device=s.device)
+            guard = UpdateGuard(s, "BC", cfg.minibatches)
+            for _ in range(cfg.epochs):
+                order = torch.randperm(n, generator=s.generator, device=s.generator.device).to(s.device)
+                for k in range(cfg.minibatches):
+                    loss, part = demo_loss(s, b, order[k * mb : (k + 1) * mb])
+                    s.optimizer.zero_grad(set_to_none=True)
+                    loss.backward()
+                    norm = torch.nn.utils.clip_grad_norm_(s.model.parameters(), s.cfg.ppo.max_grad_norm)
+                    guard.check(loss, norm)
+                    s.optimizer.step()
+                    parts += part
+            guard.finish()
+            host = (parts / (cfg.epochs * cfg.minibatches)).tolist()
+        row = {
+            "bc_loss_imitation": host[0],
+            "bc_accuracy": host[1],
+            "bc_teacher_share": 1.0,
+            "lr": lr,
+            "phase_ppo": 0.0,
+        }
+        s.end_iteration(torch.tensor(n), row)

@@ -111,6 +111,10 @@ class TrainConfig:
     steps: int = 3_000_000
     time_budget: float | None = None  # seconds of training (evaluation and checkpoints included); None: no limit
     bc_warm_start: int = 0  # decisions of behaviour cloning before PPO starts (algo ppo)
+    # Behaviour cloning from demonstrations instead of the rule-based pilot (`algo bc`, or the warm start): a
+    # recording folder (`fuyao data record`, with observations) or a folder of logged scenarios (`fuyao data
+    # import`; replayed and labelled by inverse dynamics into OUT/demos first). See `fuyao.data.demos`.
+    data: Path | None = None
     seed: int = 0
     device: Literal["auto", "cpu", "cuda"] = "auto"
     out: Path = Path("runs/train")
@@ -148,6 +152,10 @@ class TrainConfig:
             raise _bad("TrainConfig", "device", self.device, "'auto', 'cpu', 'cuda'")
         if self.precision not in PRECISIONS:
             raise _bad("TrainConfig", "precision", self.precision, ", ".join(map(repr, PRECISIONS)))
+        if self.data is not None:
+            object.__setattr__(self, "data", Path(self.data))
+            if self.algo is not Algo.BC and not self.bc_warm_start:
+                raise _bad("TrainConfig", "data", str(self.data), "only with algo 'bc' or bc_warm_start > 0")
 
     def with_budget(self, **changes) -> TrainConfig:
         return dataclasses.replace(self, **changes)

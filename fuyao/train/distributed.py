@@ -80,6 +80,11 @@ def replicas_identical(d: Dist, model: torch.nn.Module) -> bool:
     return all(torch.equal(g, gathered[0]) for g in gathered)
 
 
+def barrier(d: Dist) -> None:
+    if d.enabled:
+        dist.barrier()
+
+
 def close(d: Dist) -> None:
     if d.enabled and dist.is_initialized():
         dist.destroy_process_group()

@@ -166,4 +166,4 @@ def train(s: Session, until: int) -> None:
         with s.timers.phase("learn"):
             adv, ret = gae(buf.reward, buf.value, buf.done, buf.next_value, cfg.gamma, cfg.gae_lambda)
             row = update(s, buf, adv, ret, loss_fn, teacher_coef=coef)
-        s.end_iteration(buf, {**row, "lr": lr, "teacher_coef": coef, "phase_ppo": 1.0})
+        s.end_iteration(buf.active.sum(), {**row, "lr": lr, "teacher_coef": coef, "phase_ppo": 1.0})

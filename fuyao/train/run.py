@@ -4,6 +4,8 @@ rank of a torchrun job. Builds the pieces, resumes if asked, runs the algorithms
 from __future__ import annotations
 
 import json
+import os
+import shutil
 from collections.abc import Callable
 from typing import Any
 
@@ -21,6 +23,34 @@ def make_evaluator(cfg: TrainConfig, device: torch.device):
     from fuyao.train.evaluator import Evaluator
 
     return Evaluator(cfg, device)
+
+
+def open_demonstrations(cfg: TrainConfig, d, device: torch.device, message=print):
+    """`cfg.data` as demonstrations on `cfg.sim`'s spaces: a recording folder as it is; a folder of logged
+    scenarios replayed and labelled into `OUT/demos` once (rank 0 writes it, atomically; a resumed run reuses it)."""
+    from fuyao.data.demos import Demonstrations, is_recording, write_log_demonstrations
+    from fuyao.data.scenario import ScenarioError
+    from fuyao.evaluation.logs import scenario_files
+
+    try:
+        folder = cfg.data
+        if not is_recording(folder):
+            files = scenario_files(cfg.data)
+            folder = cfg.out / "demos"
+            if d.is_main and not is_recording(folder):
+                message(f"labelling {len(files)} logged scenarios by inverse dynamics into {folder}")
+                tmp = cfg.out / f".demos.tmp-{os.getpid()}"
+                shutil.rmtree(tmp, ignore_errors=True)
+                try:
+                    out = write_log_demonstrations(files, cfg.sim, tmp, device=device, source=str(cfg.data))
+                    os.replace(tmp, folder)
+                finally:
+                    shutil.rmtree(tmp, ignore_errors=True)
+                message(f"{out['rows']:,} demonstrated decisions from {out['scenarios']} scenarios")
+            distributed.barrier(d)
+        return Demonstrations(folder, cfg.sim, d.rank, d.world_size)
+    except ScenarioError as err:
+        raise ConfigError(f"data: {err}") from None
 
 
 def train(
@@ -45,6 +75,8 @@ def train(
         evaluator = make_evaluator(cfg, device) if d.is_main and (cfg.eval_every or cfg.eval_episodes) else None
     s = build_session(cfg, d, device, evaluator if d.is_main else None)
     s.stop_when = stop_when
+    if cfg.data is not None:
+        s.demos = open_demonstrations(cfg, d, device, s.message)
     try:
         if cfg.resume:
             where = restore(s)

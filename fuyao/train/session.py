@@ -208,6 +208,7 @@ class Session:
     stop_when: Any = None  # callable(eval summary) -> bool: stop once it holds (time to target)
     target_reached: bool = False
     curve: list[dict[str, float]] = field(default_factory=list)  # every evaluation: decisions, time, metrics
+    demos: Any = None  # `fuyao.data.demos.Demonstrations` that BC learns from (`TrainConfig.data`), else None
 
     @property
     def agents_per_rank(self) -> int:
@@ -233,8 +234,9 @@ class Session:
         if problem is not None:
             raise NonFiniteError(f"non-finite rollout: {problem}; stopped before learning from it")
 
-    def end_iteration(self, buf: Rollout, row: dict[str, float]) -> None:
-        active = sum_across(self.dist, buf.active.sum().to(torch.float64).view(1))
+    def end_iteration(self, learned: torch.Tensor, row: dict[str, float]) -> None:
+        """`learned`: the decisions this iteration learned from on this rank (a scalar tensor)."""
+        active = sum_across(self.dist, learned.to(torch.float64).view(1))
         self.decisions += int(active.item())
         self.iteration += 1
         times = self.timers.take()
