@@ -271,3 +271,52 @@ def test_a_real_log_becomes_demonstrations_whose_labels_follow_its_motion(tmp_pa
     assert np.nanmean(dv[faster]) > 0 > np.nanmean(dv[slower])  # the labels say what the driver did
     batch = next(demos.batches(seed=0, start_row=0, size=32))
     assert batch["obs"].shape == (32, *demos.obs_shape) and torch.isfinite(batch["obs"]).all()
+
+
+def test_ppo_warm_starts_from_demonstrations(tmp_path):
+    folder = recorded(tmp_path, train_preset("smoke").sim)
+    cfg = dataclasses.replace(smoke_bc(tmp_path, folder), algo=Algo.PPO, bc_warm_start=1_024, steps=2_048)
+    summary = train(cfg, CPU, evaluator=None)
+    rows = [json.loads(line) for line in (cfg.out / "metrics.jsonl").read_text().splitlines()]
+    phases = [r["phase_ppo"] for r in rows]
+    assert phases[0] == 0.0 and phases[-1] == 1.0 and phases == sorted(phases)  # cloning first, then PPO
+    assert "bc_accuracy" in rows[0] and summary["decisions"] >= cfg.steps
+
+
+@pytest.mark.slow
+def test_a_pilot_cloned_from_recorded_rule_based_rollouts_drives_like_the_rule_based_pilot(tmp_path):
+    """The guard for offline behaviour cloning (issue 16 item 6): record the rule-based pilot on the highway
+    preset with DART noise, clone it from the recording alone, and drive both on held-out validation episodes."""
+    from fuyao.evaluation.runner import evaluate
+    from fuyao.evaluation.suites import get_suite
+    from fuyao.pilots.learned import load
+
+    base = train_preset("highway")
+    sim = dataclasses.replace(base.sim, worlds=64)
+    world = World(sim)
+    record_rollout(world, RuleBasedPilot(world), tmp_path / "rec", 150, seed=11, flush_every=50, action_noise=0.2)
+    cfg = dataclasses.replace(
+        base,
+        algo=Algo.BC,
+        data=tmp_path / "rec",
+        steps=400_000,
+        sim=sim,
+        out=tmp_path / "run",
+        compile=False,
+        precision="fp32",
+        eval_every=0,
+        eval_episodes=0,
+        checkpoint_every=1000,
+        threads=torch.get_num_threads(),  # the test session's share of the cores (tests/conftest.py)
+    )
+    train(cfg, CPU, evaluator=None)
+    pilot = load(cfg.out / "checkpoints" / "last.pt")
+    suite = get_suite("highway").validation().scaled(70)
+    learned = evaluate(lambda w: pilot.for_world(w), suite, workers=1).summary
+    rule = evaluate(lambda w: RuleBasedPilot(w), suite, workers=1).summary
+    keys = ("score", "at_fault_collision_rate", "offroad_rate", "progress_m", "route_completion")
+    print({k: (learned[k], rule[k]) for k in keys})
+    assert learned["at_fault_collision_rate"] <= rule["at_fault_collision_rate"] + 0.03, (learned, rule)
+    assert learned["offroad_rate"] <= rule["offroad_rate"] + 0.03, (learned, rule)
+    assert learned["progress_m"] >= 0.95 * rule["progress_m"], (learned, rule)
+    assert learned["score"] >= rule["score"] - 0.03, (learned, rule)
