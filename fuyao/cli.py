@@ -648,9 +648,16 @@ def _eval_pilot(spec: str, device: torch.device):
 
     if spec == "rule-based":
         return "rule-based", RuleBasedPilot
+    if spec == "kinematics-planner":
+        from fuyao.pilots.kinematics_planner import KinematicsPlanner
+
+        return spec, KinematicsPlanner
     path = Path(spec)
     if not path.is_file():
-        raise ConfigError(f"pilot: got {spec!r}, no such checkpoint file; allowed: 'rule-based' or a checkpoint path")
+        raise ConfigError(
+            f"pilot: got {spec!r}, no such checkpoint file; allowed: 'rule-based', 'kinematics-planner' "
+            "or a checkpoint path"
+        )
     from fuyao.pilots import CheckpointError, load
 
     try:

@@ -29,6 +29,9 @@ from fuyao.presets import HIGHWAY_ENV_MIRRORS
 
 # highway-env ids this module can drive, each with the Fuyao preset whose observation and actions mirror it.
 MIRRORED_ENVS = HIGHWAY_ENV_MIRRORS
+# `--pilot kinematics-planner`: the highway-v0 preset's teacher itself (`fuyao.pilots.kinematics_planner`), which
+# reads highway-env's Kinematics observation as a checkpoint does.
+PLANNER = "kinematics-planner"
 
 
 def _check_env(env_id: str) -> None:
@@ -70,7 +73,15 @@ def _worker(job: tuple[str, str, str, list[int]]) -> list[dict]:
     torch.set_num_threads(1)
     gymnasium = _import_env()
     env = gymnasium.make(env_id)
-    if kind == "fuyao":
+    if kind == "fuyao" and pilot == PLANNER:
+        from fuyao.pilots.kinematics_planner import KinematicsPlanner
+
+        planner = KinematicsPlanner()
+
+        def act(obs):
+            return int(planner.act(torch.as_tensor(np.asarray(obs, dtype=np.float32))[None])[0])
+
+    elif kind == "fuyao":
         from fuyao.pilots.learned import load
 
         learned = load(pilot, "cpu")
@@ -176,8 +187,12 @@ def measure_transfer(
     _import_env()
     if episodes < 1:
         raise ValueError(f"bench transfer: episodes = {episodes!r}; allowed: an integer >= 1")
-    if not Path(pilot).is_file():
-        raise FileNotFoundError(f"bench transfer: pilot {str(pilot)!r} is not a file (expected a Fuyao checkpoint)")
+    if str(pilot) == PLANNER and env_id != "highway-v0":
+        raise ValueError(f"bench transfer: pilot {PLANNER!r} drives only 'highway-v0', not {env_id!r}")
+    if str(pilot) != PLANNER and not Path(pilot).is_file():
+        raise FileNotFoundError(
+            f"bench transfer: pilot {str(pilot)!r} is not a file (expected a Fuyao checkpoint or {PLANNER!r})"
+        )
     processes = processes or os.cpu_count() or 1
     out = {"env": env_id, "seed": seed, **_drive("fuyao", str(pilot), env_id, episodes, seed, processes)}
     if sb3_seconds > 0:

@@ -65,6 +65,15 @@ class MobilRule(enum.Enum):
     HIGHWAY_ENV = "highway-env"
 
 
+class Placement(enum.Enum):
+    """Where reset puts the vehicles of a highway map."""
+
+    FUYAO = "fuyao"  # each lane filled at random over the spawn window, the controlled ones nearest `ego_position`
+    # highway-env's HighwayEnv._create_vehicles: a chain from the road's start, each car ahead of every car placed
+    # before it (`fuyao.sim.highway_env_reset.highway_v0_vehicles`)
+    HIGHWAY_ENV = "highway-env"
+
+
 class RewardShape(enum.Enum):
     """How highway-env's terms are read and normalised: each scenario's `_reward` / `_rewards` differs."""
 
@@ -203,6 +212,7 @@ class SimConfig:
     ego_exit_fraction: float = 0.5  # share of episodes whose route for the controlled vehicles takes the exit
     ego_ramp_fraction: float = 0.0  # share of episodes whose first controlled vehicle starts on the on-ramp
     spawn_gap_m: float = 25.0  # minimum centre distance between vehicles placed in one lane at reset
+    placement: Placement = Placement.FUYAO  # how reset places the vehicles on highway maps
     inflow: bool = True  # refill free slots at the road's entries so traffic does not thin out
     # Several controlled vehicles (self-play): an agent whose episode ended enters again at a road entry as a new
     # agent while its world drives on (`fuyao.sim.step.respawn`), instead of waiting for the whole world to reset.
@@ -231,6 +241,12 @@ class SimConfig:
         object.__setattr__(
             self, "observation", _parse_enum("SimConfig", "observation", self.observation, ObservationType)
         )
+        object.__setattr__(self, "placement", _parse_enum("SimConfig", "placement", self.placement, Placement))
+        if self.placement is Placement.HIGHWAY_ENV and self.map is not MapKind.HIGHWAY:
+            where = getattr(self.map, "value", str(self.map))
+            raise _bad(
+                "SimConfig", "placement", self.placement.value, f"'fuyao' on map {where!r} ('highway-env': 'highway')"
+            )
         positive_ints = ("worlds", "vehicles", "controlled", "num_maps", "sim_hz", "decision_hz", "neighbours")
         for name in positive_ints:
             value = getattr(self, name)

@@ -14,12 +14,20 @@ exit-v0, 21 slots:
     1..20 IDM cars that keep their lane: lane k of 0..5 with probability k / 15, speed = that lane's limit,
           each placed `create_random(spacing=1 / 1.5)` ahead of the previous one: x += o U(0.9, 1.1),
           o = (12 + speed) exp(-5 / 40 x 6) / 1.5
-Every car is highway-env's IDMVehicle: 5 m x 2 m, T = 1.5 s, a = 3 m/s^2, b = 5 m/s^2, delta = 4 (these
-scenarios do not randomise it), politeness 0.
+highway-v0 (`SimConfig.placement` `highway-env` on a highway map), `HighwayEnv._create_vehicles`: for each of the C
+controlled vehicles in turn, the controlled one, then its share of the others (highway-env's `near_split`), every
+one `Vehicle.create_random` on an empty-at-first road: a lane drawn uniformly, then x = the largest x of the cars
+placed so far (3 o for the first) + o U(0.9, 1.1), o = spacing (12 + speed) exp(-5 / 40 x lanes):
+    controlled  25 m/s (`SimConfig.ego_speed`, target the nearest target speed), spacing 2 (`ego_spacing`)
+    others      U(0.7, 0.8) x the lane's limit (21-24 m/s on highway-v0), target speed = initial speed, spacing
+                1 (1 / `vehicles_density`); `randomize_behavior` draws delta from U(3.5, 4.5)
+Every car is highway-env's IDMVehicle: 5 m x 2 m, T = 1.5 s, a = 3 m/s^2, b = 5 m/s^2, delta = 4 (merge-v0 and
+exit-v0 do not randomise it), politeness 0.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import math
 
 import torch
@@ -33,7 +41,7 @@ from fuyao.sim.rng import uniform
 from fuyao.sim.signals import initial_clock
 from fuyao.sim.state import Vehicles, WorldState
 
-S_LANE, S_POS, S_SPEED = 21, 22, 23  # random streams (distinct from `fuyao.sim.reset`'s)
+S_LANE, S_POS, S_SPEED, S_MAP = 21, 22, 23, 24  # random streams (distinct from `fuyao.sim.reset`'s)
 
 HIGHWAY_ENV_CAR = dict(
     length=5.0,  # m, Vehicle.LENGTH
@@ -60,6 +68,11 @@ EXIT_VEHICLES = SCENARIO_VEHICLES[MapKind.EXIT_V0]
 EXIT_EGO_SPEED = 25.0  # m/s
 EXIT_EGO_SPACING = 2.0  # HighwayEnv's ego_spacing
 EXIT_DENSITY = 1.5  # ExitEnv's vehicles_density
+
+HIGHWAY_V0_EGO_SPACING = 2.0  # HighwayEnv's ego_spacing
+HIGHWAY_V0_DENSITY = 1.0  # HighwayEnv's vehicles_density
+HIGHWAY_V0_SPEED_FRACTION = (0.7, 0.8)  # create_random's speed: U(0.7, 0.8) x the lane's limit
+HIGHWAY_V0_DELTA = (3.5, 4.5)  # IDMVehicle.DELTA_RANGE (randomize_behavior)
 
 
 MERGE_LANE = maps.MERGE_LANE_IDS
@@ -179,14 +192,77 @@ def exit_v0_vehicles(road: RoadMap, cfg: SimConfig, seed, counter, map_id, const
     )
 
 
+def near_split(total: int, bins: int) -> list[int]:
+    """highway-env's `utils.near_split`: `total` in `bins` parts differing by at most one, the larger first."""
+    return [total // bins + 1] * (total % bins) + [total // bins] * (bins - total % bins)
+
+
+def highway_v0_vehicles(road: RoadMap, cfg: SimConfig, seed, counter, map_id, consts: SimConstants) -> Vehicles:
+    """highway-v0's vehicles `[W, N]` on a straight highway map (module docstring), controlled ones in slots 0..C-1."""
+    w, n, c, device = seed.shape[0], cfg.vehicles, cfg.controlled, seed.device
+    lanes = cfg.road.lanes
+    # Creation order: controlled k, then its share of the others; `slot` is each created car's slot.
+    order_controlled, slot = [], []
+    others_slot = c
+    for k, share in enumerate(near_split(n - c, c)):
+        order_controlled.append(True)
+        slot.append(k)
+        order_controlled += [False] * share
+        slot += list(range(others_slot, others_slot + share))
+        others_slot += share
+    is_ctrl = torch.tensor(order_controlled, device=device).expand(w, n)
+    u = uniform(seed, counter, (n, 4), S_POS)  # [W, created car, (lane, position, speed, delta)]
+    lane = (u[..., 0] * lanes).long().clamp(max=lanes - 1)
+    limit = lane_attr(road.lane_speed_limit, road, map_id.unsqueeze(1), lane)
+    lo, hi = HIGHWAY_V0_SPEED_FRACTION
+    speed = torch.where(is_ctrl, torch.full_like(limit, cfg.ego_speed), limit * (lo + (hi - lo) * u[..., 2]))
+    spacing = torch.where(is_ctrl, HIGHWAY_V0_EGO_SPACING, 1.0 / HIGHWAY_V0_DENSITY)
+    offset = _create_random_offset(speed, 1.0, lanes) * spacing
+    s = 3.0 * offset[:, :1] + torch.cumsum(offset * (0.9 + 0.2 * u[..., 1]), dim=1)
+    target = torch.where(is_ctrl, _nearest_target(speed, consts), speed)
+    d_lo, d_hi = HIGHWAY_V0_DELTA
+    delta = torch.where(is_ctrl, HIGHWAY_ENV_CAR["idm_delta"], d_lo + (d_hi - d_lo) * u[..., 3])
+    # Created order -> slots.
+    inverse = torch.empty(n, dtype=torch.int64)
+    inverse[torch.tensor(slot)] = torch.arange(n)
+    inverse = inverse.to(device)
+
+    def slots(x):
+        return x[:, inverse]
+
+    vehicles = _vehicles(
+        w,
+        n,
+        device,
+        lane=slots(lane),
+        s=slots(s),
+        speed=slots(speed),
+        target_speed=slots(target),
+        desire=_desire(road, map_id.unsqueeze(1), slots(lane), slots(target)),
+        idm_delta=slots(delta),
+    )
+    controlled = torch.zeros(w, n, dtype=torch.bool, device=device)
+    controlled[:, :c] = True
+    return dataclasses.replace(vehicles, controlled=controlled)
+
+
 def highway_env_reset(
     road: RoadMap, cfg: SimConfig, seed, episode, ticks, consts: SimConstants | None = None
 ) -> WorldState:
-    """Fresh worlds of the highway-env scenario `cfg.map` (merge-v0 or exit-v0) for keys `seed [W]`."""
+    """Fresh worlds of the highway-env scenario `cfg.map` (merge-v0 or exit-v0), or of highway-v0 (a highway map
+    with `placement` `highway-env`), for keys `seed [W]`."""
     consts = constants_or_build(consts, cfg, seed.device)
-    build = {MapKind.MERGE_V0: merge_v0_vehicles, MapKind.EXIT_V0: exit_v0_vehicles}[cfg.map]
+    build = {
+        MapKind.MERGE_V0: merge_v0_vehicles,
+        MapKind.EXIT_V0: exit_v0_vehicles,
+        MapKind.HIGHWAY: highway_v0_vehicles,
+    }[cfg.map]
     w = seed.shape[0]
-    map_id = torch.zeros(w, dtype=torch.int64, device=seed.device)
+    if cfg.map is MapKind.HIGHWAY:  # a bank of highway maps: each world draws one
+        u_map = uniform(seed, episode, (1,), S_MAP)[:, 0]
+        map_id = (u_map * road.num_maps).long().clamp(max=road.num_maps - 1)
+    else:
+        map_id = torch.zeros(w, dtype=torch.int64, device=seed.device)
     vehicles = build(road, cfg, seed, episode, map_id, consts)
     return WorldState(
         vehicles=vehicles,
@@ -196,9 +272,9 @@ def highway_env_reset(
         episode=episode,
         seed=seed,
         ticks=ticks,
-        active=vehicles.controlled[:, :1].clone(),
+        active=vehicles.controlled[:, : cfg.controlled].clone(),
         signals=initial_clock(road, map_id, seed, episode, cfg.signal_scale_range),
     )
 
 
-__all__ = ["HIGHWAY_ENV_CAR", "exit_v0_vehicles", "highway_env_reset", "merge_v0_vehicles"]
+__all__ = ["HIGHWAY_ENV_CAR", "exit_v0_vehicles", "highway_env_reset", "highway_v0_vehicles", "merge_v0_vehicles"]

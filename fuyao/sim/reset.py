@@ -11,7 +11,7 @@ from __future__ import annotations
 import torch
 
 from fuyao.roads.lanegraph import RoadMap
-from fuyao.sim.config import SCENARIO_VEHICLES, DriverProfile, MapKind, SimConfig
+from fuyao.sim.config import SCENARIO_VEHICLES, DriverProfile, MapKind, Placement, SimConfig
 from fuyao.sim.constants import SimConstants, constants_or_build
 from fuyao.sim.geometry import lane_attr, lane_index, route_attr
 from fuyao.sim.highway_env_reset import highway_env_reset
@@ -138,7 +138,7 @@ def reset_state(
     consts: SimConstants | None = None,
 ) -> WorldState:
     """Fresh worlds for keys `seed [W]` and episode counters `episode [W]` (pure; no hidden state)."""
-    if cfg.map in SCENARIO_VEHICLES:
+    if cfg.map in SCENARIO_VEHICLES or cfg.placement is Placement.HIGHWAY_ENV:
         return highway_env_reset(road, cfg, seed, episode, ticks, consts)
     device = seed.device
     consts = constants_or_build(consts, cfg, device)

@@ -62,6 +62,11 @@ class TickEvents:
     lat_accel: torch.Tensor  # float32 m/s^2 (speed x yaw rate)
 
 
+# Phased lane-change decisions (`MobilConstants.phased`): slot k decides at ticks where (ticks + 7 k) mod period is
+# 0, a fixed spread over the period's ticks (7 is prime to 15, highway-v0's ticks per second).
+MOBIL_PHASE_STRIDE = 7
+
+
 def tick(
     state: WorldState, road: RoadMap, cfg: SimConfig, mobil: bool, sur: Surroundings | None = None
 ) -> tuple[WorldState, TickEvents]:
@@ -77,6 +82,13 @@ def tick(
         sur = surroundings(road, m, v.lane, v.s, v.length, v.speed, v.present, v.dest)
     _, _, _, kappa = lane_point_xy(road, m, v.lane, v.s)
 
+    rule = traffic.MOBIL_RULES[cfg.drivers.mobil]
+    due = None
+    if rule.phased:  # every tick, each car at its own phase of the period (highway-env's timers)
+        every = cfg.mobil_every_ticks
+        phase = (torch.arange(v.s.shape[1], device=v.s.device) * MOBIL_PHASE_STRIDE) % every
+        due = (state.ticks.unsqueeze(1) + phase) % every == 0
+        mobil = True
     accel_bg, lc_bg = traffic.background_control(
         road,
         m,
@@ -87,7 +99,8 @@ def tick(
         left_ok,
         right_ok,
         state.signals,
-        traffic.MOBIL_RULES[cfg.drivers.mobil],
+        rule,
+        due,
     )
     lc_dir = torch.where(v.controlled, v.lc_dir, lc_bg)
     width_left = lane_attr(road.lane_width, road, m, sur.left_lane)

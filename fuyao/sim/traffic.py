@@ -56,12 +56,17 @@ class MobilConstants:
     # The floor of the IDM accelerations MOBIL compares, m/s^2: highway-env's are unbounded (behind a close obstacle
     # -30 m/s^2 against -10 behind a new leader is a gain), Fuyao's the physical MAX_BRAKE.
     accel_floor: float
+    # When a car reconsiders its lane, once per `SimConfig.mobil_period_s`: False, every car at the start of each
+    # period (Fuyao's drivers); True, each at its own phase of the period, as highway-env's IDMVehicle does (its
+    # LANE_CHANGE_DELAY timer starts at (x + y) pi mod 1 s). With every car deciding at the tick the controlled
+    # vehicles act, a pilot never sees a lane change begin before it chooses its own.
+    phased: bool = False
 
 
 MOBIL_RULES = {
     MobilRule.FUYAO: MobilConstants(SAFE_BRAKE, MOBIL_THRESHOLD, KEEP_RIGHT_BIAS, True, True, False, MAX_BRAKE),
     # IDMVehicle.mobil: LANE_CHANGE_MAX_BRAKING_IMPOSED 2, LANE_CHANGE_MIN_ACC_GAIN 0.2, no bias, no route.
-    MobilRule.HIGHWAY_ENV: MobilConstants(2.0, 0.2, 0.0, False, False, True, math.inf),
+    MobilRule.HIGHWAY_ENV: MobilConstants(2.0, 0.2, 0.0, False, False, True, math.inf, phased=True),
 }
 
 # Low-level controllers, as in highway-env's ControlledVehicle.
@@ -522,9 +527,11 @@ def background_control(
     right_ok,
     clock,
     rule: MobilConstants = MOBIL_RULES[MobilRule.FUYAO],
+    due: torch.Tensor | None = None,
 ):
     """IDM acceleration `[W, N]` and (on MOBIL ticks; `mobil` False: never) the new lane-change direction of
-    every vehicle, by `rule`."""
+    every vehicle, by `rule`. `due` `[W, N]`: where given, only these vehicles may start a change this tick
+    (`MobilConstants.phased`)."""
     if not rule.route_aware:
         sur = lane_bound_surroundings(sur, v)
     params = driver_params(v, limit)
@@ -536,6 +543,8 @@ def background_control(
             sur, v.speed, v.length, params, params, route, left_ok, right_ok, rule
         )
         start = (v.lc_dir == 0) & (v.speed > 1.0)
+        if due is not None:
+            start = start & due
         lc_dir = torch.where(start, direction, v.lc_dir)
         # Abort a change whose target lane became unsafe while the car has not yet left its lane.
         unsafe = ((v.lc_dir < 0) & ~safe_l) | ((v.lc_dir > 0) & ~safe_r)

@@ -15,11 +15,14 @@ returns so that PPO warm-started from BC (`--bc-warm-start`) begins with a criti
 
 from __future__ import annotations
 
+import functools
+
 import torch
 
 from fuyao.pilots.networks import distribution
 from fuyao.pilots.rule_based import RuleBasedPilot
 from fuyao.train import precision
+from fuyao.train.config import TeacherKind
 from fuyao.train.rollout import Rollout, collect, gae
 from fuyao.train.session import Session, UpdateGuard
 
@@ -36,11 +39,29 @@ def bc_loss(s: Session, b: dict[str, torch.Tensor], ret: torch.Tensor, idx: torc
         correct = (actor_out.masked_fill(~mask, -1e8).argmax(-1) == label).float()
     else:
         correct = ((actor_out.clamp(-1, 1) - label).abs().amax(-1) < 0.1).float()
-    nll = -distribution(s.model, actor_out, mask).log_prob(label)
+    if s.cfg.bc.soft_temperature > 0.0:  # cross-entropy against the teacher's distribution over available actions
+        target = torch.softmax(b["teacher_logits"][idx].float().masked_fill(~mask, float("-inf")), dim=-1)
+        log_pi = torch.log_softmax(actor_out.float().masked_fill(~mask, float("-inf")), dim=-1)
+        nll = -(target * log_pi.masked_fill(~mask, 0.0)).sum(-1)
+    else:
+        nll = -distribution(s.model, actor_out, mask).log_prob(label)
     imitation = (nll * weight).sum() / n
     value_loss = 0.5 * (((value - ret[idx]) ** 2) * weight).sum() / n
     loss = imitation + s.cfg.bc.vf_coef * value_loss
     return loss, torch.stack([imitation, value_loss, (correct * weight).sum() / n]).detach()
+
+
+def make_teacher(s: Session, soft: bool = False):
+    """The run's teacher (`TrainConfig.teacher`) for its world, as `collect` calls it: `(obs, state) -> [W, C]`
+    actions, or with `soft` (`BCConfig.soft_temperature > 0`) `(actions, [W, C, 5] logits)`."""
+    if s.cfg.teacher is TeacherKind.KINEMATICS_PLANNER:
+        from fuyao.pilots.kinematics_planner import KinematicsPlanner
+
+        planner = KinematicsPlanner(s.world)
+        if soft:
+            return functools.partial(planner.teach, temperature=s.cfg.bc.soft_temperature)
+        return planner.act
+    return RuleBasedPilot(s.world).act  # `TrainConfig` refuses soft targets from it: it ranks no actions
 
 
 def train(s: Session, until: int) -> None:
@@ -50,9 +71,9 @@ def train(s: Session, until: int) -> None:
         train_offline(s, until)
         return
     cfg = s.cfg.bc
-    teacher = RuleBasedPilot(s.world)
+    teacher = make_teacher(s, soft=cfg.soft_temperature > 0.0)
     buf = Rollout.allocate(cfg.rollout_steps, s.world, s.device)
-    s.message(f"behaviour cloning from the rule-based pilot until {until:,} decisions")
+    s.message(f"behaviour cloning from the {s.cfg.teacher.value} pilot until {until:,} decisions")
     while not s.should_stop(until):
         lr = cfg.lr * max(0.0, 1.0 - s.decisions / until) if cfg.anneal_lr else cfg.lr
         for group in s.optimizer.param_groups:
@@ -67,7 +88,7 @@ def train(s: Session, until: int) -> None:
                 s.generator,
                 s.cfg.ppo.gamma,
                 s.on_step,
-                teacher=teacher.act,
+                teacher=teacher,
                 teacher_share=teacher_share,
                 timers=s.timers,
                 greedy=cfg.greedy_student,

@@ -20,8 +20,8 @@ from __future__ import annotations
 import torch
 
 from fuyao.pilots.networks import ActorCritic, distribution
-from fuyao.pilots.rule_based import RuleBasedPilot
 from fuyao.train import precision
+from fuyao.train.bc import make_teacher
 from fuyao.train.config import PPOConfig
 from fuyao.train.rollout import Rollout, collect, gae
 from fuyao.train.session import Session, UpdateGuard
@@ -138,7 +138,7 @@ def train(s: Session, until: int) -> None:
     cfg = s.cfg.ppo
     buf = Rollout.allocate(cfg.rollout_steps, s.world, s.device)
     loss_fn = torch.compile(ppo_loss) if s.cfg.compile else ppo_loss
-    teacher = RuleBasedPilot(s.world) if cfg.teacher_coef > 0.0 else None
+    teacher = make_teacher(s) if cfg.teacher_coef > 0.0 else None
     s.message(f"PPO: {s.agents_per_rank * s.dist.world_size:,} agents x {cfg.rollout_steps} decisions per iteration")
     while not s.should_stop(until):
         horizon = cfg.anneal_decisions or s.cfg.steps
@@ -158,7 +158,7 @@ def train(s: Session, until: int) -> None:
                 s.generator,
                 cfg.gamma,
                 s.on_step,
-                teacher=teacher.act if teacher is not None and coef > 0.0 else None,
+                teacher=teacher if teacher is not None and coef > 0.0 else None,
                 timers=s.timers,
                 bf16=s.bf16,
             )

@@ -46,6 +46,8 @@ class Rollout:
     done: torch.Tensor  # [T, E] bool, the agent's episode ended with this step (or it was not driving)
     active: torch.Tensor  # [T, E] bool, the agent was driving at this step
     teacher: torch.Tensor  # [T, E] or [T, E, 2]: the teacher's action (behaviour cloning), else unused
+    # [T, E, 5]: a teacher's logits over the meta actions, where it gives them (`Teacher` returning a pair), else 0
+    teacher_logits: torch.Tensor
     next_value: torch.Tensor  # [E] float32, V of the observation after the last step
 
     @staticmethod
@@ -70,12 +72,13 @@ class Rollout:
             done=torch.zeros(shape, dtype=torch.bool, device=device),
             active=torch.zeros(shape, dtype=torch.bool, device=device),
             teacher=torch.zeros(act_shape, dtype=act_dtype, device=device),
+            teacher_logits=torch.zeros(*shape, 5, device=device),
             next_value=torch.zeros(e, device=device),
         )
 
     def flat(self) -> dict[str, torch.Tensor]:
         """`[T * E, ...]` views of the per-step fields."""
-        names = ("obs", "mask", "action", "logp", "value", "reward", "done", "active", "teacher")
+        names = ("obs", "mask", "action", "logp", "value", "reward", "done", "active", "teacher", "teacher_logits")
         return {n: getattr(self, n).flatten(0, 1) for n in names}
 
 
@@ -114,7 +117,8 @@ def world_action(world: World, action: torch.Tensor) -> torch.Tensor:
     return action.clamp(-1.0, 1.0).view(cfg.worlds, cfg.controlled, 2)
 
 
-Teacher = Callable[[torch.Tensor, WorldState], torch.Tensor]  # (obs [W, C, ...], state) -> [W, C] actions
+# (obs [W, C, ...], state) -> [W, C] actions, or ([W, C] actions, [W, C, 5] logits over the meta actions)
+Teacher = Callable[[torch.Tensor, WorldState], torch.Tensor | tuple[torch.Tensor, torch.Tensor]]
 
 
 @torch.no_grad()
@@ -161,6 +165,9 @@ def collect(
         if teacher is not None:
             shape = (e,) if cfg.action is ActionType.META else (e, 2)
             label = teacher(carry.obs.view(cfg.worlds, cfg.controlled, *world.observation_shape), state)
+            if isinstance(label, tuple):  # (actions, logits over the meta actions)
+                label, logits = label
+                buf.teacher_logits[t] = logits.reshape(e, -1)
             label = label.reshape(shape)
             buf.teacher[t] = label
             if teacher_share > 0.0:

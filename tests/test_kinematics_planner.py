@@ -1,0 +1,172 @@
+"""The `kinematics-planner` pilot (the `highway-v0` preset's teacher) on constructed Kinematics observations, its
+refusals, its teaching interface, and cloning it with its action ranking as the target."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+
+import pytest
+import torch
+
+from fuyao.pilots.kinematics_planner import (
+    FASTER,
+    IDLE,
+    LANE_LEFT,
+    LANE_RIGHT,
+    SLOWER,
+    KinematicsPlanner,
+    PlannerConfig,
+)
+from fuyao.pilots.networks import ActorCritic, PolicyConfig
+from fuyao.presets import preset
+from fuyao.sim.config import ConfigError
+from fuyao.sim.world import World
+from fuyao.train.config import Algo, BCConfig, TeacherKind, train_preset
+
+CPU = torch.device("cpu")
+
+
+def scene(lane: int, speed: float, others: list[tuple[float, int, float]] = ()) -> torch.Tensor:
+    """A highway-v0 Kinematics observation `[5, 5]` as highway-env normalises it: the ego on `lane` (0 leftmost)
+    at `speed`; each other vehicle `(metres ahead, lane, speed)`."""
+    obs = torch.zeros(5, 5)
+    obs[0] = torch.tensor([1.0, 1.0, lane * 4.0 / 16.0, speed / 80.0, 0.0])
+    for i, (dx, other_lane, v) in enumerate(others, start=1):
+        obs[i] = torch.tensor([1.0, dx / 200.0, (other_lane - lane) * 4.0 / 16.0, (v - speed) / 80.0, 0.0])
+    return obs
+
+
+def act(*scenes: torch.Tensor) -> list[int]:
+    return KinematicsPlanner().act(torch.stack(scenes)).tolist()
+
+
+def test_on_a_free_road_it_speeds_up_and_at_the_top_speed_it_holds_it():
+    assert act(scene(1, 25.0), scene(1, 30.0)) == [FASTER, IDLE]
+
+
+def test_behind_a_slow_car_it_overtakes_where_the_next_lane_is_free_and_brakes_where_none_is():
+    slow_ahead = (18.0, 1, 21.0)
+    # Left lane free: overtake on the left. Lane 0 with the right lane blocked beside it: slow down.
+    overtake = scene(1, 30.0, [slow_ahead, (60.0, 2, 24.0)])
+    boxed_in = scene(0, 30.0, [(18.0, 0, 21.0), (2.0, 1, 30.0), (-6.0, 1, 30.0)])
+    left, braking = act(overtake, boxed_in)
+    assert left == LANE_LEFT
+    assert braking == SLOWER
+
+
+def test_it_never_changes_into_a_car_beside_it():
+    # A slow car ahead and a car right beside it on each side: every lane change would hit.
+    obs = scene(1, 30.0, [(20.0, 1, 22.0), (0.5, 0, 30.0), (-0.5, 2, 30.0)])
+    assert act(obs)[0] not in (LANE_LEFT, LANE_RIGHT)
+
+
+def test_it_never_picks_what_the_action_mask_refuses():
+    # Leftmost lane at the lowest speed behind a slow car: LANE_LEFT and SLOWER would be no-ops there.
+    cramped = scene(0, 20.0, [(30.0, 0, 19.0)])
+    rightmost_top = scene(3, 30.0)
+    first, second = act(cramped, rightmost_top)
+    assert first not in (LANE_LEFT, SLOWER)
+    assert second not in (LANE_RIGHT, FASTER)
+
+
+def test_teach_gives_the_chosen_action_and_a_ranking_with_crashes_far_below():
+    planner = KinematicsPlanner()
+    obs = torch.stack([scene(1, 30.0, [(12.0, 1, 20.0), (1.0, 0, 30.0)]), scene(2, 25.0)])
+    actions, logits = planner.teach(obs, temperature=1.0)
+    assert actions.tolist() == planner.act(obs).tolist()
+    assert torch.equal(logits.argmax(-1), actions)
+    assert logits.shape == (2, 5) and (logits <= 0).all() and (logits.amax(-1) == 0).all()
+    # Into the car beside it (left) or on into the slow car (FASTER): a crash, scored far below the best.
+    assert logits[0, LANE_LEFT] < -50 and logits[0, FASTER] < -50
+
+
+def test_batched_equals_one_at_a_time():
+    torch.manual_seed(0)
+    obs = torch.stack([scene(k % 4, 20.0 + k % 11, [(10.0 + 3 * k, (k + 1) % 4, 23.0)]) for k in range(12)])
+    planner = KinematicsPlanner()
+    together = planner.act(obs.view(3, 4, 5, 5))
+    alone = torch.stack([planner.act(o[None])[0] for o in obs]).view(3, 4)
+    assert torch.equal(together, alone)
+
+
+def test_the_planner_refuses_worlds_it_cannot_read():
+    with pytest.raises(ConfigError, match="sim.observation is 'native'"):
+        PlannerConfig.of(preset("smoke"))
+    with pytest.raises(ConfigError, match="sim.action is 'continuous'"):
+        PlannerConfig.of(preset("highway-v0", action="continuous"))
+    cfg = PlannerConfig.of(preset("highway-v0"))
+    assert cfg.target_speeds == (20.0, 25.0, 30.0) and cfg.lanes == 4 and cfg.decision_s == 1.0
+
+
+def test_it_drives_fuyaos_highway_v0_fast_and_almost_without_crashing():
+    # 64 seeded episodes of highway-env's highway-v0 in Fuyao (one ego among 50 IDM cars, 40 decisions).
+    world = World(preset("highway-v0", worlds=64))
+    planner = KinematicsPlanner(world)
+    state = world.reset(123)
+    crashed = torch.zeros(64, dtype=torch.bool)
+    speed = []
+    for _ in range(40):
+        active = state.active[:, 0]
+        result = world.step(state, planner.act(world.observe(state)))
+        crashed |= result.info["collision"][:, 0].bool() & active
+        speed.append(result.info["speed"][:, 0][active & ~crashed])
+        state = result.state
+    assert crashed.float().mean() <= 3 / 64  # measured: about 1 %
+    assert torch.cat(speed).mean() >= 28.0
+
+
+def test_scaled_inputs_are_the_network_with_its_first_layer_scaled():
+    sim = preset("highway-v0")
+    plain = ActorCritic(sim, PolicyConfig(encoder="mlp", hidden=16))
+    scaled = ActorCritic(sim, PolicyConfig(encoder="mlp", hidden=16, scale_inputs=True))
+    scaled.load_state_dict(plain.state_dict())  # the scale is a constant, not a weight
+    obs = torch.rand(7, 5, 5)
+    first = plain.encoder.net[0]
+    with torch.no_grad():
+        first.weight.mul_(scaled.encoder.scale.flatten())
+    torch.testing.assert_close(scaled(obs)[0], plain(obs)[0])
+    with pytest.raises(ConfigError, match="scale_inputs"):
+        ActorCritic(preset("smoke"), PolicyConfig(encoder="mlp", scale_inputs=True))
+
+
+def test_scaled_inputs_leave_out_the_egos_absolute_position():
+    # highway-env's ego starts near x = 180 m, Fuyao's near 30 m: a pilot must not tell the two apart by it.
+    net = ActorCritic(preset("highway-v0"), PolicyConfig(encoder="mlp", hidden=16, scale_inputs=True))
+    obs = torch.rand(6, 5, 5)
+    moved = obs.clone()
+    moved[:, 0, 1] = torch.rand(6)
+    torch.testing.assert_close(net(moved)[0], net(obs)[0], rtol=0, atol=0)
+    moved[:, 1, 1] += 0.1  # another vehicle's x still counts
+    assert not torch.equal(net(moved)[0], net(obs)[0])
+
+
+def test_soft_targets_need_a_teacher_that_ranks_actions():
+    with pytest.raises(ConfigError, match="soft_temperature.*'rule-based'"):
+        dataclasses.replace(train_preset("smoke"), algo=Algo.BC, bc=BCConfig(soft_temperature=1.0))
+    with pytest.raises(ConfigError, match="TrainConfig.teacher: got 'oracle'"):
+        dataclasses.replace(train_preset("highway-v0"), teacher="oracle")
+
+
+def test_cloning_the_planner_from_its_ranking_learns_its_choices(tmp_path):
+    from fuyao.train.run import train
+
+    base = train_preset("highway-v0")
+    cfg = dataclasses.replace(
+        base,
+        steps=24_000,
+        sim=dataclasses.replace(base.sim, worlds=128),
+        bc=dataclasses.replace(base.bc, teacher_iterations=4),
+        out=tmp_path / "run",
+        compile=False,
+        precision="fp32",
+        eval_every=0,
+        checkpoint_every=1000,
+        threads=torch.get_num_threads(),
+    )
+    assert cfg.teacher is TeacherKind.KINEMATICS_PLANNER and cfg.bc.soft_temperature > 0
+    train(cfg, CPU, evaluator=None)
+    rows = [json.loads(line) for line in (cfg.out / "metrics.jsonl").read_text().splitlines()]
+    accuracy = [r["bc_accuracy"] for r in rows if "bc_accuracy" in r]
+    assert len(accuracy) >= 10
+    assert accuracy[-1] > 0.8 and accuracy[-1] > accuracy[0]  # it learns the planner's choices
