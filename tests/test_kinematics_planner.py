@@ -167,6 +167,31 @@ def test_cloning_the_planner_from_its_ranking_learns_its_choices(tmp_path):
     assert cfg.teacher is TeacherKind.KINEMATICS_PLANNER and cfg.bc.soft_temperature > 0
     train(cfg, CPU, evaluator=None)
     rows = [json.loads(line) for line in (cfg.out / "metrics.jsonl").read_text().splitlines()]
-    accuracy = [r["bc_accuracy"] for r in rows if "bc_accuracy" in r]
-    assert len(accuracy) >= 10
-    assert accuracy[-1] > 0.8 and accuracy[-1] > accuracy[0]  # it learns the planner's choices
+    assert sum("bc_accuracy" in r for r in rows) >= 10  # iterations of cloning ran
+
+    # Held-out observations (another seed, the planner driving): the clone chooses as the planner does far more
+    # often than the same network untrained.
+    from fuyao.pilots.learned import load
+
+    world = World(dataclasses.replace(cfg.sim, worlds=64))
+    planner = KinematicsPlanner(world)
+    state = world.reset(777)
+    obs, masks, labels = [], [], []
+    for _ in range(12):
+        o = world.observe(state)
+        a = planner.act(o)
+        obs.append(o.reshape(-1, 5, 5))
+        masks.append(world.action_mask(state).reshape(-1, 5))
+        labels.append(a.reshape(-1))
+        state = world.step(state, a).state
+    obs, mask, label = torch.cat(obs), torch.cat(masks), torch.cat(labels)
+    clone = load(cfg.out / "checkpoints" / "last.pt")
+    untrained = ActorCritic(cfg.sim, cfg.policy)
+
+    def agreement(model) -> float:
+        with torch.no_grad():
+            logits = model(obs)[0].masked_fill(~mask, -1e8)
+        return (logits.argmax(-1) == label).float().mean().item()
+
+    learned, before = agreement(clone.model), agreement(untrained)
+    assert learned > 0.75 and learned > before + 0.3, (learned, before)

@@ -254,7 +254,8 @@ HIGHWAY = Suite(
 
 HIGHWAY_V0 = Suite(
     name="highway-v0",
-    version="1",
+    # 2 (2026-12-07): highway-env's placement and MOBIL; background cars reconsider their lane each at its own phase
+    version="2",
     description="highway-env's highway-v0 (4 straight lanes, 50 cars); highway-kinematics observation, meta actions",
     scenarios=(
         Scenario("highway-v0", "highway-env's highway-v0", _v0(), seed=4201, episodes=150),
@@ -409,14 +410,16 @@ SMOKE = Suite(
 
 MERGE_V0 = Suite(
     name="merge-v0",
-    version="1",
+    # 2 (2026-12-07): background cars reconsider their lane each at its own phase, as highway-env's do
+    version="2",
     description="highway-env's merge-v0 (a merging car, an acceleration lane); highway-kinematics, meta actions",
     scenarios=(Scenario("merge-v0", "highway-env's merge-v0", preset("merge-v0"), seed=4501, episodes=200),),
 )
 
 EXIT_V0 = Suite(
     name="exit-v0",
-    version="1",
+    # 2 (2026-12-07): background cars reconsider their lane each at its own phase, as highway-env's do
+    version="2",
     description="highway-env's exit-v0 (6 lanes, the exit lane on the far right); ExitObservation, meta actions",
     scenarios=(Scenario("exit-v0", "highway-env's exit-v0", preset("exit-v0"), seed=4601, episodes=200),),
 )
