@@ -195,3 +195,13 @@ def test_cloning_the_planner_from_its_ranking_learns_its_choices(tmp_path):
 
     learned, before = agreement(clone.model), agreement(untrained)
     assert learned > 0.75 and learned > before + 0.3, (learned, before)
+
+
+def test_bench_transfer_drives_the_planner_only_in_highway_v0():
+    pytest.importorskip("highway_env", reason="needs highway-env (pip install 'fuyao[compare]')")
+    from fuyao.perf.transfer import measure_transfer
+
+    with pytest.raises(ValueError, match="'kinematics-planner' drives only 'highway-v0'"):
+        measure_transfer("merge-v0", "kinematics-planner", episodes=1)
+    with pytest.raises(FileNotFoundError, match="or 'kinematics-planner'"):
+        measure_transfer("highway-v0", "no-such.pt", episodes=1)
