@@ -192,25 +192,21 @@ def exit_v0_vehicles(road: RoadMap, cfg: SimConfig, seed, counter, map_id, const
     )
 
 
-def near_split(total: int, bins: int) -> list[int]:
-    """highway-env's `utils.near_split`: `total` in `bins` parts differing by at most one, the larger first."""
-    return [total // bins + 1] * (total % bins) + [total // bins] * (bins - total % bins)
-
-
 def highway_v0_vehicles(road: RoadMap, cfg: SimConfig, seed, counter, map_id, consts: SimConstants) -> Vehicles:
     """highway-v0's vehicles `[W, N]` on a straight highway map (module docstring), controlled ones in slots 0..C-1."""
     w, n, c, device = seed.shape[0], cfg.vehicles, cfg.controlled, seed.device
     lanes = cfg.road.lanes
-    # Creation order: controlled k, then its share of the others; `slot` is each created car's slot.
-    order_controlled, slot = [], []
-    others_slot = c
-    for k, share in enumerate(near_split(n - c, c)):
-        order_controlled.append(True)
-        slot.append(k)
-        order_controlled += [False] * share
-        slot += list(range(others_slot, others_slot + share))
-        others_slot += share
-    is_ctrl = torch.tensor(order_controlled, device=device).expand(w, n)
+    # Creation order j: controlled k, then its share of the others (highway-env's near_split: the first r of the
+    # C shares hold q + 1 cars, the rest q). Built from `arange`, not from Python lists: resets run every decision.
+    q, r = (n - c) // c, (n - c) % c
+    j = torch.arange(n, device=device)
+    early = j < r * (q + 2)
+    late = j - r * (q + 2)
+    group = torch.where(early, j // (q + 2), r + late // (q + 1))
+    is_ctrl = torch.where(early, j % (q + 2), late % (q + 1)) == 0
+    slot = torch.where(is_ctrl, group, c + j - group - 1)  # controlled k in slot k, the others after them in order
+    inverse = torch.argsort(slot)  # slot -> created car
+    is_ctrl = is_ctrl.expand(w, n)
     u = uniform(seed, counter, (n, 4), S_POS)  # [W, created car, (lane, position, speed, delta)]
     lane = (u[..., 0] * lanes).long().clamp(max=lanes - 1)
     limit = lane_attr(road.lane_speed_limit, road, map_id.unsqueeze(1), lane)
@@ -222,12 +218,8 @@ def highway_v0_vehicles(road: RoadMap, cfg: SimConfig, seed, counter, map_id, co
     target = torch.where(is_ctrl, _nearest_target(speed, consts), speed)
     d_lo, d_hi = HIGHWAY_V0_DELTA
     delta = torch.where(is_ctrl, HIGHWAY_ENV_CAR["idm_delta"], d_lo + (d_hi - d_lo) * u[..., 3])
-    # Created order -> slots.
-    inverse = torch.empty(n, dtype=torch.int64)
-    inverse[torch.tensor(slot)] = torch.arange(n)
-    inverse = inverse.to(device)
 
-    def slots(x):
+    def slots(x):  # created order -> slots
         return x[:, inverse]
 
     vehicles = _vehicles(
