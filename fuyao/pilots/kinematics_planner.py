@@ -32,15 +32,17 @@ from dataclasses import dataclass
 import torch
 
 from fuyao.sim.config import ActionType, ConfigError, MapKind, ObservationType, SimConfig
+from fuyao.sim.observe import HIGHWAY_ENV_LANE_WIDTH
+from fuyao.sim.observe_grid import HIGHWAY_ENV_MAX_SPEED
 from fuyao.sim.state import WorldState
 
 # highway-env's meta actions, in DiscreteMetaAction's order.
 LANE_LEFT, IDLE, LANE_RIGHT, FASTER, SLOWER = range(5)
 
-# highway-env's Kinematics normalisation with its defaults on a 4-lane road: x in [-5, 5] x MAX_SPEED (40 m/s),
-# y in [-1, 1] x lane width x lanes, vx and vy in [-2, 2] x MAX_SPEED.
-X_RANGE_M = 200.0
-V_RANGE = 80.0
+# highway-env's Kinematics normalisation, as `fuyao.sim.observe.highway_kinematics` writes it: x in [-5, 5] x
+# MAX_SPEED, y in [-1, 1] x its 4 m lane width x lanes, vx and vy in [-2, 2] x MAX_SPEED.
+X_RANGE_M = 5.0 * HIGHWAY_ENV_MAX_SPEED
+V_RANGE = 2.0 * HIGHWAY_ENV_MAX_SPEED
 # Tie-breaking cost per first action, indexed by action: IDLE < FASTER < SLOWER < LANE_LEFT < LANE_RIGHT.
 TIE_BREAK = torch.tensor([3e-4, 0.0, 4e-4, 1e-4, 2e-4])
 
@@ -95,6 +97,16 @@ class KinematicsPlanner:
         self.cfg = cfg
         seqs = torch.tensor(list(itertools.product(range(5), repeat=cfg.horizon)), dtype=torch.int64)
         self._seqs = seqs  # [S, H]
+        self._constants: dict[torch.device, tuple[torch.Tensor, ...]] = {}
+
+    def _on(self, device: torch.device) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """The sequences, target speeds and each sequence's tie-break, copied to `device` once (teachers run
+        every decision of a rollout)."""
+        if device not in self._constants:
+            seqs = self._seqs.to(device)
+            speeds = torch.tensor(self.cfg.target_speeds, device=device)
+            self._constants[device] = (seqs, speeds, TIE_BREAK.to(device)[seqs[:, 0]])
+        return self._constants[device]
 
     def act(self, obs: torch.Tensor, state: WorldState | None = None) -> torch.Tensor:
         return self.action_costs(obs).argmin(-1).reshape(obs.shape[:-2])
@@ -116,10 +128,9 @@ class KinematicsPlanner:
         cfg = self.cfg
         o = obs.reshape(-1, obs.shape[-2], obs.shape[-1]).float()
         dev = o.device
-        seqs = self._seqs.to(dev)  # [S, H]
+        seqs, speeds, tie_break = self._on(dev)  # [S, H], [K], [S]
         S, H = seqs.shape
-        road_half = cfg.lane_width_m * cfg.lanes
-        speeds = torch.tensor(cfg.target_speeds, device=dev)
+        road_half = HIGHWAY_ENV_LANE_WIDTH * cfg.lanes
         k_max = len(cfg.target_speeds) - 1
         step = speeds[1] - speeds[0]
 
@@ -147,9 +158,7 @@ class KinematicsPlanner:
         v = ego_vx[:, None].expand(N, S).clone()
         y = ego_y[:, None].expand(N, S).clone()
         lane = lane_target[:, None].expand(N, S).clone()
-        k = torch.zeros(N, S, device=dev)
-        changed = torch.zeros(N, S, dtype=torch.bool, device=dev)
-        left_lane = torch.zeros(N, S, dtype=torch.bool, device=dev)
+        left_lane = torch.zeros(N, S, dtype=torch.bool, device=dev)  # the ego has left its lane of the start
         danger = torch.zeros(N, S, device=dev)
         speed_sum = torch.zeros(N, S, device=dev)
         lane_changes = torch.zeros(N, S, device=dev)
@@ -163,7 +172,7 @@ class KinematicsPlanner:
                 a = seqs[:, i // steps_per_decision][None, :].expand(N, S)
                 k_cur = torch.round((v - speeds[0]) / step).clamp(0, k_max)
                 if i == 0:
-                    k = k_cur
+                    k = k_cur  # the target speed index, from the speed (highway-env's speed_to_index)
                 k = torch.where(a == FASTER, (k_cur + 1).clamp(max=k_max), k)
                 k = torch.where(a == SLOWER, (k_cur - 1).clamp(min=0), k)
                 new_lane = lane + (a == LANE_RIGHT).float() - (a == LANE_LEFT).float()
@@ -183,21 +192,19 @@ class KinematicsPlanner:
             t += cfg.dt
             speed_sum = speed_sum + v
             left_lane = left_lane | (torch.round(y / cfg.lane_width_m) != lane_now[:, None])
-            changed = left_lane
             # Others at this time.
             oxt = ox + ovx * t  # [N, K]
             oyt = o_target_y + (oy - o_target_y) * (math.exp(-t / cfg.tau_lateral))
             dx = oxt[:, None, :] - x[:, :, None]  # [N, S, K]
             dy = (oyt[:, None, :] - y[:, :, None]).abs()
             hit = (dx.abs() < cfg.length_m + cfg.margin_m) & (dy < cfg.width_m + cfg.lateral_margin_m)
-            ignore = follower[:, None, :] & ~changed[:, :, None]
+            ignore = follower[:, None, :] & ~left_lane[:, :, None]
             hit = hit & present[:, None, :] & ~ignore
             weight = 1.0 + (n_steps - i) / n_steps
             danger = danger + weight * hit.any(-1).float()
 
-        # Terminal: room to slow to the speed of whoever is ahead in the final lane.
-        oxt = ox + ovx * t
-        oyt = o_target_y + (oy - o_target_y) * math.exp(-t / cfg.tau_lateral)
+        # Terminal (the others where the last step left them): room to slow to the speed of whoever is ahead in the
+        # final lane.
         same = (oyt[:, None, :] - lane[:, :, None] * cfg.lane_width_m).abs() < cfg.lane_width_m / 2
         ahead = present[:, None, :] & same & (oxt[:, None, :] > x[:, :, None])
         gap = oxt[:, None, :] - x[:, :, None] - cfg.length_m
@@ -209,4 +216,4 @@ class KinematicsPlanner:
         cost = cfg.crash_cost * danger - mean_speed + cfg.lane_change_cost * lane_changes + 10.0 * invalid
         # Equal costs go to the calmer first action (IDLE, then FASTER, SLOWER, LANE_LEFT, LANE_RIGHT), so that the
         # teacher is one function of the observation.
-        return cost + TIE_BREAK.to(dev)[seqs[:, 0]]
+        return cost + tie_break
