@@ -6,7 +6,7 @@
     fuyao bench traffic       background crashes per vehicle-hour
     fuyao bench replay        logged scenarios replayed in one batch: build time, agent-ticks/s
     fuyao maps                draw a preset's maps (or an imported map: --sim.map PATH) to a PNG
-    fuyao maps import         import a SUMO network, OpenStreetMap or OpenDRIVE file as a Fuyao map file
+    fuyao maps import         import a SUMO network, OpenStreetMap, Lanelet2 or OpenDRIVE file as a map file
     fuyao data import         convert logs (Argoverse 2, CommonRoad, highD, ScenarioNet) to Fuyao scenarios
     fuyao data record         record a rollout to partitioned Parquet
 
@@ -204,10 +204,12 @@ class MapsArgs:
 
 @dataclass
 class MapsImportArgs:
-    """Import a SUMO network (.net.xml), OpenStreetMap (.osm) or OpenDRIVE (.xodr) file as a Fuyao map file."""
+    """Import a SUMO network (.net.xml), OpenStreetMap or Lanelet2 (.osm) or OpenDRIVE (.xodr) file as a Fuyao map
+    file."""
 
     input: tyro.conf.Positional[Path]
-    """The file to import (.osm and .xodr go through SUMO's netconvert: `pip install 'fuyao[maps]'`)."""
+    """The file to import (OpenStreetMap .osm and .xodr go through SUMO's netconvert: `pip install 'fuyao[maps]'`;
+    an .osm holding lanelets is read as Lanelet2)."""
     out: str | None = None
     """Map file to write (`.npz` is added if missing; default: runs/maps/<input name>.npz). Use it anywhere
     as `--sim.map PATH`."""

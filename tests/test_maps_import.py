@@ -486,7 +486,10 @@ def test_an_imported_map_is_drawn(tmp_path, cross):
 
 @pytest.mark.slow
 def test_cli_imports_and_draws_a_map(tmp_path):
-    env = {"FUYAO_CACHE_DIR": str(tmp_path / "cache"), "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
+    # COLUMNS: the error box is as wide as the message, which names a path under pytest's temporary folder.
+    env = {
+        "FUYAO_CACHE_DIR": str(tmp_path / "cache"), "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1", "COLUMNS": "400"
+    }  # fmt: skip
     base = [sys.executable, "-m", "fuyao.cli"]
     proc = subprocess.run(
         [*base, "maps", "import", str(game("cross")), "--out", str(tmp_path / "cross"), "--json"],

@@ -1,2 +1,2 @@
-"""Importers of real map formats (SUMO networks; OpenStreetMap and OpenDRIVE through netconvert) and the Fuyao
-map file: docs/maps.md."""
+"""Importers of real map formats (SUMO networks; OpenStreetMap and OpenDRIVE through netconvert; Lanelet2 read
+directly) and the Fuyao map file: docs/maps.md."""

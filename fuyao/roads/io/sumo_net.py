@@ -333,7 +333,7 @@ def sumo_net_to_builder(
                 la, lb = connector_of_internal.get(internal[i]), connector_of_internal.get(internal[jj])
                 if la is None or lb is None or la == lb:
                     continue
-                if not _add_conflict(b, la, lb, cfg.conflict_threshold_m):
+                if not add_conflict(b, la, lb, cfg.conflict_threshold_m):
                     continue
                 a_yields, b_yields = _bit(response.get(i, ""), jj), _bit(response.get(jj, ""), i)
                 if a_yields != b_yields:
@@ -377,7 +377,7 @@ def sumo_net_to_builder(
             lo = float(ph.minDur) if ph.minDur is not None and float(ph.minDur) >= 0 else None
             hi = float(ph.maxDur) if ph.maxDur is not None and float(ph.maxDur) >= 0 else None
             phases.append(Phase(float(ph.duration), "".join(letters), lo, hi))
-        phases = _no_conflicting_priority_greens(b, j, phases, pairs_of_junction.get(j, []), summary)
+        phases = no_conflicting_priority_greens(b, j, phases, pairs_of_junction.get(j, []), summary)
         b.set_program(j, phases)
         summary.signals += 1
         if program.getType() != "static":
@@ -404,7 +404,7 @@ def sumo_net_to_builder(
             lane.entry = False
             summary.notes["lane that begins inside the map (entered by a lane change, not by inflow)"] += 1
 
-    summary.destinations = _assign_destinations(b, edge_lanes, cfg.max_destinations, summary)
+    summary.destinations = assign_destinations(b, edge_lanes, cfg.max_destinations, summary)
     summary.lanes = sum(lane.kind == "road" for lane in b.lanes)
     summary.connectors = sum(lane.kind == "connector" for lane in b.lanes)
     summary.junctions = sum(bool(j.links) for j in b.junctions)
@@ -473,7 +473,7 @@ def _curve(b: LaneGraphBuilder, a: int, to: int, n: int = 12) -> np.ndarray:
     return (1 - t) ** 3 * p0 + 3 * (1 - t) ** 2 * t * c1 + 3 * (1 - t) * t**2 * c2 + t**3 * p3
 
 
-def _add_conflict(b: LaneGraphBuilder, a: int, c: int, threshold: float) -> bool:
+def add_conflict(b: LaneGraphBuilder, a: int, c: int, threshold: float) -> bool:
     """The conflict of foes `a` and `c` where their centre lines cross or merge (closer than `threshold`), or
     else where they come closest. False where the builder refuses the pair (a fork from one lane)."""
     before = len(b.conflicts)
@@ -485,7 +485,7 @@ def _add_conflict(b: LaneGraphBuilder, a: int, c: int, threshold: float) -> bool
     return len(b.conflicts) > before
 
 
-def _no_conflicting_priority_greens(
+def no_conflicting_priority_greens(
     b: LaneGraphBuilder, j: int, phases: list[Phase], conflict_pairs: list[tuple[int, int]], summary
 ) -> list[Phase]:
     """SUMO can give two foes `G` at once (one still yields by the response table); Fuyao's `G` means nobody
@@ -505,7 +505,7 @@ def _no_conflicting_priority_greens(
     return out
 
 
-def _assign_destinations(
+def assign_destinations(
     b: LaneGraphBuilder, edge_lanes: dict[str, list[int]], max_groups: int, summary: ImportSummary
 ) -> int:
     """Edges that leave the map (no lane with a successor) are destinations, all their lanes one each."""
