@@ -148,6 +148,40 @@ def test_soft_targets_need_a_teacher_that_ranks_actions():
         dataclasses.replace(train_preset("highway-v0"), teacher="oracle")
 
 
+def test_soft_cloning_pushes_down_what_the_mask_refuses():
+    """highway-env hands a pilot no action mask: the soft loss takes the student's softmax over all five actions,
+    so a refused action (FASTER at the top speed) loses probability instead of keeping an untrained logit that
+    wins unmasked where the teacher brakes."""
+    from types import SimpleNamespace
+
+    from fuyao.train.bc import bc_loss
+
+    class Logits(torch.nn.Module):  # a student whose logits are its parameters
+        log_std = None
+
+        def __init__(self) -> None:
+            super().__init__()
+            self.logits = torch.nn.Parameter(torch.zeros(4, 5))
+
+        def forward(self, obs):
+            return self.logits, torch.zeros(obs.shape[0])
+
+    student = Logits()
+    s = SimpleNamespace(learner=student, model=student, bf16=False, cfg=train_preset("highway-v0"))
+    batch = {
+        "obs": torch.zeros(4, 5, 5),
+        "active": torch.ones(4, dtype=torch.bool),
+        "teacher": torch.full((4,), SLOWER),
+        "mask": torch.tensor([[True, True, True, False, True]] * 4),  # at the top speed: FASTER refused
+        "teacher_logits": torch.tensor([[-500.0, -400.0, -500.0, -400.0, 0.0]] * 4),  # brake
+    }
+    loss, _ = bc_loss(s, batch, torch.zeros(4), torch.arange(4))
+    loss.backward()
+    grad = student.logits.grad
+    assert (grad[:, FASTER] > 0).all()  # descent lowers the refused action's logit
+    assert (grad[:, SLOWER] < 0).all()  # and raises the teacher's choice
+
+
 @pytest.mark.slow
 def test_cloning_the_planner_from_its_ranking_learns_its_choices(tmp_path):
     from fuyao.train.run import train
@@ -196,6 +230,11 @@ def test_cloning_the_planner_from_its_ranking_learns_its_choices(tmp_path):
 
     learned, before = agreement(clone.model), agreement(untrained)
     assert learned > 0.8 and (1.0 - learned) < 0.6 * (1.0 - before), (learned, before)  # measured 0.87 vs 0.68
+    # Unmasked, as in highway-env, the clone almost never prefers what the mask refuses (FASTER at the top speed,
+    # a lane that is not there).
+    with torch.no_grad():
+        refused = (~mask).gather(1, clone.model(obs)[0].argmax(-1, keepdim=True)).float().mean().item()
+    assert refused < 0.02, refused
 
 
 def test_bench_transfer_drives_the_planner_only_in_highway_v0():
