@@ -1,6 +1,6 @@
 """The `fuyao` command.
 
-    fuyao run                 the main job (today: simulate + render a highway episode, measure throughput)
+    fuyao run                 the main job: train the default pilot, evaluate it beside the rule-based one, report
     fuyao render              write a top-down GIF/MP4 of an episode
     fuyao bench sim           vehicle-ticks/s and decisions/s over batch sizes
     fuyao bench traffic       background crashes per vehicle-hour
