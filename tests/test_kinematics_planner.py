@@ -245,3 +245,29 @@ def test_bench_transfer_drives_the_planner_only_in_highway_v0():
         measure_transfer("merge-v0", "kinematics-planner", episodes=1)
     with pytest.raises(FileNotFoundError, match="or 'kinematics-planner'"):
         measure_transfer("highway-v0", "no-such.pt", episodes=1)
+
+
+def test_dart_noise_perturbs_what_is_driven_not_what_is_taught():
+    """`BCConfig.action_noise`: with probability p an executed action is a uniformly drawn available one; the
+    teacher's labels are those of the observations reached."""
+    from fuyao.train.rollout import Rollout, collect, observe_carry
+
+    cfg = dataclasses.replace(preset("highway-v0"), worlds=64, controlled=1)
+    world = World(cfg)
+    planner = KinematicsPlanner(world)
+    model = ActorCritic(cfg, PolicyConfig())
+    executed = {}
+    for p in (0.0, 0.5):
+        carry = observe_carry(world, world.reset(5))
+        buf = Rollout.allocate(4, world, CPU)
+        g = torch.Generator().manual_seed(0)
+        collect(world, model, carry, buf, g, 0.9, teacher=planner.act, teacher_share=1.0, action_noise=p)
+        assert buf.mask.gather(-1, buf.action.unsqueeze(-1)).all()  # only available actions are driven
+        executed[p] = buf.action.clone()
+        if p == 0.0:
+            assert torch.equal(buf.action, buf.teacher)  # the teacher drives alone
+        else:
+            off = (buf.action != buf.teacher).float().mean().item()
+            assert 0.15 < off < 0.5, off  # half replaced, some by the teacher's own choice
+    with pytest.raises(ConfigError, match="action_noise"):
+        BCConfig(action_noise=1.5)

@@ -39,6 +39,7 @@ import torch
 
 from fuyao.configio import to_dict
 from fuyao.data.scenario import AgentType, Scenario, ScenarioError, VectorMap
+from fuyao.pilots.base import noisy_action
 from fuyao.roads.lanegraph import RoadMap
 from fuyao.sim.config import ActionType
 from fuyao.sim.geometry import vehicle_pose_xy
@@ -321,20 +322,11 @@ def record_rollout(
             obs = world.observe(state) if observations or needs_obs else None
             mask = world.action_mask(state) if (observations or action_noise) and meta else None
             action = pilot.act(obs, state)
-            executed = _noisy(action, mask, action_noise, g) if action_noise else None
+            executed = noisy_action(action, mask, action_noise, g) if action_noise else None
             result = world.step(state, action if executed is None else executed)
             rec.record(state, action, result, obs if observations else None, mask if observations else None, executed)
             state = result.state
         return rec.close()
-
-
-def _noisy(action: torch.Tensor, mask: torch.Tensor | None, p: float, g: torch.Generator) -> torch.Tensor:
-    if mask is None:  # continuous
-        return (action + p * torch.randn(action.shape, generator=g, device=action.device)).clamp(-1.0, 1.0)
-    scores = torch.rand(mask.shape, generator=g, device=mask.device).masked_fill(~mask, -1.0)
-    drawn = scores.argmax(-1)  # uniform over the available actions
-    swap = torch.rand(action.shape, generator=g, device=action.device) < p
-    return torch.where(swap, drawn, action.long())
 
 
 def read_recording_index(folder: str | Path) -> dict[str, Any]:

@@ -19,3 +19,15 @@ class Pilot(Protocol):
     """
 
     def act(self, obs: torch.Tensor, state: WorldState | None = None) -> torch.Tensor: ...
+
+
+def noisy_action(action: torch.Tensor, mask: torch.Tensor | None, p: float, g: torch.Generator) -> torch.Tensor:
+    """`action` perturbed for DART (Laskey et al. 2017): meta actions (`mask` `[..., 5]` of the available ones)
+    are replaced, each with probability `p`, by one drawn uniformly from the available actions; continuous ones
+    (`mask` None) get Gaussian noise of standard deviation `p`, clipped to [-1, 1]. Drawn from `g`."""
+    if mask is None:  # continuous
+        return (action + p * torch.randn(action.shape, generator=g, device=action.device)).clamp(-1.0, 1.0)
+    scores = torch.rand(mask.shape, generator=g, device=mask.device).masked_fill(~mask, -1.0)
+    drawn = scores.argmax(-1)  # uniform over the available actions
+    swap = torch.rand(action.shape, generator=g, device=action.device) < p
+    return torch.where(swap, drawn, action.long())

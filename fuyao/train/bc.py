@@ -97,6 +97,7 @@ def train(s: Session, until: int) -> None:
                 timers=s.timers,
                 greedy=cfg.greedy_student,
                 bf16=s.bf16,
+                action_noise=cfg.action_noise,
             )
         s.check_rollout(buf)
         with s.timers.phase("learn"):

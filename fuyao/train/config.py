@@ -106,9 +106,15 @@ class BCConfig:
     # the logits being -(cost - least cost) / soft_temperature (teachers that score actions: kinematics-planner);
     # 0: its chosen action only.
     soft_temperature: float = 0.0
+    # DART (Laskey et al. 2017) in the collection: each executed meta action is, with this probability, replaced
+    # by a uniformly drawn available one (continuous: Gaussian noise of this deviation), the teacher still
+    # labelling, so the student sees how to leave states that neither it nor the teacher would drive into.
+    action_noise: float = 0.0
 
     def __post_init__(self) -> None:
         _check_positive("BCConfig", self, ("rollout_steps", "epochs", "minibatches"))
+        if not 0.0 <= self.action_noise <= 1.0:
+            raise _bad("BCConfig", "action_noise", self.action_noise, "a number in [0, 1]")
         _check_positive("BCConfig", self, ("lr",), float)
         if self.teacher_iterations < 0:
             raise _bad("BCConfig", "teacher_iterations", self.teacher_iterations, "an integer >= 0")

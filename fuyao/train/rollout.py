@@ -17,6 +17,7 @@ from dataclasses import dataclass
 
 import torch
 
+from fuyao.pilots.base import noisy_action
 from fuyao.pilots.networks import ActorCritic, deterministic_action, distribution, masked_logits
 from fuyao.sim.config import ActionType
 from fuyao.sim.state import WorldState
@@ -135,6 +136,7 @@ def collect(
     timers=None,
     greedy: bool = False,
     bf16: bool = False,
+    action_noise: float = 0.0,
 ) -> Carry:
     """Fill `buf` with `T` decisions of every agent; return the carry for the next rollout.
 
@@ -146,6 +148,9 @@ def collect(
     policy's sample (DAgger's mixture policy). `greedy`: the policy's own actions are its mode (the pilot it
     will be judged as) instead of samples; `logp` is still of the taken action under the sampling distribution.
     `bf16`: the network runs under bfloat16 autocast (`fuyao.train.precision`), as the update does.
+    `action_noise` > 0 perturbs what is executed after that (`fuyao.pilots.base.noisy_action`, DART) while the
+    teacher's labels stay as they are: the student then learns to recover from states neither it nor the teacher
+    would drive into.
     """
     cfg = world.cfg
     e = cfg.worlds * cfg.controlled
@@ -174,6 +179,10 @@ def collect(
                 pick = torch.rand(e, generator=generator, device=label.device) < teacher_share
                 action = torch.where(pick if label.ndim == 1 else pick.unsqueeze(-1), label, action)
                 replaced = True
+        if action_noise > 0.0:
+            meta = cfg.action is ActionType.META
+            action = noisy_action(action, carry.mask.reshape(e, -1) if meta else None, action_noise, generator)
+            replaced = True
         if replaced:
             logp = distribution(model, actor_out, carry.mask).log_prob(action)
         t1 = clock()
