@@ -14,20 +14,18 @@ import math
 import subprocess
 import sys
 import xml.etree.ElementTree as ET
-from collections import Counter
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-from fuyao.presets import preset
 from fuyao.roads.io import mapfile
 from fuyao.roads.io.importer import import_map
 from fuyao.roads.io.lanelet2 import GERMAN_SPEED_LIMITS_KMH, Lanelet2ImportConfig, is_lanelet2, lanelet2_to_builder
 from fuyao.roads.io.sumo_net import SumoImportConfig
 from fuyao.roads.lanegraph import MapError
 from fuyao.roads.signals import FIRST_COME, HAS_PRIORITY, LETTERS, YIELDS
-from fuyao.sim.world import World
+from tests.map_driving import drive_imported_map
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = ROOT.parent / "shared" / "data"
@@ -251,36 +249,11 @@ def test_projection_keeps_distances():
     assert checked == 8
 
 
-def _drive(map_file: Path, seconds: float, worlds: int, vehicles: int) -> Counter:
-    """`seconds` of the city preset on `map_file` with the rule-based pilot (as tests/test_maps_import.py
-    drives imported SUMO maps)."""
-    from fuyao.pilots.rule_based import RuleBasedPilot
-
-    cfg = preset("city", map=str(map_file), worlds=worlds, vehicles=vehicles)
-    world = World(cfg)
-    pilot = RuleBasedPilot(world)
-    state = world.reset(seed=0)
-    out = Counter(present_at_start=int(state.vehicles.present.sum()))
-    phases = set()
-    for _ in range(int(seconds * cfg.decision_hz)):
-        result = world.step(state, pilot.act(None, state))
-        state = result.state
-        out["background_crashes"] += int(result.info["world_background_crashes"].sum())
-        out["collisions"] += int(result.info["collision"].sum())
-        out["arrived"] += int(result.info["arrived"].sum())
-        out["red_light"] += int(result.info["red_light"].sum())
-        out["progress_m"] += float(result.info["progress_m"].sum())
-        phases.add(tuple(state.signals.phase[0].tolist()))
-    out["phase_states"] = len(phases)
-    out["present"] = int(state.vehicles.present.sum())
-    return out
-
-
 @pytest.mark.slow
 def test_urban_map_drives(tmp_path):
     """urban-1 at its own speeds (50 km/h): 20 simulated seconds in 4 worlds, no crash, the pilot on its way."""
     out = import_map(shared(URBAN), tmp_path / "urban.npz").out
-    stats = _drive(out, 20.0, worlds=4, vehicles=16)
+    stats = drive_imported_map(out, 20.0, worlds=4, vehicles=16)
     assert stats["background_crashes"] == stats["collisions"] == 0
     assert stats["progress_m"] > 200.0 and stats["arrived"] > 0
     assert stats["present"] >= 0.75 * stats["present_at_start"] > 0
@@ -293,7 +266,7 @@ def test_priority_junction_drives_at_urban_speeds(tmp_path):
     At urban speeds, set through the config, the junction's right of way keeps every car apart."""
     urban = tuple((loc, sub, 50.0) for loc, sub, _ in GERMAN_SPEED_LIMITS_KMH)
     out = import_map(shared(PRIORITY), tmp_path / "p.npz", cfg=Lanelet2ImportConfig(speed_limits_kmh=urban)).out
-    stats = _drive(out, 20.0, worlds=4, vehicles=6)
+    stats = drive_imported_map(out, 20.0, worlds=4, vehicles=6)
     assert stats["background_crashes"] == stats["collisions"] == 0
     assert stats["progress_m"] > 100.0 and stats["arrived"] > 0
 
@@ -481,7 +454,7 @@ def test_plus_junction_with_lights_drives(tmp_path):
     osm, _ = plus_junction("lights", arm_m=80.0)
     src = osm.write(tmp_path / "plus.osm")
     out = import_map(src, tmp_path / "plus.npz", cfg=Lanelet2ImportConfig(signal_green_s=8.0)).out
-    stats = _drive(out, 20.0, worlds=4, vehicles=12)
+    stats = drive_imported_map(out, 20.0, worlds=4, vehicles=12)
     assert stats["background_crashes"] == stats["collisions"] == stats["red_light"] == 0
     assert stats["phase_states"] > 1 and stats["progress_m"] > 100.0
 

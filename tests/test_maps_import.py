@@ -30,7 +30,8 @@ from fuyao.roads.lanegraph import MapError, RoadMap  # noqa: E402
 from fuyao.roads.signals import HAS_PRIORITY, LETTERS, YIELDS  # noqa: E402
 from fuyao.sim.config import ConfigError, MapKind, SimConfig  # noqa: E402
 from fuyao.sim.signals import advance_clock  # noqa: E402
-from fuyao.sim.world import World, build_bank  # noqa: E402
+from fuyao.sim.world import build_bank  # noqa: E402
+from tests.map_driving import drive_imported_map  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 GAME = Path(sumo.SUMO_HOME) / "tools" / "game"
@@ -439,27 +440,6 @@ def test_opendrive_keeps_its_lane_count_per_road(tmp_path, name):
     assert exact > 0
 
 
-def _drive(map_file: Path, seconds: float, worlds: int, vehicles: int) -> dict:
-    cfg = preset("city", map=str(map_file), worlds=worlds, vehicles=vehicles)
-    world = World(cfg)
-    from fuyao.pilots.rule_based import RuleBasedPilot
-
-    pilot = RuleBasedPilot(world)
-    state = world.reset(seed=0)
-    out = Counter(present_at_start=int(state.vehicles.present.sum()))
-    phases = set()
-    for _ in range(int(seconds * cfg.decision_hz)):
-        result = world.step(state, pilot.act(None, state))
-        state = result.state
-        out["background_crashes"] += int(result.info["world_background_crashes"].sum())
-        out["arrived"] += int(result.info["arrived"].sum())
-        out["red_light"] += int(result.info["red_light"].sum())
-        phases.add(tuple(state.signals.phase[0].tolist()))
-    out["phase_states"] = len(phases)
-    out["present"] = int(state.vehicles.present.sum())
-    return out
-
-
 @pytest.mark.slow
 @pytest.mark.parametrize(
     "name", ["cross", "grid6", "shared:osm/garching_intersection.osm", "shared:opendrive/four_way_crossing.xodr"]
@@ -469,7 +449,7 @@ def test_imported_maps_drive_without_background_collisions(tmp_path, name):
     pilot completes trips, signals change phase."""
     src = shared(name.removeprefix("shared:")) if name.startswith("shared:") else game(name)
     out = import_map(src, tmp_path / "map.npz").out
-    stats = _drive(out, 60.0, worlds=4, vehicles=24)
+    stats = drive_imported_map(out, 60.0, worlds=4, vehicles=24)
     assert stats["background_crashes"] == 0
     assert stats["arrived"] > 0
     assert stats["phase_states"] > 1
