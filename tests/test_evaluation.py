@@ -508,3 +508,32 @@ def test_cli_eval_space_mismatch_names_both_spaces(tmp_path):
     assert proc.returncode == 2 and "Traceback" not in proc.stderr
     text = " ".join((proc.stderr + proc.stdout).split())  # rich wraps long lines
     assert "observation space Box" in text and "(5, 5)" in text and "(202,)" in text
+
+
+def test_groups_summarise_their_own_scenarios():
+    """The `ngp` suite's groups (highway, city, ngp) survive validation and scaling; each group's summary is over its
+    scenarios' episodes alone, and the pooled summary over all of them."""
+    ngp = get_suite("ngp")
+    assert set(ngp.groups) == {"highway", "city", "ngp"}
+    assert sum(len(v) for v in ngp.groups.values()) == len(ngp.scenarios)
+    assert ngp.validation().groups == ngp.groups == ngp.scaled(16).groups
+    assert get_suite("highway").groups == {}
+    with pytest.raises(ConfigError, match="Scenario.group"):
+        dataclasses.replace(ngp.scenarios[0], group="a b")
+
+    smoke = get_suite("smoke")
+    first, second = smoke.scenarios
+    suite = dataclasses.replace(
+        smoke, scenarios=(dataclasses.replace(first, group="a"), dataclasses.replace(second, group="b"))
+    )
+    result = evaluate(RuleBasedPilot, suite, "cpu")
+    groups = result.group_summaries()
+    assert set(groups) == {"a", "b"}
+    for name, scenario in zip("ab", result.scenarios):
+        assert groups[name]["episodes"] == scenario.summary["episodes"]
+        assert groups[name]["score"] == pytest.approx(scenario.summary["score"])
+    n_a, n_b = groups["a"]["episodes"], groups["b"]["episodes"]
+    pooled = (groups["a"]["score"] * n_a + groups["b"]["score"] * n_b) / (n_a + n_b)
+    assert result.summary["score"] == pytest.approx(pooled, abs=1e-6)
+    assert result.to_json()["groups"]["b"]["episodes"] == n_b
+    assert "groups" not in evaluate(RuleBasedPilot, smoke, "cpu").to_json()

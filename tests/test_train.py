@@ -62,7 +62,7 @@ def test_every_training_preset_trains_a_pilot_its_evaluation_suite_takes():
     from fuyao.evaluation import get_suite
     from fuyao.pilots.learned import action_space, observation_space
 
-    assert {"highway", "highway-v0", "merge-v0", "exit-v0", "city", "smoke"} <= set(TRAIN_PRESETS)
+    assert {"highway", "highway-v0", "merge-v0", "exit-v0", "city", "ngp", "smoke"} <= set(TRAIN_PRESETS)
     for name, cfg in TRAIN_PRESETS.items():
         suite = get_suite(cfg.preset)
         assert observation_space(cfg.sim) == suite.observation_space, name
@@ -473,6 +473,45 @@ def test_checkpoints_are_chosen_by_target_margin_not_by_score():
     assert target_margins(still, ref)["red_light_runs_per_km"] == 0.0
 
 
+def test_with_groups_the_target_must_hold_on_every_kind_of_road():
+    """The `ngp` suite's highway, city and NGP-trip scenarios are groups: a pilot that beats the rule-based pilot
+    on the pooled episodes but falls behind it in town has not met the target."""
+    from fuyao.train.evaluator import selection_value, target_margins, target_met
+
+    def both(highway, city):
+        pooled = {k: (highway[k] + city[k]) / 2 for k in highway}
+        return {
+            **pooled,
+            **{f"highway/{k}": v for k, v in highway.items()},
+            **{f"city/{k}": v for k, v in city.items()},
+        }
+
+    ref_h = {"score": 0.8, "progress_m": 1000.0, "at_fault_collision_rate": 0.01, "red_light_runs_per_km": 0.0}
+    ref_c = {"score": 0.8, "progress_m": 300.0, "at_fault_collision_rate": 0.0, "red_light_runs_per_km": 0.0}
+    ref = both(ref_h, ref_c)
+    good_c = {**ref_c, "score": 0.82, "progress_m": 310.0}
+    bad_c = {**ref_c, "score": 0.85, "progress_m": 280.0}
+    fast_h = {**ref_h, "score": 0.9, "progress_m": 1200.0, "at_fault_collision_rate": 0.0}
+    pooled_only = both(fast_h, bad_c)
+    # Pooled, it beats the reference on every criterion...
+    assert target_met(
+        {k: v for k, v in pooled_only.items() if "/" not in k}, {k: v for k, v in ref.items() if "/" not in k}
+    )
+    # ...but not in town.
+    m = target_margins(pooled_only, ref)
+    assert set(m) == {
+        f"{g}/{c}"
+        for g in ("highway", "city")
+        for c in ("progress_m", "at_fault_collision_rate", "red_light_runs_per_km")
+    }
+    assert m["city/progress_m"] == pytest.approx(-20.0 / 15.0) and m["highway/progress_m"] == pytest.approx(4.0)
+    assert not target_met(pooled_only, ref) and selection_value(pooled_only, ref) < 1.0
+    fine = both(fast_h, good_c)
+    assert target_met(fine, ref)
+    # The smallest margin over every group ranks pilots that meet it: the city's +10 m (of 5 % of 300 m) here.
+    assert selection_value(fine, ref) == pytest.approx(10.0 + 10.0 / 15.0 + 1.0e-3 * fine["score"])
+
+
 def test_periodic_evaluation_runs_on_validation_episodes_against_the_rule_based_pilot(tmp_path):
     from fuyao.evaluation import get_suite
     from fuyao.train.evaluator import Evaluator
@@ -489,3 +528,23 @@ def test_periodic_evaluation_runs_on_validation_episodes_against_the_rule_based_
         assert key in out
     assert out["episodes"] == evaluator.reference["episodes"] > 0
     assert out["target_met"] in (0.0, 1.0)
+
+
+def test_periodic_evaluation_holds_each_group_to_the_target(tmp_path):
+    from fuyao.evaluation import get_suite
+    from fuyao.train.evaluator import Evaluator
+
+    cfg = dataclasses.replace(TRAIN_PRESETS["smoke"], eval_episodes=4)
+    evaluator = Evaluator(cfg, CPU)
+    first, second = get_suite("smoke").validation().scenarios
+    evaluator.suite = dataclasses.replace(
+        evaluator.suite, scenarios=(dataclasses.replace(first, group="a"), dataclasses.replace(second, group="b"))
+    )
+    out = evaluator(ActorCritic(cfg.sim, cfg.policy))
+    for g in ("a", "b"):
+        assert out[f"{g}/episodes"] > 0 and f"margin_{g}/progress_m" in out
+        assert out[f"{g}/episodes"] == evaluator.reference[f"{g}/episodes"]
+    assert out["a/episodes"] + out["b/episodes"] == out["episodes"]
+    assert "margin_progress_m" not in out  # the pooled episodes are reported, not held to the target
+    criteria = ("progress_m", "at_fault_collision_rate", "red_light_runs_per_km")
+    assert out["target_met"] == float(all(out[f"margin_{g}/{c}"] >= 0 for g in "ab" for c in criteria))

@@ -91,6 +91,17 @@ class EvalResult:
     summary: dict[str, float]  # over every episode of the suite (`metrics.SUMMARY_KEYS`)
     wall_s: float
     extra: dict = field(default_factory=dict)
+    groups: dict[str, tuple[str, ...]] = field(default_factory=dict)  # the suite's `Suite.groups`
+
+    def group_summaries(self) -> dict[str, dict[str, float]]:
+        """`{group: summary over its scenarios' episodes}` (`metrics.SUMMARY_KEYS`); empty for a suite without
+        groups. Scenarios a scaled run left out are skipped."""
+        out = {}
+        for group, names in self.groups.items():
+            parts = [s for s in self.scenarios if s.name in names]
+            if parts:
+                out[group] = _summarize_scenarios(parts)
+        return out
 
     def scenario(self, name: str) -> ScenarioResult:
         for s in self.scenarios:
@@ -112,8 +123,18 @@ class EvalResult:
             "device": self.device,
             **{k: _json_number(v) for k, v in self.summary.items()},
             "scenarios": {s.name: {k: _json_number(v) for k, v in s.summary.items()} for s in self.scenarios},
+            **(
+                {"groups": {g: {k: _json_number(v) for k, v in m.items()} for g, m in self.group_summaries().items()}}
+                if self.groups
+                else {}
+            ),
             "wall_s": round(self.wall_s, 3),
         }
+
+
+def _summarize_scenarios(results) -> dict[str, float]:
+    """The summary over every episode of `results` (`ScenarioResult`s)."""
+    return summarize({k: torch.from_numpy(np.concatenate([r.metrics[k] for r in results])) for k in results[0].metrics})
 
 
 def _json_number(v):
@@ -276,8 +297,7 @@ def evaluate(
         results.append(r)
         if on_scenario is not None:
             on_scenario(r)
-    everything = {k: torch.from_numpy(np.concatenate([r.metrics[k] for r in results])) for k in results[0].metrics}
-    summary = summarize(everything)
+    summary = _summarize_scenarios(results)
     return EvalResult(
         suite=suite.name,
         version=suite.version,
@@ -287,4 +307,5 @@ def evaluate(
         summary=summary,
         wall_s=time.perf_counter() - t0,
         extra={"episodes_per_scenario": {s.name: s.episodes for s in suite.scenarios}, "workers": workers},
+        groups=suite.groups,
     )

@@ -63,8 +63,13 @@ class Scenario:
     seed: int
     episodes: int
     ego_start: EgoStart = EgoStart.RESET
+    # The kind of road it judges (`ngp`: "highway", "city", "ngp"). A suite with groups holds a trainer's pilot to
+    # the target on each group at once (`fuyao.train.evaluator`), not on the pooled episodes alone; "" is no group.
+    group: str = ""
 
     def __post_init__(self) -> None:
+        if self.group and not self.group.replace("-", "").isalnum():
+            raise ConfigError(f"Scenario.group ({self.name}): got {self.group!r}; allowed: letters, digits and '-'")
         if not self.name or not self.name.replace("-", "").replace("_", "").isalnum():
             raise ConfigError(f"Scenario.name: got {self.name!r}; allowed: letters, digits, '-' and '_'")
         if not isinstance(self.episodes, int) or self.episodes < 1:
@@ -136,6 +141,15 @@ class Suite:
     @property
     def episodes(self) -> int:
         return sum(s.episodes for s in self.scenarios)
+
+    @property
+    def groups(self) -> dict[str, tuple[str, ...]]:
+        """`{group: scenario names}` in suite order, for scenarios with a group (empty if none has one)."""
+        groups: dict[str, tuple[str, ...]] = {}
+        for s in self.scenarios:
+            if s.group:
+                groups[s.group] = (*groups.get(s.group, ()), s.name)
+        return groups
 
     @property
     def sim(self) -> SimConfig:
@@ -343,9 +357,15 @@ NGP = Suite(
             _ngp("ngp"),
             seed=4501,
             episodes=60,
+            group="ngp",
         ),
         Scenario(
-            "ngp-dense", "64 vehicles instead of 48", _ngp("ngp", vehicles=64, spawn_gap_m=10.0), seed=4502, episodes=30
+            "ngp-dense",
+            "64 vehicles instead of 48",
+            _ngp("ngp", vehicles=64, spawn_gap_m=10.0),
+            seed=4502,
+            episodes=30,
+            group="ngp",
         ),
         Scenario(
             "ngp-held-out",
@@ -357,6 +377,7 @@ NGP = Suite(
             ),
             seed=4503,
             episodes=30,
+            group="ngp",
         ),
         Scenario(
             "highway-cruise",
@@ -364,9 +385,15 @@ NGP = Suite(
             _ngp("highway"),
             seed=4504,
             episodes=40,
+            group="highway",
         ),
         Scenario(
-            "highway-exit", "every route takes the exit", _ngp("highway", ego_exit_fraction=1.0), seed=4505, episodes=30
+            "highway-exit",
+            "every route takes the exit",
+            _ngp("highway", ego_exit_fraction=1.0),
+            seed=4505,
+            episodes=30,
+            group="highway",
         ),
         Scenario(
             "highway-merge",
@@ -374,9 +401,12 @@ NGP = Suite(
             _ngp("highway", ego_exit_fraction=0.0),
             seed=4506,
             episodes=30,
+            group="highway",
             ego_start=EgoStart.ON_RAMP,
         ),
-        Scenario("city-cruise", "the preset's cities, random trips", _ngp("city"), seed=4507, episodes=40),
+        Scenario(
+            "city-cruise", "the preset's cities, random trips", _ngp("city"), seed=4507, episodes=40, group="city"
+        ),
         Scenario(
             "city-held-out",
             "irregular cities never used in training (jitter 16 m, a fifth of the streets gone)",
@@ -387,6 +417,7 @@ NGP = Suite(
             ),
             seed=4508,
             episodes=30,
+            group="city",
         ),
     ),
 )

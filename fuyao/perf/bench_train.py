@@ -45,7 +45,7 @@ def time_to_target(
     from fuyao.evaluation import evaluate, get_suite
     from fuyao.pilots import RuleBasedPilot
     from fuyao.pilots.learned import load
-    from fuyao.train.evaluator import TARGET_CRITERIA, Evaluator, target_met
+    from fuyao.train.evaluator import TARGET_CRITERIA, Evaluator, grouped_summary, target_met
     from fuyao.train.run import train
 
     # `steps` stays the preset's own: the learning-rate schedule's horizon, as `fuyao run` and `fuyao train` see
@@ -67,8 +67,9 @@ def time_to_target(
     t0 = time.perf_counter()
     reference = evaluator.reference
     reference_s = time.perf_counter() - t0
-    target = {name: reference[name] for name, _, _ in TARGET_CRITERIA}
-    summary = train(cfg, device, evaluator=evaluator, stop_when=lambda m: target_met(m, reference))
+    criteria = [name for name, _, _ in TARGET_CRITERIA]
+    target = {k: v for k, v in reference.items() if k.rsplit("/", 1)[-1] in criteria}
+    summary = train(cfg, device, evaluator=evaluator, stop_when=lambda m: m.get("target_met") == 1.0)
     curve = summary["curve"]
     hit = next((row for row in curve if row.get("eval_target_met") == 1.0), None)
     # Then the suite itself reports, on its own episodes: the pilot that reached the target (or the best one).
@@ -76,9 +77,13 @@ def time_to_target(
     chosen = checkpoints / ("best.pt" if (checkpoints / "best.pt").exists() else "last.pt")
     suite = get_suite(preset)
     pilot = load(chosen, device)
-    learned_suite = evaluate(pilot.for_world, suite, device, episodes=eval_episodes, workers=cfg.eval_workers).summary
-    rule_suite = evaluate(RuleBasedPilot, suite, device, episodes=eval_episodes, workers=cfg.eval_workers).summary
-    keys = (
+    learned_suite = grouped_summary(
+        evaluate(pilot.for_world, suite, device, episodes=eval_episodes, workers=cfg.eval_workers)
+    )
+    rule_suite = grouped_summary(
+        evaluate(RuleBasedPilot, suite, device, episodes=eval_episodes, workers=cfg.eval_workers)
+    )
+    base_keys = (
         "score",
         "collision_rate",
         "at_fault_collision_rate",
@@ -86,6 +91,8 @@ def time_to_target(
         "route_completion",
         "red_light_runs_per_km",
     )
+    # Per group (`Suite.groups`: the `ngp` suite's highway, city and NGP trips) as `group/metric` too.
+    keys = (*base_keys, *(f"{g}/{k}" for g in suite.groups for k in base_keys))
     return {
         "preset": preset,
         "suite": f"{suite.name}@{suite.version}",

@@ -344,6 +344,24 @@ CITY = TrainConfig(
     bc=BCConfig(rollout_steps=16, epochs=4, minibatches=16, teacher_iterations=40),
 )
 
+# The navigation-guided pilot: one network for every road, trained on the `ngp` world's mixed bank (highways with
+# ramps, grid cities, and NGP maps that join a city street, the on-ramp, the highway, the off-ramp and another city;
+# routes to random destinations, signal timings drawn per world). 8 of each world's 48 vehicles are driven by the
+# policy, so it meets itself at junctions and merges as well as the rule-based traffic. Behaviour cloning of the
+# rule-based pilot with DAgger, at the city preset's settings (the teacher's share decaying over 40 iterations,
+# 4 epochs x 16 minibatches). Checkpoints are chosen on the `ngp` suite's validation twin (other seeds, other
+# maps), every kind of road at once. See BENCHMARKS.md, "The `ngp` training preset".
+NGP = TrainConfig(
+    preset="ngp",
+    algo=Algo.BC,
+    steps=3_000_000,
+    eval_every=40,
+    eval_episodes=64,
+    sim=dataclasses.replace(PRESETS["ngp"], worlds=256, controlled=8),
+    policy=PolicyConfig(encoder=Encoder.MLP, hidden=256),
+    bc=BCConfig(rollout_steps=16, epochs=4, minibatches=16, teacher_iterations=40),
+)
+
 # Seconds, for tests and CLI checks.
 SMOKE = TrainConfig(
     preset="smoke",
@@ -363,6 +381,7 @@ TRAIN_PRESETS: dict[str, TrainConfig] = {
     "merge-v0": MERGE_V0,
     "exit-v0": EXIT_V0,
     "city": CITY,
+    "ngp": NGP,
     "smoke": SMOKE,
 }
 

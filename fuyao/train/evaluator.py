@@ -8,7 +8,9 @@ checkpoint is chosen and no run is stopped on its episodes.
 The target is the rule-based pilot on the same validation episodes: route progress at least its progress,
 at-fault collisions and red-light runs at most its rates. Each criterion's margin is measured in a unit of what
 matters (5 % of the rule-based progress, one at-fault collision per 100 episodes, 0.1 red-light runs per km).
-A checkpoint that meets every criterion outranks every one that does not, and among those the largest smallest
+Where the suite has groups (the `ngp` suite: highway, city and NGP-trip scenarios), every criterion is measured
+on each group's episodes, and the target holds only where it holds on all of them at once: a pilot that beats the
+rule-based pilot on highways cannot buy back red-light runs in town. A checkpoint that meets every criterion outranks every one that does not, and among those the largest smallest
 margin wins (`selection`), the score only breaking ties: there a faster but riskier pilot does not win on score.
 While no checkpoint meets the target, the score ranks them. (Ranking those by their smallest margin as well
 chose, in the main job, a checkpoint that had one at-fault collision fewer in 200 validation episodes and lost to
@@ -38,15 +40,32 @@ SCORE_TIE_BREAK = 1.0e-3
 MET_RANK = 10.0  # above any score: a checkpoint that meets the target outranks every one that does not
 
 
+def _parts(summary: dict[str, float], reference: dict[str, float]) -> list[tuple[str, dict, dict]]:
+    """`(prefix, summary, reference)` per group the reference has (keys `group/metric`, `Suite.groups`), or the
+    pooled summaries alone for a suite without groups."""
+    groups = list(dict.fromkeys(k.split("/", 1)[0] for k in reference if "/" in k))
+    if not groups:
+        return [("", summary, reference)]
+    return [(f"{g}/", _group(summary, g), _group(reference, g)) for g in groups]
+
+
+def _group(summary: dict[str, float], group: str) -> dict[str, float]:
+    prefix = f"{group}/"
+    return {k[len(prefix) :]: v for k, v in summary.items() if k.startswith(prefix)}
+
+
 def target_margins(summary: dict[str, float], reference: dict[str, float]) -> dict[str, float]:
-    """Each criterion's margin over the reference, in its unit: >= 0 where the criterion holds."""
+    """Each criterion's margin over the reference, in its unit: >= 0 where the criterion holds. With groups (keys
+    `group/metric` in both, from a suite with `Suite.groups`), one margin per group and criterion, named
+    `group/metric`: the target holds only where it holds on every kind of road at once."""
     margins = {}
-    for name, sign, unit in TARGET_CRITERIA:
-        value, ref = float(summary[name]), float(reference[name])
-        if unit is not None:  # a rate over no distance or no episodes is no event
-            value, ref = _rate(value), _rate(ref)
-        scale = unit if unit is not None else PROGRESS_UNIT * max(abs(ref), 1.0)
-        margins[name] = sign * (value - ref) / scale
+    for prefix, part, ref_part in _parts(summary, reference):
+        for name, sign, unit in TARGET_CRITERIA:
+            value, ref = float(part[name]), float(ref_part[name])
+            if unit is not None:  # a rate over no distance or no episodes is no event
+                value, ref = _rate(value), _rate(ref)
+            scale = unit if unit is not None else PROGRESS_UNIT * max(abs(ref), 1.0)
+            margins[prefix + name] = sign * (value - ref) / scale
     return margins
 
 
@@ -60,7 +79,8 @@ def _all_met(margins: dict[str, float]) -> bool:
 
 
 def target_met(summary: dict[str, float], reference: dict[str, float]) -> bool:
-    """Progress at least the reference's, at-fault collisions and red-light runs at most its rates."""
+    """Progress at least the reference's, at-fault collisions and red-light runs at most its rates (on every
+    group, where the summaries have groups)."""
     return _all_met(target_margins(summary, reference))
 
 
@@ -75,16 +95,27 @@ def selection_value(summary: dict[str, float], reference: dict[str, float]) -> f
     if not _all_met(margins):
         return score
     informative = [
-        margins[name]
+        margins[prefix + name]
+        for prefix, _, ref_part in _parts(summary, reference)
         for name, _, unit in TARGET_CRITERIA
-        if unit is None or margins[name] != 0.0 or _rate(reference[name]) != 0.0
+        if unit is None or margins[prefix + name] != 0.0 or _rate(ref_part[name]) != 0.0
     ]
     return MET_RANK + (min(informative) if informative else 0.0) + SCORE_TIE_BREAK * score
 
 
+def grouped_summary(result) -> dict[str, float]:
+    """An `EvalResult`'s summary over every episode, with each group's summary beside it as `group/metric`."""
+    summary = dict(result.summary)
+    for group, part in result.group_summaries().items():
+        summary.update({f"{group}/{k}": v for k, v in part.items()})
+    return summary
+
+
 class Evaluator:
     """`evaluator(model) -> summary dict` (score, collision_rate, route_completion, progress_m, ..., and
-    `target_met`, `selection` and `margin_*` against the rule-based pilot on the same validation episodes)."""
+    `target_met`, `selection` and `margin_*` against the rule-based pilot on the same validation episodes). For a
+    suite with groups (`ngp`: highway, city, ngp) the summary also holds every group's metrics as `group/metric`,
+    and the target must hold on each group."""
 
     def __init__(self, cfg: TrainConfig, device: torch.device) -> None:
         from fuyao.evaluation import get_suite
@@ -100,7 +131,7 @@ class Evaluator:
         result = evaluate(
             make_pilot, self.suite, self.device, episodes=self.cfg.eval_episodes, workers=self.cfg.eval_workers
         )
-        return dict(result.summary)
+        return grouped_summary(result)
 
     @property
     def reference(self) -> dict[str, float]:

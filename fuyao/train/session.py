@@ -277,9 +277,14 @@ class Session:
             "selection",
             "episodes",
         )
+        groups = dict.fromkeys(k.split("/", 1)[0] for k in result if "/" in k)
         self.message(
             f"eval @ {self.decisions:,} decisions: "
             + ", ".join(f"{k} {result[k]:.3f}" for k in shown if isinstance(result.get(k), (int, float)))
+            + "".join(
+                f"\n  {g}: " + ", ".join(f"{k} {result[f'{g}/{k}']:.3f}" for k in shown[:6] if f"{g}/{k}" in result)
+                for g in groups
+            )
         )
         # What checkpoints are ranked by: the target margin where the evaluator gives one, else the score.
         return float(result.get("selection", result["score"]))
