@@ -122,3 +122,24 @@ def test_the_ngp_suite_shares_one_space_and_has_a_disjoint_validation_twin():
     for a, b in zip(suite.scenarios, val.scenarios, strict=True):
         assert a.seed != b.seed and a.sim.map_seed != b.sim.map_seed
     assert val.observation_space == suite.observation_space
+
+
+def test_on_ramp_starts_on_a_mixed_bank_go_where_a_map_has_an_on_ramp():
+    """The `ngp` training preset starts half the episodes' first agent on the on-ramp (merges are rare otherwise):
+    on highway and NGP maps that is the on-ramp, on city maps (no ramp) the usual start; the route still reaches
+    a destination."""
+    from fuyao.sim.geometry import route_attr
+    from fuyao.sim.reset import RAMP_KIND, RAMP_START_S
+    from fuyao.train.config import TRAIN_PRESETS
+
+    assert TRAIN_PRESETS["ngp"].sim.ego_ramp_fraction == 0.5
+    world = World(preset("ngp", worlds=48, num_maps=6, ego_ramp_fraction=1.0), torch.device("cpu"))
+    st = world.reset(5)
+    road, m = world.road, st.map_id
+    kinds = road.map_kind[m]
+    on = (road.lane_kind[m.unsqueeze(1), st.vehicles.lane][:, 0] == RAMP_KIND) & (st.vehicles.s[:, 0] == RAMP_START_S)
+    assert {int(k) for k in kinds.unique()} == {MAP_HIGHWAY, MAP_CITY, MAP_NGP}
+    assert bool(on[kinds != MAP_CITY].all()) and not bool(on[kinds == MAP_CITY].any())
+    cost = route_attr(road.route.cost, road, m.unsqueeze(1), st.vehicles.lane[:, :1], st.vehicles.dest[:, :1])
+    assert bool((cost < 0.5 * UNREACHABLE).all())
+    assert bool(st.vehicles.controlled[:, 0].all()) and bool(st.active[:, 0].all())

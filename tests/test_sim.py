@@ -487,3 +487,34 @@ def test_native_observation_lane_potential_is_the_idm_acceleration_per_lane():
     # The lane 0 follower (30 m/s, 15 m behind) would brake hard for the ego; nobody follows in lane 2.
     assert imposed_0 == pytest.approx(idm(30.0, 15.0, 25.0), abs=1e-5)
     assert imposed_0 < -0.2 and imposed_2 == 0.0
+
+
+def test_rule_based_pilot_drops_out_of_a_car_beside_it_to_take_its_exit():
+    # The pilot in the left lane, bound for the off-ramp 500 m on (two changes to go), with a car in the right
+    # lane level with it and as fast as it may go (30 m/s). Riding level, the change never becomes safe: the pilot
+    # used to hold that car's speed (IDM's speed-up against dropping back behind it) and drive past the exit. It
+    # must line up with a gap (here: drop back behind that car).
+    from fuyao.pilots import RuleBasedPilot
+
+    cfg = SimConfig(
+        worlds=1,
+        vehicles=2,
+        controlled=1,
+        inflow=False,
+        road=STRAIGHT_RAMPS,
+        sim_hz=10,
+        decision_hz=10,
+        episode_s=60.0,
+        target_speeds=tuple(float(v) for v in range(0, 36, 2)),
+    )
+    world = World(cfg, road=build_highway(STRAIGHT_RAMPS))
+    beside = dict(lane=1, s=601.0, speed=28.0, desire=1.0, dest=0)  # stays on the highway
+    st = scene(world.road, cfg, [[dict(lane=0, s=600.0, speed=28.0, dest=1, controlled=True), beside]])
+    pilot = RuleBasedPilot(world)
+    for _ in range(cfg.decisions_per_episode):
+        result = world.step(st, pilot.act(None, st))
+        assert not bool(result.info["collision"].any())
+        if bool(result.terminated[0, 0]):
+            break
+        st = result.state
+    assert bool(result.info["arrived"][0, 0]) and not bool(result.info["route_failure"][0, 0])

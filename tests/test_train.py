@@ -221,6 +221,45 @@ def test_resume_gives_the_same_weights_as_an_uninterrupted_run(tmp_path):
     assert weights_digest(load(part.out / "checkpoints" / "last.pt").model) == weights_digest(reference)
 
 
+def test_resume_with_the_mixed_bank_gives_the_same_weights_as_an_uninterrupted_run(tmp_path):
+    """The `ngp` preset's way of training at toy size: behaviour cloning with DAgger on the mixed bank (highway,
+    city and NGP maps), several controlled vehicles per world. Killed after two iterations and resumed, it ends
+    with the uninterrupted run's weights (the teacher's share, the worlds and the rollouts all resume)."""
+    from fuyao.train import bc
+
+    ngp = TRAIN_PRESETS["ngp"]
+
+    def tiny(out: Path, **changes) -> TrainConfig:
+        return dataclasses.replace(
+            ngp,
+            steps=480,
+            seed=3,
+            out=out,
+            eval_every=0,
+            eval_episodes=8,
+            sim=dataclasses.replace(ngp.sim, worlds=6, vehicles=12, controlled=4, num_maps=3),
+            policy=PolicyConfig(encoder=Encoder.MLP, hidden=16),
+            bc=dataclasses.replace(ngp.bc, rollout_steps=4, epochs=1, minibatches=2, teacher_iterations=4),
+            **changes,
+        )
+
+    full = tiny(tmp_path / "full", checkpoint_every=1000)
+    assert full.sim.map.value == "mixed" and full.algo.value == "bc"
+    done = train(full, CPU, evaluator=None)
+    reference = load(full.out / "checkpoints" / "last.pt").model
+
+    part = tiny(tmp_path / "part", checkpoint_every=1)
+    session = build_session(part, Dist(), CPU, None)
+    for _ in range(2):
+        bc.train(session, until=session.decisions + 1)
+    session.save()
+    session.logger.close()
+    assert session.decisions < done["decisions"]
+    resumed = train(dataclasses.replace(part, resume=True), CPU, evaluator=None)
+    assert resumed["decisions"] == done["decisions"] and resumed["iteration"] == done["iteration"]
+    assert weights_digest(load(part.out / "checkpoints" / "last.pt").model) == weights_digest(reference)
+
+
 def test_resume_refuses_another_configuration(tmp_path):
     cfg = speed_task(tmp_path, steps=300, checkpoint_every=1)
     train(cfg, CPU, evaluator=None)

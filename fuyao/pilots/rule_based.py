@@ -3,19 +3,107 @@ controlled vehicles through the same action spaces a learned policy uses. The ba
 
 from __future__ import annotations
 
+import dataclasses
+
 import torch
 
 from fuyao.sim import traffic
-from fuyao.sim.config import ActionType
+from fuyao.sim.config import ActionType, MobilRule
 from fuyao.sim.geometry import change_ok, lane_attr, lane_point
-from fuyao.sim.state import WorldState
+from fuyao.sim.neighbours import FAR, Neighbour, Surroundings
+from fuyao.sim.state import Vehicles, WorldState
 from fuyao.sim.step import META_FASTER, META_IDLE, META_LEFT, META_RIGHT, META_SLOWER, speed_index
-from fuyao.sim.traffic import driver_params, effective_limit, following_accel, route_view
+from fuyao.sim.traffic import DriverParams, driver_params, effective_limit, following_accel, route_view
 from fuyao.sim.world import World
 
 BRAKE_THRESHOLD = -0.5  # m/s^2: IDM asks for more braking than this -> slow down
 SPEED_UP_THRESHOLD = 0.3  # m/s^2: IDM allows this much acceleration -> speed up
-ROUTE_DROP_BACK_M = 200.0  # m per lane change still needed: closer than this, drop back behind a blocking leader
+ROUTE_ALIGN_M = 300.0  # m per lane change still needed: closer than this, line up with a gap in the target lane
+ALIGN_GAIN = 0.3  # 1/s: speed offset per metre between the car and where it fits in the gap
+ALIGN_MAX_DV = 5.0  # m/s: the most it drives faster or slower than the gap to line up with it
+ALIGN_SLACK_M = 20.0  # m: room beyond what a side needs that still pulls the car toward the gap's middle
+ALIGN_MARGIN = 1.0  # x the room MOBIL's safety test needs at equal speeds (so that the change is safe when lined up)
+PASS_MARGIN = 2.0  # m/s: a target-lane leader this much slower than the car's desired speed can be overtaken
+# The last stretch before a change the route needs (a deceleration lane is 150 m): the pilot accepts a gap in which
+# the new follower (a background IDM driver) or the pilot itself must brake up to this hard, as drivers squeeze
+# into a dense exit lane rather than miss the exit. Below `traffic.MAX_BRAKE`.
+ROUTE_SQUEEZE_M = 150.0  # m per lane change still needed
+SQUEEZE_BRAKE = 6.0  # m/s^2
+MOBIL_SQUEEZE = dataclasses.replace(traffic.MOBIL_RULES[MobilRule.FUYAO], safe_brake=SQUEEZE_BRAKE)
+
+
+def gap_room(speed, p: DriverParams, brake) -> torch.Tensor:
+    """Gap `[...]` m a follower at `speed` needs behind a leader at the same speed for MOBIL's safety test (IDM
+    braking no harder than `brake` m/s^2), times `ALIGN_MARGIN`."""
+    s_star = p.jam_gap + speed * p.headway
+    free = torch.exp(p.delta * torch.log((speed / p.desired_speed.clamp(min=0.1)).clamp(min=1e-6)))
+    allowed = (1.0 + brake / p.max_accel.clamp(min=0.1) - free).clamp(min=0.5)
+    return ALIGN_MARGIN * s_star / torch.sqrt(allowed)
+
+
+def gap_alignment(
+    sur: Surroundings, v: Vehicles, params: DriverParams, needs: torch.Tensor, brake: torch.Tensor
+) -> torch.Tensor:
+    """The speed `[W, N]` m/s at which a car that must change lanes toward `needs` (-1 left, +1 right) lines up
+    with a gap in that lane, as a driver before an exit does: the gap it is beside if it is long enough for it
+    (MOBIL's safety test with braking up to `brake` m/s^2, at equal speeds), else the one behind the target lane's
+    follower (drop back) or the one ahead of its leader (pull ahead), whichever it reaches sooner. It drives at the
+    gap's speed, faster or slower by `ALIGN_GAIN` per metre it is off the place where both sides have the room they
+    need. (Riding level with a car of the target lane at its speed, the change never becomes safe.)"""
+    left = needs < 0
+
+    def pick(a: Neighbour, b: Neighbour) -> Neighbour:
+        return Neighbour(*(torch.where(left, x, y) for x, y in ((a.slot, b.slot), (a.gap, b.gap), (a.speed, b.speed))))
+
+    lead, follow = pick(sur.left_lead, sur.right_lead), pick(sur.left_follow, sur.right_follow)
+    lead_slot, follow_slot = lead.slot.clamp(min=0), follow.slot.clamp(min=0)
+    lead_len, follow_len = v.length.gather(1, lead_slot), v.length.gather(1, follow_slot)
+    # The cars beyond them in the target lane: the leader's own leader, the follower's own follower.
+    lead2_gap = torch.where(
+        lead.exists & (sur.lead.slot.gather(1, lead_slot) >= 0), sur.lead.gap.gather(1, lead_slot), FAR
+    )
+    follow2_gap = torch.where(
+        follow.exists & (sur.follow.slot.gather(1, follow_slot) >= 0), sur.follow.gap.gather(1, follow_slot), FAR
+    )
+    desired = params.desired_speed
+    need_front = gap_room(v.speed, params, brake)  # behind the new leader
+    need_back = gap_room(follow.speed, params.gather(follow.slot), brake)  # the new follower behind the car
+    fits = lead.gap + follow.gap >= need_front + need_back
+    # Metres to gain on the leader (or lose on the follower) to be past it, over the speed difference it can take.
+    pass_s = (lead.gap + lead_len + v.length) / (desired.minimum(lead.speed + ALIGN_MAX_DV) - lead.speed).clamp(min=0.1)
+    drop_s = (follow.gap + follow_len + v.length) / ALIGN_MAX_DV
+    ahead = (
+        ~fits
+        & lead.exists
+        & ((pass_s < drop_s) | ~follow.exists)
+        & (lead.speed + PASS_MARGIN < desired)
+        & (sur.lead.gap > lead.gap + lead_len + need_front)  # room ahead in its own lane
+    )
+    behind = ~fits & ~ahead & follow.exists
+    # Gaps from the car to the front and back of the gap it lines up with (negative: that car is beside or
+    # beyond it).
+    front_gap = torch.where(
+        ahead,
+        lead.gap + lead_len + v.length + lead2_gap,
+        torch.where(behind, -(follow.gap + follow_len + v.length), lead.gap),
+    )
+    back_gap = torch.where(
+        ahead,
+        -(lead.gap + lead_len + v.length),
+        torch.where(behind, follow.gap + follow_len + v.length + follow2_gap, follow.gap),
+    )
+    # The gap moves at its cars' mean speed (one of them: the other is missing, or the car goes beyond it).
+    both = torch.where(
+        lead.exists & follow.exists,
+        0.5 * (lead.speed + follow.speed),
+        torch.where(lead.exists, lead.speed, follow.speed),
+    )
+    gap_speed = torch.where(ahead, lead.speed, torch.where(behind, follow.speed, both))
+    slack_front = (front_gap - need_front).clamp(max=ALIGN_SLACK_M)
+    slack_back = (back_gap - need_back).clamp(max=ALIGN_SLACK_M)
+    offset = 0.5 * (slack_front - slack_back)  # m the car is behind where it fits
+    dv = (ALIGN_GAIN * offset).clamp(-ALIGN_MAX_DV, ALIGN_MAX_DV)
+    return (gap_speed + dv).clamp(min=0.0).minimum(desired)
 
 
 class RuleBasedPilot:
@@ -37,26 +125,30 @@ class RuleBasedPilot:
         route = route_view(road, m, v, sur)
         accel = following_accel(road, m, v, sur, params, route, state.signals)
         left_ok, right_ok = change_ok(road, m, v.lane, v.s)
-        direction, safe_l, safe_r = traffic.mobil_decision(
-            sur, v.speed, v.length, params, params, route, left_ok, right_ok
+        direction, _, _ = traffic.mobil_decision(sur, v.speed, v.length, params, params, route, left_ok, right_ok)
+        needs = torch.sign(route.changes)
+        squeeze_dir, _, _ = traffic.mobil_decision(
+            sur, v.speed, v.length, params, params, route, left_ok, right_ok, MOBIL_SQUEEZE
         )
+        squeeze = (needs != 0) & (route.remaining < ROUTE_SQUEEZE_M * route.changes.abs().float())
+        direction = torch.where(squeeze & (direction == 0) & (squeeze_dir == needs), squeeze_dir, direction)
         # A change the route needs before a solid line (a turn lane in town) that has no gap yet: stop short of
         # the line and wait for one, as background drivers do before a lane that ends; passing the line in the
         # wrong lane misses the turn.
-        needs = torch.sign(route.changes)
         limited = lane_attr(road.lane_change_until, road, m, v.lane) < lane_attr(road.lane_length, road, m, v.lane)
         wait = (needs != 0) & limited
         stop_at_line = traffic.route_stop_interaction(v.speed, route.remaining, wait, v.length, params)
         stop = traffic.idm_combine(traffic.idm_free(v.speed, params), stop_at_line, params)
         accel = torch.minimum(accel, torch.where(wait, stop, accel))[:, :c]
-        # ... and one the target lane's leader blocks (it is close and slower: braking behind it would exceed what
-        # MOBIL allows) with little road left: drop back behind that leader instead of driving past the exit.
-        target_lead = torch.where(needs < 0, sur.left_lead.speed, sur.right_lead.speed)
-        target_has = torch.where(needs < 0, sur.left_lead.exists, sur.right_lead.exists)
-        unsafe = torch.where(needs < 0, ~safe_l, ~safe_r)
-        urgent = route.remaining < ROUTE_DROP_BACK_M * route.changes.abs().float()
-        drop_back = ((needs != 0) & unsafe & target_has & urgent & (v.target_speed > target_lead - 1.0))[:, :c]
+        # ... and one MOBIL does not take (no safe gap, or one it would brake hard in) with little road left: line
+        # up with a gap in the target lane (drop back or pull ahead) instead of riding level with the car beside
+        # and driving past the exit.
         changing = v.lc_dir != 0
+        side_ok = torch.where(needs < 0, left_ok, right_ok)
+        urgent = route.remaining < ROUTE_ALIGN_M * route.changes.abs().float()
+        align = ((needs != 0) & side_ok & (direction != needs) & urgent & ~changing)[:, :c]
+        brake = torch.where(squeeze, SQUEEZE_BRAKE, traffic.SAFE_BRAKE)
+        align_speed = gap_alignment(sur, v, params, needs, brake)[:, :c]
         # Lane changes are reconsidered as often as background drivers reconsider theirs (`mobil_period_s`):
         # deciding at 10 Hz, MOBIL's choice flickers and the pilot weaves. At the highway's 1 Hz decisions
         # every decision is such a tick.
@@ -80,6 +172,7 @@ class RuleBasedPilot:
             steer = traffic.steering_control(
                 v.d[:, :c] - target_d, v.psi[:, :c], v.speed[:, :c], kappa, v.length[:, :c]
             )
+            accel = torch.where(align, torch.minimum(accel, traffic.speed_control(align_speed, v.speed[:, :c])), accel)
             lo, hi = cfg.accel_range
             a = 2.0 * (accel.clamp(lo, hi) - lo) / (hi - lo) - 1.0
             lo, hi = cfg.steer_range
@@ -96,7 +189,17 @@ class RuleBasedPilot:
         # Braking wins over a lane change, except over one the route needs (MOBIL found it safe): braking first, a
         # driver in a slowing queue never takes the gap to its exit or turn lane and misses it.
         action = torch.where((accel < BRAKE_THRESHOLD) & ~for_route, META_SLOWER, action)
-        action = torch.where(drop_back & (direction == 0) & (idx > 0), META_SLOWER, action)
+        # Lining up with a gap: the speed it asks for, held (not IDM's speed-up, which kept the car level with the
+        # target lane's traffic); IDM's braking still wins.
+        half_step = 0.5 * (speeds[1] - speeds[0])
+        align_faster = (align_speed > v.target_speed[:, :c] + half_step) & can_faster & (accel > 0.0)
+        align_action = torch.where(
+            align_speed < v.target_speed[:, :c] - half_step,
+            META_SLOWER,
+            torch.where(align_faster, META_FASTER, META_IDLE),
+        )
+        lines_up = align & (direction == 0) & (accel >= BRAKE_THRESHOLD)
+        action = torch.where(lines_up, align_action, action)
         # Cruising above what the lane allows: slow down.
         too_fast = v.target_speed[:, :c] > desired + 1e-3
         action = torch.where(too_fast & (direction == 0), META_SLOWER, action)
