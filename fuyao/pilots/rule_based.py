@@ -32,7 +32,7 @@ SQUEEZE_BRAKE = 6.0  # m/s^2
 MOBIL_SQUEEZE = dataclasses.replace(traffic.MOBIL_RULES[MobilRule.FUYAO], safe_brake=SQUEEZE_BRAKE)
 
 
-def gap_room(speed, p: DriverParams, brake) -> torch.Tensor:
+def gap_room(speed: torch.Tensor, p: DriverParams, brake: torch.Tensor | float) -> torch.Tensor:
     """Gap `[...]` m a follower at `speed` needs behind a leader at the same speed for MOBIL's safety test (IDM
     braking no harder than `brake` m/s^2), times `ALIGN_MARGIN`."""
     s_star = p.jam_gap + speed * p.headway
@@ -130,12 +130,14 @@ class RuleBasedPilot:
         squeeze_dir, _, _ = traffic.mobil_decision(
             sur, v.speed, v.length, params, params, route, left_ok, right_ok, MOBIL_SQUEEZE
         )
-        squeeze = (needs != 0) & (route.remaining < ROUTE_SQUEEZE_M * route.changes.abs().float())
-        direction = torch.where(squeeze & (direction == 0) & (squeeze_dir == needs), squeeze_dir, direction)
         # A change the route needs before a solid line (a turn lane in town) that has no gap yet: stop short of
         # the line and wait for one, as background drivers do before a lane that ends; passing the line in the
-        # wrong lane misses the turn.
+        # wrong lane misses the turn. There the pilot waits instead of squeezing in (on 120 m city streets the
+        # squeeze's stretch would be nearly every street): squeezing is for lanes that end without a line to wait
+        # at, the highway's deceleration lanes and acceleration lanes.
         limited = lane_attr(road.lane_change_until, road, m, v.lane) < lane_attr(road.lane_length, road, m, v.lane)
+        squeeze = (needs != 0) & ~limited & (route.remaining < ROUTE_SQUEEZE_M * route.changes.abs().float())
+        direction = torch.where(squeeze & (direction == 0) & (squeeze_dir == needs), squeeze_dir, direction)
         wait = (needs != 0) & limited
         stop_at_line = traffic.route_stop_interaction(v.speed, route.remaining, wait, v.length, params)
         stop = traffic.idm_combine(traffic.idm_free(v.speed, params), stop_at_line, params)
