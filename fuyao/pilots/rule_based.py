@@ -22,7 +22,6 @@ ROUTE_ALIGN_M = 300.0  # m per lane change still needed: closer than this, line 
 ALIGN_GAIN = 0.3  # 1/s: speed offset per metre between the car and where it fits in the gap
 ALIGN_MAX_DV = 5.0  # m/s: the most it drives faster or slower than the gap to line up with it
 ALIGN_SLACK_M = 20.0  # m: room beyond what a side needs that still pulls the car toward the gap's middle
-ALIGN_MARGIN = 1.0  # x the room MOBIL's safety test needs at equal speeds (so that the change is safe when lined up)
 PASS_MARGIN = 2.0  # m/s: a target-lane leader this much slower than the car's desired speed can be overtaken
 # The last stretch before a change the route needs (a deceleration lane is 150 m): the pilot accepts a gap in which
 # the new follower (a background IDM driver) or the pilot itself must brake up to this hard, as drivers squeeze
@@ -34,11 +33,11 @@ MOBIL_SQUEEZE = dataclasses.replace(traffic.MOBIL_RULES[MobilRule.FUYAO], safe_b
 
 def gap_room(speed: torch.Tensor, p: DriverParams, brake: torch.Tensor | float) -> torch.Tensor:
     """Gap `[...]` m a follower at `speed` needs behind a leader at the same speed for MOBIL's safety test (IDM
-    braking no harder than `brake` m/s^2), times `ALIGN_MARGIN`."""
+    braking no harder than `brake` m/s^2)."""
     s_star = p.jam_gap + speed * p.headway
     free = torch.exp(p.delta * torch.log((speed / p.desired_speed.clamp(min=0.1)).clamp(min=1e-6)))
     allowed = (1.0 + brake / p.max_accel.clamp(min=0.1) - free).clamp(min=0.5)
-    return ALIGN_MARGIN * s_star / torch.sqrt(allowed)
+    return s_star / torch.sqrt(allowed)
 
 
 def gap_alignment(
