@@ -271,3 +271,57 @@ def test_dart_noise_perturbs_what_is_driven_not_what_is_taught():
             assert 0.15 < off < 0.5, off  # half replaced, some by the teacher's own choice
     with pytest.raises(ConfigError, match="action_noise"):
         BCConfig(action_noise=1.5)
+
+
+def test_the_regret_term_weighs_a_choice_by_what_it_costs():
+    """`BCConfig.regret_coef`: at equal soft targets, the loss's pull away from an action grows with the teacher's
+    cost of it (one predicted crash against a lane change's cost), and it adds nothing where the student already
+    takes the least-cost action."""
+    from types import SimpleNamespace
+
+    from fuyao.train.bc import bc_loss
+
+    class Logits(torch.nn.Module):
+        log_std = None
+
+        def __init__(self, init) -> None:
+            super().__init__()
+            self.logits = torch.nn.Parameter(init.clone())
+
+        def forward(self, obs):
+            return self.logits, torch.zeros(obs.shape[0])
+
+    def grad_and_loss(coef, teacher_logits, init):
+        student = Logits(init)
+        base = train_preset("highway-v0")
+        cfg = dataclasses.replace(base, bc=dataclasses.replace(base.bc, regret_coef=coef))
+        s = SimpleNamespace(learner=student, model=student, bf16=False, cfg=cfg)
+        batch = {
+            "obs": torch.zeros(1, 5, 5),
+            "active": torch.ones(1, dtype=torch.bool),
+            "teacher": torch.full((1,), SLOWER),
+            "mask": torch.ones(1, 5, dtype=torch.bool),
+            "teacher_logits": teacher_logits,
+        }
+        loss, parts = bc_loss(s, batch, torch.zeros(1), torch.arange(1))
+        loss.backward()
+        return student.logits.grad[0], parts[0]
+
+    idle_first = torch.tensor([[0.0, 4.0, 0.0, 0.0, 0.0]])  # the student leans to IDLE
+    # IDLE costs one crash step (100) more than braking, or 20: alike as soft targets (e^-100 and e^-20 ~ 0).
+    crash = torch.tensor([[-0.5, -100.0, -0.5, -0.5, 0.0]])
+    mild = torch.tensor([[-0.5, -20.0, -0.5, -0.5, 0.0]])
+    g_plain, _ = grad_and_loss(0.0, crash, idle_first)
+    g_crash, _ = grad_and_loss(1.0, crash, idle_first)
+    g_mild, _ = grad_and_loss(1.0, mild, idle_first)
+    assert g_crash[IDLE] > g_plain[IDLE] > 0  # pushed down harder where IDLE predicts a crash
+    assert g_crash[IDLE] > g_mild[IDLE]
+    sure = torch.tensor([[0.0, 0.0, 0.0, 0.0, 30.0]])  # already brakes
+    _, loss_sure_plain = grad_and_loss(0.0, crash, sure)
+    _, loss_sure = grad_and_loss(1.0, crash, sure)
+    assert abs(float(loss_sure) - float(loss_sure_plain)) < 1e-6
+
+
+def test_the_regret_term_needs_the_teachers_costs():
+    with pytest.raises(ConfigError, match="regret_coef"):
+        BCConfig(regret_coef=1.0)

@@ -18,7 +18,7 @@ from fuyao.roads.highway import HighwayConfig
 from fuyao.sim.config import ConfigError, ObservationType, RewardConfig
 from fuyao.train import ppo, precision
 from fuyao.train.checkpoint import checkpoint_payload
-from fuyao.train.config import TRAIN_PRESETS, PPOConfig, TrainConfig
+from fuyao.train.config import TRAIN_PRESETS, BCConfig, PPOConfig, TrainConfig, train_preset
 from fuyao.train.distributed import Dist
 from fuyao.train.rollout import gae
 from fuyao.train.run import train
@@ -587,3 +587,43 @@ def test_periodic_evaluation_holds_each_group_to_the_target(tmp_path):
     assert "margin_progress_m" not in out  # the pooled episodes are reported, not held to the target
     criteria = ("progress_m", "at_fault_collision_rate", "red_light_runs_per_km")
     assert out["target_met"] == float(all(out[f"margin_{g}/{c}"] >= 0 for g in "ab" for c in criteria))
+
+
+def test_lane_change_weight_weighs_the_teachers_lane_changes_in_the_imitation_loss():
+    """`BCConfig.lane_change_weight`: a decision the teacher labels LEFT or RIGHT pulls on the student that many
+    times as hard as one it labels otherwise (at 10 Hz a merge hangs on one decision in a hundred)."""
+    from types import SimpleNamespace
+
+    from fuyao.sim.step import META_IDLE, META_LEFT
+    from fuyao.train.bc import bc_loss
+
+    class Logits(torch.nn.Module):  # a student whose logits are its parameters
+        log_std = None
+
+        def __init__(self) -> None:
+            super().__init__()
+            self.logits = torch.nn.Parameter(torch.zeros(2, 5))
+
+        def forward(self, obs):
+            return self.logits, torch.zeros(obs.shape[0])
+
+    def row_grads(weight: float) -> torch.Tensor:
+        student = Logits()
+        base = train_preset("ngp")
+        cfg = dataclasses.replace(base, bc=dataclasses.replace(base.bc, lane_change_weight=weight))
+        s = SimpleNamespace(learner=student, model=student, bf16=False, cfg=cfg)
+        batch = {
+            "obs": torch.zeros(2, 3),
+            "active": torch.ones(2, dtype=torch.bool),
+            "teacher": torch.tensor([META_LEFT, META_IDLE]),
+            "mask": torch.ones(2, 5, dtype=torch.bool),
+        }
+        loss, _ = bc_loss(s, batch, torch.zeros(2), torch.arange(2))
+        loss.backward()
+        return student.logits.grad.norm(dim=-1)
+
+    plain, weighted = row_grads(1.0), row_grads(5.0)
+    assert torch.allclose(plain[0], plain[1])
+    assert torch.allclose(weighted[0] / weighted[1], torch.tensor(5.0))
+    with pytest.raises(ConfigError, match="lane_change_weight"):
+        BCConfig(lane_change_weight=0.0)

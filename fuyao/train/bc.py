@@ -21,10 +21,16 @@ import torch
 
 from fuyao.pilots.networks import distribution
 from fuyao.pilots.rule_based import RuleBasedPilot
+from fuyao.sim.step import META_LEFT, META_RIGHT
 from fuyao.train import precision
 from fuyao.train.config import TeacherKind
 from fuyao.train.rollout import Rollout, collect, gae
 from fuyao.train.session import Session, UpdateGuard
+
+# `BCConfig.regret_coef`: the teacher's cost differences in units of one predicted crash step of
+# `kinematics-planner` (`PlannerConfig.crash_cost`), capped at three.
+REGRET_SCALE = 100.0
+REGRET_CAP = 3.0
 
 
 def bc_loss(s: Session, b: dict[str, torch.Tensor], ret: torch.Tensor, idx: torch.Tensor):
@@ -45,11 +51,22 @@ def bc_loss(s: Session, b: dict[str, torch.Tensor], ret: torch.Tensor, idx: torc
         # it and drives as well unmasked. (highway-env hands a pilot no mask; with the student's softmax masked too,
         # FASTER at the top speed was never trained, won where a brake was due, acted as IDLE there, and the clone
         # crashed in 19 % of episodes unmasked against 1 % masked.)
-        target = torch.softmax(b["teacher_logits"][idx].float().masked_fill(~mask, float("-inf")), dim=-1)
-        nll = -(target * torch.log_softmax(actor_out.float(), dim=-1)).sum(-1)
+        teacher_logits = b["teacher_logits"][idx].float()
+        target = torch.softmax(teacher_logits.masked_fill(~mask, float("-inf")), dim=-1)
+        log_pi = torch.log_softmax(actor_out.float(), dim=-1)
+        nll = -(target * log_pi).sum(-1)
+        if s.cfg.bc.regret_coef > 0.0:
+            # The student's expected regret in the teacher's costs (the logits are -(cost - least) / temperature).
+            regret = (-teacher_logits * (s.cfg.bc.soft_temperature / REGRET_SCALE)).clamp(0.0, REGRET_CAP)
+            nll = nll + s.cfg.bc.regret_coef * (log_pi.exp() * regret).sum(-1)
     else:
         nll = -distribution(s.model, actor_out, mask).log_prob(label)
-    imitation = (nll * weight).sum() / n
+    if s.cfg.bc.lane_change_weight != 1.0 and s.model.log_std is None:
+        change = (label == META_LEFT) | (label == META_RIGHT)
+        imitation_weight = weight * torch.where(change, s.cfg.bc.lane_change_weight, 1.0)
+        imitation = (nll * imitation_weight).sum() / imitation_weight.sum().clamp(min=1.0)
+    else:
+        imitation = (nll * weight).sum() / n
     value_loss = 0.5 * (((value - ret[idx]) ** 2) * weight).sum() / n
     loss = imitation + s.cfg.bc.vf_coef * value_loss
     return loss, torch.stack([imitation, value_loss, (correct * weight).sum() / n]).detach()

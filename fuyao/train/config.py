@@ -110,9 +110,25 @@ class BCConfig:
     # by a uniformly drawn available one (continuous: Gaussian noise of this deviation), the teacher still
     # labelling, so the student sees how to leave states that neither it nor the teacher would drive into.
     action_noise: float = 0.0
+    # > 0 (soft targets only): add this times the student's expected regret, sum_a pi(a) min(regret(a), 3) with
+    # regret(a) = (cost(a) - least cost) / 100 (a crash step of the planner's costs), to the loss: cost-sensitive
+    # imitation (AggreVaTe, Ross & Bagnell 2014), so the rare decisions where one action avoids a predicted crash
+    # weigh by what a wrong choice costs, not as one sample among many.
+    regret_coef: float = 0.0
+    # The imitation loss's weight on decisions the teacher labels a lane change (meta actions; the others weigh 1):
+    # at 10 Hz a change is one decision in a hundred or more, and a merge or an exit hangs on it.
+    lane_change_weight: float = 1.0
 
     def __post_init__(self) -> None:
         _check_positive("BCConfig", self, ("rollout_steps", "epochs", "minibatches"))
+        if not self.regret_coef >= 0.0:
+            raise _bad("BCConfig", "regret_coef", self.regret_coef, "a number >= 0")
+        if not self.lane_change_weight > 0.0:
+            raise _bad("BCConfig", "lane_change_weight", self.lane_change_weight, "a number > 0")
+        if self.regret_coef > 0.0 and self.soft_temperature == 0.0:
+            raise _bad(
+                "BCConfig", "regret_coef", self.regret_coef, "0 unless soft_temperature > 0 (it reads the costs)"
+            )
         if not 0.0 <= self.action_noise <= 1.0:
             raise _bad("BCConfig", "action_noise", self.action_noise, "a number in [0, 1]")
         _check_positive("BCConfig", self, ("lr",), float)
