@@ -207,6 +207,14 @@ class SimConfig:
     target_speeds: tuple[float, ...] = (0.0, 5.0, 10.0, 15.0, 20.0, 25.0, 30.0, 35.0)  # m/s, meta actions
     accel_range: tuple[float, float] = (-5.0, 5.0)  # m/s^2, continuous actions
     steer_range: tuple[float, float] = (-0.785398, 0.785398)  # rad, continuous actions
+    # What a car can do, for every vehicle and action type (`fuyao.sim.dynamics.limit_steer`): lateral acceleration
+    # bounded by tyre friction (m/s^2; 8 is about 0.8 g, dry asphalt) and the road wheel's steering rate (rad/s).
+    # A person's fastest hand-over-hand is about 1 rad/s at the road wheel, but the drivers' lateral controller
+    # (highway-env's, with a 0.3 s curvature preview) does not anticipate turns as a person does: bounded at 1
+    # rad/s it left the road in 31 % of the rule-based pilot's NGP trips (at 2, none, 3 is used with margin).
+    # None: unbounded, as highway-env's controllers are (the highway-env presets mirror them exactly).
+    max_lat_accel: float | None = 8.0
+    max_steer_rate: float | None = 3.0
     ego_speed: float = 25.0  # m/s at reset
     ego_position: float = 0.15  # where in the spawn window the controlled vehicles start (fraction)
     ego_exit_fraction: float = 0.5  # share of episodes whose route for the controlled vehicles takes the exit
@@ -247,6 +255,10 @@ class SimConfig:
             raise _bad(
                 "SimConfig", "placement", self.placement.value, f"'fuyao' on map {where!r} ('highway-env': 'highway')"
             )
+        for name in ("max_lat_accel", "max_steer_rate"):
+            value = getattr(self, name)
+            if value is not None and not (isinstance(value, (int, float)) and value > 0):
+                raise _bad("SimConfig", name, value, "a number > 0, or None (unbounded)")
         positive_ints = ("worlds", "vehicles", "controlled", "num_maps", "sim_hz", "decision_hz", "neighbours")
         for name in positive_ints:
             value = getattr(self, name)

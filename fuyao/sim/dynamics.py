@@ -24,6 +24,25 @@ class Motion:
     yaw_rate: torch.Tensor  # rad/s
 
 
+def limit_steer(
+    steer, prev_steer, speed, length, max_lat_accel: float | None, max_steer_rate: float | None, dt: float
+) -> torch.Tensor:
+    """The wheel angle `[W, N]` rad a car can hold: within `max_steer_rate` rad/s of `prev_steer` (the wheel turns
+    at a finite rate), then no more than tyre friction allows, lateral acceleration `speed x yaw rate = speed^2
+    sin(beta) / (L / 2)` at most `max_lat_accel` m/s^2 (so the slip `beta` at most `asin(max_lat_accel L / (2
+    speed^2))`, and `tan(steer) = 2 tan(beta)`). None leaves that bound off (highway-env's controllers, which the
+    `highway-v0`, `merge-v0` and `exit-v0` presets mirror, have neither: at 30 m/s their lane change peaks near
+    3 g)."""
+    if max_steer_rate is not None:
+        step = max_steer_rate * dt
+        steer = torch.minimum(torch.maximum(steer, prev_steer - step), prev_steer + step)
+    if max_lat_accel is not None:
+        x = (max_lat_accel * 0.5 * length / (speed * speed).clamp(min=1e-6)).clamp(max=0.999)
+        most = torch.atan(2.0 * x / torch.sqrt(1.0 - x * x))  # tan(asin(x)) = x / sqrt(1 - x^2), kept finite
+        steer = torch.minimum(torch.maximum(steer, -most), most)
+    return steer
+
+
 def bicycle_step(v: Vehicles, accel, steer, kappa, live, dt: float) -> Motion:
     """Kinematic bicycle: slip angle `beta = atan(tan(steer) / 2)`, speed along the heading `psi + beta`, yaw
     rate `v sin(beta) / (L / 2)`; the lane's curvature `kappa [W, N]` turns the Frenet frame under the car.
@@ -42,4 +61,4 @@ def bicycle_step(v: Vehicles, accel, steer, kappa, live, dt: float) -> Motion:
     return Motion(s=s, d=d, psi=psi, speed=speed, yaw_rate=yaw_rate)
 
 
-__all__ = ["Motion", "PHYSICAL_MAX_SPEED", "bicycle_step"]
+__all__ = ["Motion", "PHYSICAL_MAX_SPEED", "bicycle_step", "limit_steer"]

@@ -20,7 +20,7 @@ from fuyao.sim import replay, traffic
 from fuyao.sim.collision import at_fault_collisions, collisions
 from fuyao.sim.config import SCENARIO_VEHICLES, ActionType, SimConfig
 from fuyao.sim.constants import SimConstants, constants_or_build
-from fuyao.sim.dynamics import PHYSICAL_MAX_SPEED, bicycle_step
+from fuyao.sim.dynamics import PHYSICAL_MAX_SPEED, bicycle_step, limit_steer
 from fuyao.sim.geometry import change_ok, lane_attr, lane_point_xy, next_lane, route_attr, vehicle_pose_xy
 from fuyao.sim.lanes import REACHABLE, move_between_lanes
 from fuyao.sim.neighbours import Surroundings, leaders, surroundings
@@ -130,6 +130,7 @@ def tick(
         steer_ctrl = steer_auto
     accel = torch.where(v.controlled, accel_ctrl, accel_bg.clamp(max=v.idm_accel))
     steer = torch.where(v.controlled, steer_ctrl, steer_auto)
+    steer = limit_steer(steer, v.steer, v.speed, v.length, cfg.max_lat_accel, cfg.max_steer_rate, dt)
     live = v.present & ~v.crashed
     accel = torch.where(live, accel, 0.0)
     steer = torch.where(live, steer, 0.0)
@@ -207,7 +208,7 @@ def tick(
         lane_changed=moved_lanes.switched,
         red_light=moved_lanes.red_light & v.present,
         yaw_rate=motion.yaw_rate,
-        lat_accel=speed * motion.yaw_rate,
+        lat_accel=v.speed * motion.yaw_rate,  # the bicycle's own: the speed its yaw rate was taken at
     )
     signals = advance_clock(state.signals, road, m, dt) if road.has_signals else state.signals
     return replace(state, vehicles=moved, ticks=state.ticks + 1, signals=signals, replay=rp), events
