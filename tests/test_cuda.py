@@ -69,19 +69,25 @@ def test_episode_statistics_agree_with_themselves():
 @cuda_test
 def test_a_rollout_on_cuda_never_synchronises(tmp_path):
     cfg = speed_task(tmp_path)
-    s = build_session(cfg, Dist(), CUDA, None)
-    buf = Rollout.allocate(4, s.world, CUDA)
-    s.carry = collect(s.world, s.model, s.carry, buf, s.generator, 0.9, s.on_step, timers=s.timers)  # warm-up
+    learner, worlds, book = build_session(cfg, Dist(), CUDA, None)
+    buf = Rollout.allocate(4, worlds.world, CUDA)
+
+    def rollout() -> None:
+        worlds.carry = collect(
+            worlds.world, learner.model, worlds.carry, buf, learner.generator, 0.9, book.stats, timers=book.timers
+        )
+
+    rollout()  # warm-up
     torch.cuda.synchronize()
     torch.cuda.set_sync_debug_mode("error")
     try:
-        s.carry = collect(s.world, s.model, s.carry, buf, s.generator, 0.9, s.on_step, timers=s.timers)
+        rollout()
         gae(buf.reward, buf.value, buf.done, buf.next_value, 0.9, 0.95)
     finally:
         torch.cuda.set_sync_debug_mode("default")
-    times = s.timers.take()  # the one sync, outside the rollout
+    times = book.timers.take()  # the one sync, outside the rollout
     assert times["act"] > 0.0 and times["sim"] > 0.0
-    s.logger.close()
+    book.close()
 
 
 @cuda_test

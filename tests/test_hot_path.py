@@ -75,15 +75,17 @@ class HostReads:
 
 def test_collection_and_gae_never_read_the_device(tmp_path, monkeypatch):
     cfg = speed_task(tmp_path)
-    s = build_session(cfg, Dist(), CPU, None)
-    buf = Rollout.allocate(4, s.world, CPU)
+    learner, worlds, book = build_session(cfg, Dist(), CPU, None)
+    buf = Rollout.allocate(4, worlds.world, CPU)
     reads = HostReads(monkeypatch)
-    s.carry = collect(s.world, s.model, s.carry, buf, s.generator, 0.9, s.on_step, timers=s.timers)
+    worlds.carry = collect(
+        worlds.world, learner.model, worlds.carry, buf, learner.generator, 0.9, book.stats, timers=book.timers
+    )
     gae(buf.reward, buf.value, buf.done, buf.next_value, 0.9, 0.95)
     assert reads.count == 0
-    s.logger.close()
-    times = s.timers.take()
-    assert times["act"] > 0.0 and times["sim"] > 0.0 and s.timers.take() == {}
+    book.close()
+    times = book.timers.take()
+    assert times["act"] > 0.0 and times["sim"] > 0.0 and book.timers.take() == {}
 
 
 def test_timers_on_the_cpu_read_the_clock():
@@ -100,15 +102,15 @@ def test_timers_on_the_cpu_read_the_clock():
 def update_reads(tmp_path, monkeypatch, minibatches: int, epochs: int) -> int:
     cfg = speed_task(tmp_path / f"m{minibatches}")
     cfg = dataclasses.replace(cfg, ppo=dataclasses.replace(cfg.ppo, minibatches=minibatches, epochs=epochs))
-    s = build_session(cfg, Dist(), CPU, None)
-    buf = Rollout.allocate(cfg.ppo.rollout_steps, s.world, CPU)
-    s.carry = collect(s.world, s.model, s.carry, buf, s.generator, 0.9)
+    learner, worlds, book = build_session(cfg, Dist(), CPU, None)
+    buf = Rollout.allocate(cfg.ppo.rollout_steps, worlds.world, CPU)
+    worlds.carry = collect(worlds.world, learner.model, worlds.carry, buf, learner.generator, 0.9)
     adv, ret = gae(buf.reward, buf.value, buf.done, buf.next_value, 0.9, 0.95)
     with monkeypatch.context() as m:
         reads = HostReads(m)
-        ppo.update(s, buf, adv, ret, ppo.ppo_loss)
+        ppo.update(learner, cfg.ppo, buf, adv, ret, ppo.ppo_loss)
         count = reads.count
-    s.logger.close()
+    book.close()
     return count
 
 
@@ -120,10 +122,10 @@ def test_the_update_reads_the_device_a_fixed_number_of_times(tmp_path, monkeypat
 def test_a_nan_late_in_the_update_undoes_the_whole_update(tmp_path):
     cfg = speed_task(tmp_path, steps=10_000)
     cfg = dataclasses.replace(cfg, ppo=dataclasses.replace(cfg.ppo, minibatches=4, epochs=2))
-    s = build_session(cfg, Dist(), CPU, None)
-    ppo.train(s, until=1)  # the optimizer has state
-    buf = Rollout.allocate(cfg.ppo.rollout_steps, s.world, CPU)
-    s.carry = collect(s.world, s.model, s.carry, buf, s.generator, 0.9)
+    learner, worlds, book = build_session(cfg, Dist(), CPU, None)
+    ppo.train(cfg, learner, worlds, book, until=1)  # the optimizer has state
+    buf = Rollout.allocate(cfg.ppo.rollout_steps, worlds.world, CPU)
+    worlds.carry = collect(worlds.world, learner.model, worlds.carry, buf, learner.generator, 0.9)
     adv, ret = gae(buf.reward, buf.value, buf.done, buf.next_value, 0.9, 0.95)
     calls = []
 
@@ -132,12 +134,12 @@ def test_a_nan_late_in_the_update_undoes_the_whole_update(tmp_path):
         calls.append(1)
         return (loss * float("nan") if len(calls) > 5 else loss), parts
 
-    before = weights_digest(s.model)
-    moments = [v["exp_avg"].clone() for v in s.optimizer.state.values()]
+    before = weights_digest(learner.model)
+    moments = [v["exp_avg"].clone() for v in learner.optimizer.state.values()]
     with pytest.raises(NonFiniteError, match="epoch 1, minibatch 1.*undone"):
-        ppo.update(s, buf, adv, ret, poisoned_late)
-    s.logger.close()
-    assert weights_digest(s.model) == before
-    assert all(torch.equal(a, v["exp_avg"]) for a, v in zip(moments, s.optimizer.state.values()))
-    ppo.update(s, buf, adv, ret, ppo.ppo_loss)  # the optimizer still works after the undo
-    assert weights_digest(s.model) != before
+        ppo.update(learner, cfg.ppo, buf, adv, ret, poisoned_late)
+    book.close()
+    assert weights_digest(learner.model) == before
+    assert all(torch.equal(a, v["exp_avg"]) for a, v in zip(moments, learner.optimizer.state.values()))
+    ppo.update(learner, cfg.ppo, buf, adv, ret, ppo.ppo_loss)  # the optimizer still works after the undo
+    assert weights_digest(learner.model) != before

@@ -167,7 +167,7 @@ def test_soft_cloning_pushes_down_what_the_mask_refuses():
             return self.logits, torch.zeros(obs.shape[0])
 
     student = Logits()
-    s = SimpleNamespace(learner=student, model=student, bf16=False, cfg=train_preset("highway-v0"))
+    learner = SimpleNamespace(net=student, model=student, bf16=False)
     batch = {
         "obs": torch.zeros(4, 5, 5),
         "active": torch.ones(4, dtype=torch.bool),
@@ -175,7 +175,7 @@ def test_soft_cloning_pushes_down_what_the_mask_refuses():
         "mask": torch.tensor([[True, True, True, False, True]] * 4),  # at the top speed: FASTER refused
         "teacher_logits": torch.tensor([[-500.0, -400.0, -500.0, -400.0, 0.0]] * 4),  # brake
     }
-    loss, _ = bc_loss(s, batch, torch.zeros(4), torch.arange(4))
+    loss, _ = bc_loss(learner, train_preset("highway-v0").bc, batch, torch.zeros(4), torch.arange(4))
     loss.backward()
     grad = student.logits.grad
     assert (grad[:, FASTER] > 0).all()  # descent lowers the refused action's logit
@@ -295,7 +295,7 @@ def test_the_regret_term_weighs_a_choice_by_what_it_costs():
         student = Logits(init)
         base = train_preset("highway-v0")
         cfg = dataclasses.replace(base, bc=dataclasses.replace(base.bc, regret_coef=coef))
-        s = SimpleNamespace(learner=student, model=student, bf16=False, cfg=cfg)
+        learner = SimpleNamespace(net=student, model=student, bf16=False)
         batch = {
             "obs": torch.zeros(1, 5, 5),
             "active": torch.ones(1, dtype=torch.bool),
@@ -303,7 +303,7 @@ def test_the_regret_term_weighs_a_choice_by_what_it_costs():
             "mask": torch.ones(1, 5, dtype=torch.bool),
             "teacher_logits": teacher_logits,
         }
-        loss, parts = bc_loss(s, batch, torch.zeros(1), torch.arange(1))
+        loss, parts = bc_loss(learner, cfg.bc, batch, torch.zeros(1), torch.arange(1))
         loss.backward()
         return student.logits.grad[0], parts[0]
 

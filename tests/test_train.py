@@ -211,11 +211,11 @@ def test_resume_gives_the_same_weights_as_an_uninterrupted_run(tmp_path):
 
     # The same run interrupted after two iterations (a time budget ends it there) and resumed to the end.
     part = speed_task(tmp_path / "part", steps=steps, checkpoint_every=1)
-    session = build_session(part, Dist(), CPU, None)
+    learner, worlds, book = build_session(part, Dist(), CPU, None)
     for _ in range(2):
-        ppo.train(session, until=session.decisions + 1)
-    session.save()
-    session.logger.close()
+        ppo.train(part, learner, worlds, book, until=book.progress.decisions + 1)
+    book.save(learner, worlds)
+    book.close()
     resumed = train(dataclasses.replace(part, resume=True), CPU, evaluator=None)
     assert resumed["decisions"] == done["decisions"] and resumed["iteration"] == done["iteration"]
     assert weights_digest(load(part.out / "checkpoints" / "last.pt").model) == weights_digest(reference)
@@ -249,12 +249,12 @@ def test_resume_with_the_mixed_bank_gives_the_same_weights_as_an_uninterrupted_r
     reference = load(full.out / "checkpoints" / "last.pt").model
 
     part = tiny(tmp_path / "part", checkpoint_every=1)
-    session = build_session(part, Dist(), CPU, None)
+    learner, worlds, book = build_session(part, Dist(), CPU, None)
     for _ in range(2):
-        bc.train(session, until=session.decisions + 1)
-    session.save()
-    session.logger.close()
-    assert session.decisions < done["decisions"]
+        bc.train(part, learner, worlds, book, until=book.progress.decisions + 1)
+    book.save(learner, worlds)
+    book.close()
+    assert book.progress.decisions < done["decisions"]
     resumed = train(dataclasses.replace(part, resume=True), CPU, evaluator=None)
     assert resumed["decisions"] == done["decisions"] and resumed["iteration"] == done["iteration"]
     assert weights_digest(load(part.out / "checkpoints" / "last.pt").model) == weights_digest(reference)
@@ -275,23 +275,23 @@ def test_resume_refuses_another_configuration(tmp_path):
 
 def test_nan_stops_the_run_and_keeps_the_checkpoint(tmp_path):
     cfg = speed_task(tmp_path, steps=10_000, checkpoint_every=1)
-    session = build_session(cfg, Dist(), CPU, None)
-    ppo.train(session, until=1)
-    session.save()
+    learner, worlds, book = build_session(cfg, Dist(), CPU, None)
+    ppo.train(cfg, learner, worlds, book, until=1)
+    book.save(learner, worlds)
     last = cfg.out / "checkpoints" / "last.pt"
     before = last.read_bytes()
     with torch.no_grad():
-        session.model.critic[0].weight[0, 0] = float("nan")
+        learner.model.critic[0].weight[0, 0] = float("nan")
     with pytest.raises(NonFiniteError, match="value is nan"):
-        ppo.train(session, until=10_000)
-    session.logger.close()
+        ppo.train(cfg, learner, worlds, book, until=10_000)
+    book.close()
     assert last.read_bytes() == before
     load(last)  # still a good checkpoint
 
 
 def test_nan_in_the_loss_names_the_parameters(tmp_path):
     cfg = speed_task(tmp_path, steps=10_000)
-    session = build_session(cfg, Dist(), CPU, None)
+    learner, worlds, book = build_session(cfg, Dist(), CPU, None)
 
     def poisoned(*args):
         loss, parts = ppo.ppo_loss(*args)
@@ -299,14 +299,14 @@ def test_nan_in_the_loss_names_the_parameters(tmp_path):
 
     from fuyao.train.rollout import Rollout, collect
 
-    buf = Rollout.allocate(cfg.ppo.rollout_steps, session.world, CPU)
-    session.carry = collect(session.world, session.model, session.carry, buf, session.generator, 0.9)
+    buf = Rollout.allocate(cfg.ppo.rollout_steps, worlds.world, CPU)
+    worlds.carry = collect(worlds.world, learner.model, worlds.carry, buf, learner.generator, 0.9)
     adv, ret = gae(buf.reward, buf.value, buf.done, buf.next_value, 0.9, 0.95)
-    before = weights_digest(session.model)
+    before = weights_digest(learner.model)
     with pytest.raises(NonFiniteError, match="non-finite gradients in .*actor"):
-        ppo.update(session, buf, adv, ret, poisoned)
-    session.logger.close()
-    assert weights_digest(session.model) == before  # the optimizer never stepped
+        ppo.update(learner, cfg.ppo, buf, adv, ret, poisoned)
+    book.close()
+    assert weights_digest(learner.model) == before  # the optimizer never stepped
 
 
 def save_untrained(tmp_path: Path, name: str) -> Path:
@@ -611,14 +611,14 @@ def test_lane_change_weight_weighs_the_teachers_lane_changes_in_the_imitation_lo
         student = Logits()
         base = train_preset("ngp")
         cfg = dataclasses.replace(base, bc=dataclasses.replace(base.bc, lane_change_weight=weight))
-        s = SimpleNamespace(learner=student, model=student, bf16=False, cfg=cfg)
+        learner = SimpleNamespace(net=student, model=student, bf16=False)
         batch = {
             "obs": torch.zeros(2, 3),
             "active": torch.ones(2, dtype=torch.bool),
             "teacher": torch.tensor([META_LEFT, META_IDLE]),
             "mask": torch.ones(2, 5, dtype=torch.bool),
         }
-        loss, _ = bc_loss(s, batch, torch.zeros(2), torch.arange(2))
+        loss, _ = bc_loss(learner, cfg.bc, batch, torch.zeros(2), torch.arange(2))
         loss.backward()
         return student.logits.grad.norm(dim=-1)
 

@@ -182,12 +182,12 @@ def training_throughput(
         compile=compile,
         precision=precision or base.precision,
     )
-    session = build_session(cfg, Dist(), device, None)
+    learner, worlds, book = build_session(cfg, Dist(), device, None)
     try:
         for _ in range(iterations):
-            ppo.train(session, until=session.decisions + 1)  # exactly one iteration
+            ppo.train(cfg, learner, worlds, book, until=book.progress.decisions + 1)  # exactly one iteration
     finally:
-        session.logger.close()
+        book.close()
     rows = [json.loads(line) for line in open(out / "metrics.jsonl")][-iterations:]
     timed = rows[1:] or rows
     # Decisions count agents that were driving; slots idle between an agent's episode and its respawn (or its
@@ -209,7 +209,7 @@ def training_throughput(
         "time_fractions": {k: statistics.median(r[f"time_{k}_frac"] for r in timed) for k in ("sim", "act", "learn")},
         "compile": compile,
         "precision": cfg.precision,
-        "bf16": session.bf16,
+        "bf16": learner.bf16,
         "device": str(device),
         "machine": machine_info(device),
     }

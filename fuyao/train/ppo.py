@@ -22,9 +22,9 @@ import torch
 from fuyao.pilots.networks import ActorCritic, distribution
 from fuyao.train import precision
 from fuyao.train.bc import make_teacher
-from fuyao.train.config import PPOConfig
+from fuyao.train.config import PPOConfig, TrainConfig
 from fuyao.train.rollout import Rollout, collect, gae
-from fuyao.train.session import Session, UpdateGuard
+from fuyao.train.session import Bookkeeper, Learner, UpdateGuard, Worlds, check_rollout
 
 
 def ppo_loss(
@@ -84,9 +84,16 @@ def normalise(adv: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
 
 
 def update(
-    s: Session, buf: Rollout, adv: torch.Tensor, ret: torch.Tensor, loss_fn, teacher_coef: float = 0.0
+    learner: Learner,
+    cfg: PPOConfig,
+    buf: Rollout,
+    adv: torch.Tensor,  # [T, E]
+    ret: torch.Tensor,  # [T, E]
+    loss_fn=ppo_loss,
+    teacher_coef: float = 0.0,
+    iteration: int = 0,  # for the message of a non-finite update
 ) -> dict[str, float]:
-    cfg = s.cfg.ppo
+    """`cfg.epochs` passes of `cfg.minibatches` clipped-surrogate steps on `buf`; the update's mean statistics."""
     b = buf.flat()
     weight = b["active"].float()
     adv = adv.flatten()
@@ -98,14 +105,15 @@ def update(
     parts = torch.zeros(6, device=adv.device)
     coef = torch.full((), teacher_coef, device=adv.device) if teacher_coef > 0.0 else None  # a fill, no copy
     grad_norm = torch.zeros((), device=adv.device)
-    guard = UpdateGuard(s, "PPO", cfg.minibatches)
+    generator, optimizer = learner.generator, learner.optimizer
+    guard = UpdateGuard(learner, "PPO", cfg.minibatches, iteration)
     for _ in range(cfg.epochs):
-        order = torch.randperm(n, generator=s.generator, device=s.generator.device).to(adv.device)
+        order = torch.randperm(n, generator=generator, device=generator.device).to(adv.device)
         for k in range(cfg.minibatches):
             idx = order[k * size : (k + 1) * size]
             loss, part = loss_fn(
-                s.learner,
-                s.model,
+                learner.net,
+                learner.model,
                 b["obs"][idx],
                 b["mask"][idx],
                 b["action"][idx],
@@ -117,13 +125,13 @@ def update(
                 cfg,
                 b["teacher"][idx] if coef is not None else None,
                 coef,
-                s.bf16,
+                learner.bf16,
             )
-            s.optimizer.zero_grad(set_to_none=True)
+            optimizer.zero_grad(set_to_none=True)
             loss.backward()
-            norm = torch.nn.utils.clip_grad_norm_(s.model.parameters(), cfg.max_grad_norm)
+            norm = torch.nn.utils.clip_grad_norm_(learner.model.parameters(), cfg.max_grad_norm)
             guard.check(loss, norm)
-            s.optimizer.step()
+            optimizer.step()
             parts += part
             grad_norm += norm.detach()
     guard.finish()  # the update's one host sync (with the statistics below)
@@ -133,37 +141,40 @@ def update(
     return {**dict(zip(names, host)), "grad_norm": float(grad_norm) / steps}
 
 
-def train(s: Session, until: int) -> None:
-    """PPO iterations until `until` decisions (or the time budget) are reached."""
-    cfg = s.cfg.ppo
-    buf = Rollout.allocate(cfg.rollout_steps, s.world, s.device)
-    loss_fn = torch.compile(ppo_loss) if s.cfg.compile else ppo_loss
-    teacher = make_teacher(s) if cfg.teacher_coef > 0.0 else None
-    s.message(f"PPO: {s.agents_per_rank * s.dist.world_size:,} agents x {cfg.rollout_steps} decisions per iteration")
-    while not s.should_stop(until):
-        horizon = cfg.anneal_decisions or s.cfg.steps
-        lr = cfg.lr * max(0.0, 1.0 - s.decisions / horizon) if cfg.anneal_lr else cfg.lr
-        for group in s.optimizer.param_groups:
+def train(cfg: TrainConfig, learner: Learner, worlds: Worlds, book: Bookkeeper, until: int) -> None:
+    """PPO iterations until `until` decisions (or the time budget) are reached: each collects a rollout in
+    `worlds` with `learner`'s policy, updates `learner`, and reports to `book` (log, evaluation, checkpoint)."""
+    ppo = cfg.ppo
+    progress, timers = book.progress, book.timers
+    buf = Rollout.allocate(ppo.rollout_steps, worlds.world, worlds.world.device)
+    loss_fn = torch.compile(ppo_loss) if cfg.compile else ppo_loss
+    teacher = make_teacher(cfg, worlds.world) if ppo.teacher_coef > 0.0 else None
+    agents = cfg.sim.worlds * cfg.sim.controlled * book.dist.world_size
+    book.message(f"PPO: {agents:,} agents x {ppo.rollout_steps} decisions per iteration")
+    while not book.should_stop(until):
+        horizon = ppo.anneal_decisions or cfg.steps
+        lr = ppo.lr * max(0.0, 1.0 - progress.decisions / horizon) if ppo.anneal_lr else ppo.lr
+        for group in learner.optimizer.param_groups:
             group["lr"] = lr
-        coef = cfg.teacher_coef
-        if cfg.teacher_decay:
+        coef = ppo.teacher_coef
+        if ppo.teacher_decay:
             # PPO begins after the BC warm start; counting from there keeps a resumed run on the same schedule.
-            coef *= max(0.0, 1.0 - max(0, s.decisions - s.cfg.bc_warm_start) / cfg.teacher_decay)
-        with s.timers.phase("rollout"):
-            s.carry = collect(
-                s.world,
-                s.model,
-                s.carry,
+            coef *= max(0.0, 1.0 - max(0, progress.decisions - cfg.bc_warm_start) / ppo.teacher_decay)
+        with timers.phase("rollout"):
+            worlds.carry = collect(
+                worlds.world,
+                learner.model,
+                worlds.carry,
                 buf,
-                s.generator,
-                cfg.gamma,
-                s.on_step,
+                learner.generator,
+                ppo.gamma,
+                book.stats,
                 teacher=teacher if teacher is not None and coef > 0.0 else None,
-                timers=s.timers,
-                bf16=s.bf16,
+                timers=timers,
+                bf16=learner.bf16,
             )
-        s.check_rollout(buf)
-        with s.timers.phase("learn"):
-            adv, ret = gae(buf.reward, buf.value, buf.done, buf.next_value, cfg.gamma, cfg.gae_lambda)
-            row = update(s, buf, adv, ret, loss_fn, teacher_coef=coef)
-        s.end_iteration(buf.active.sum(), {**row, "lr": lr, "teacher_coef": coef, "phase_ppo": 1.0})
+        check_rollout(buf, progress.iteration)
+        with timers.phase("learn"):
+            adv, ret = gae(buf.reward, buf.value, buf.done, buf.next_value, ppo.gamma, ppo.gae_lambda)
+            row = update(learner, ppo, buf, adv, ret, loss_fn, teacher_coef=coef, iteration=progress.iteration)
+        book.end_iteration(learner, worlds, buf.active.sum(), {**row, "lr": lr, "teacher_coef": coef, "phase_ppo": 1.0})

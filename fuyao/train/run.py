@@ -73,36 +73,36 @@ def train(
         torch.set_num_threads(cfg.threads)
     if evaluator == "default":
         evaluator = make_evaluator(cfg, device) if d.is_main and (cfg.eval_every or cfg.eval_episodes) else None
-    s = build_session(cfg, d, device, evaluator if d.is_main else None)
-    s.stop_when = stop_when
-    if cfg.data is not None:
-        s.demos = open_demonstrations(cfg, d, device, s.message)
+    learner, worlds, book = build_session(cfg, d, device, evaluator if d.is_main else None, stop_when)
+    demos = open_demonstrations(cfg, d, device, book.message) if cfg.data is not None else None
+    progress = book.progress
     try:
         if cfg.resume:
-            where = restore(s)
-            s.message(f"resumed from {where} at iteration {s.iteration}, {s.decisions:,} decisions")
-        s.checkpointer.write_config(cfg)
+            where = restore(cfg, learner, worlds, book)
+            book.message(f"resumed from {where} at iteration {progress.iteration}, {progress.decisions:,} decisions")
+        book.checkpointer.write_config(cfg)
         if cfg.algo is Algo.BC:
-            bc.train(s, cfg.steps)
+            bc.train(cfg, learner, worlds, book, cfg.steps, demos)
         else:
-            if cfg.bc_warm_start and s.decisions < cfg.bc_warm_start:
-                bc.train(s, min(cfg.bc_warm_start, cfg.steps))
-            ppo.train(s, cfg.steps)
-        if s.evaluator is None or s.target_reached:
+            if cfg.bc_warm_start and progress.decisions < cfg.bc_warm_start:
+                bc.train(cfg, learner, worlds, book, min(cfg.bc_warm_start, cfg.steps), demos)
+            ppo.train(cfg, learner, worlds, book, cfg.steps)
+        if book.evaluator is None or progress.target_reached:
             score = None
-        elif s.curve and s.curve[-1]["decisions"] == s.decisions:
-            last = s.curve[-1]  # the last iteration's periodic evaluation saw these weights
+        elif book.curve and book.curve[-1]["decisions"] == progress.decisions:
+            last = book.curve[-1]  # the last iteration's periodic evaluation saw these weights
             score = last.get("eval_selection", last["eval_score"])
         else:
-            score = s.evaluate()
-        s.save(score)
-        summary = {**s.summary(), "processes": d.world_size}
+            score = book.evaluate(learner.model)
+        book.save(learner, worlds, score)
+        summary = {**book.summary(), "processes": d.world_size}
         if d.enabled:
-            summary["replicas_identical"] = distributed.replicas_identical(d, s.model)
+            summary["replicas_identical"] = distributed.replicas_identical(d, learner.model)
         if d.is_main:
             atomic_write_text(json.dumps(summary, indent=2) + "\n", cfg.out / "summary.json")
-            s.message(f"done: {s.decisions:,} decisions in {s.now():.0f} s; checkpoints in {s.checkpointer.dir}")
+            done = f"done: {progress.decisions:,} decisions in {progress.now():.0f} s"
+            book.message(f"{done}; checkpoints in {book.checkpointer.dir}")
         return summary
     finally:
-        s.logger.close()
+        book.close()
         distributed.close(d)

@@ -1,6 +1,13 @@
-"""What one training process holds, and the bookkeeping PPO and BC share: counters, the stop rule, episode
-statistics, timing, periodic evaluation and checkpoints, resume. The algorithms themselves live in `ppo.py`
-and `bc.py`; this module holds no learning rule.
+"""One training process's pieces, each passed explicitly to PPO and BC (`ppo.train`, `bc.train`):
+
+    Learner      the weights and what changes them: the model, its DDP wrapper, the optimizer, the random
+                 generator of rollouts and minibatches, the precision
+    Worlds       this rank's batched worlds and where their episodes stand between iterations (the carry)
+    Bookkeeper   what an iteration reports to: progress counters and the stop rule, episode statistics, timing,
+                 the log, periodic evaluation and checkpoints
+
+plus `build_session` (the three, seeded) and `restore` (the three from the newest checkpoint). The algorithms
+themselves live in `ppo.py` and `bc.py`; this module holds no learning rule.
 """
 
 from __future__ import annotations
@@ -31,6 +38,32 @@ class NonFiniteError(RuntimeError):
     """NaN or inf met in training; raised before it reaches the weights or a checkpoint."""
 
 
+def check_rollout(buf: Rollout, iteration: int) -> None:
+    """Raise `NonFiniteError` if the rollout holds NaN or inf (one host sync when all is finite)."""
+    problem = check_finite(buf, iteration)
+    if problem is not None:
+        raise NonFiniteError(f"non-finite rollout: {problem}; stopped before learning from it")
+
+
+@dataclass(frozen=True)
+class Learner:
+    """The weights and what changes them: all an update reads besides its batch and its config."""
+
+    model: ActorCritic
+    net: torch.nn.Module  # what the loss calls: `model`, or its DistributedDataParallel wrapper (averages gradients)
+    optimizer: torch.optim.Optimizer
+    generator: torch.Generator  # every draw of a rollout (actions, the teacher's share) and of the minibatch order
+    bf16: bool = False  # the network under bfloat16 autocast (`TrainConfig.precision` resolved on this device)
+
+
+@dataclass
+class Worlds:
+    """This rank's batched worlds and where their episodes stand between iterations."""
+
+    world: World
+    carry: Carry  # replaced by every rollout (`collect` returns the next one)
+
+
 class UpdateGuard:
     """Keeps non-finite steps out of the weights without a host synchronisation per minibatch.
 
@@ -44,13 +77,13 @@ class UpdateGuard:
     before `finish` restores them (no checkpoint, no evaluation, no rollout runs inside an update).
     """
 
-    def __init__(self, s: Session, algo: str, minibatches: int) -> None:
-        self.s, self.algo, self.minibatches = s, algo, minibatches
-        params = list(s.model.parameters())
+    def __init__(self, learner: Learner, algo: str, minibatches: int, iteration: int) -> None:
+        self.learner, self.algo, self.minibatches, self.iteration = learner, algo, minibatches, iteration
+        params = list(learner.model.parameters())
         device = params[0].device
         with torch.no_grad():
             self.weights = [p.detach().clone() for p in params]
-        self.optimizer_state = _clone_tensors(s.optimizer.state_dict())
+        self.optimizer_state = _clone_tensors(learner.optimizer.state_dict())
         self.ok = torch.ones((), dtype=torch.bool, device=device)
         self.first_bad = torch.full((), -1, dtype=torch.int64, device=device)  # epoch * minibatches + k
         self.bad_loss = torch.zeros((), device=device)
@@ -61,7 +94,7 @@ class UpdateGuard:
         """After `clip_grad_norm_`, before the optimizer step: note whether this minibatch is finite."""
         finite = torch.isfinite(loss.detach()) & torch.isfinite(grad_norm)
         first = self.ok & ~finite
-        grads = [p.grad if p.grad is not None else torch.zeros_like(p) for p in self.s.model.parameters()]
+        grads = [p.grad if p.grad is not None else torch.zeros_like(p) for p in self.learner.model.parameters()]
         norms = torch.stack(torch._foreach_norm(grads))  # one fused kernel, as `clip_grad_norm_` computes them
         self.bad_params = torch.where(first, ~torch.isfinite(norms), self.bad_params)
         self.bad_loss = torch.where(first, loss.detach().float(), self.bad_loss)
@@ -73,15 +106,15 @@ class UpdateGuard:
         """One host sync: raise `NonFiniteError` (weights and optimizer state restored) if a minibatch was bad."""
         if bool(self.ok):
             return
-        s = self.s
+        model, optimizer = self.learner.model, self.learner.optimizer
         with torch.no_grad():
-            for p, w in zip(s.model.parameters(), self.weights):
+            for p, w in zip(model.parameters(), self.weights):
                 p.copy_(w)
-        s.optimizer.load_state_dict(self.optimizer_state)
-        names = [n for n, _ in s.model.named_parameters()]
+        optimizer.load_state_dict(self.optimizer_state)
+        names = [n for n, _ in model.named_parameters()]
         bad = [n for n, flag in zip(names, self.bad_params.tolist()) if flag]
         epoch, k = divmod(int(self.first_bad), self.minibatches)
-        where = f"iteration {s.iteration}, epoch {epoch}, minibatch {k}"
+        where = f"iteration {self.iteration}, epoch {epoch}, minibatch {k}"
         raise NonFiniteError(
             f"{self.algo} loss {float(self.bad_loss)} with non-finite gradients in {bad or 'none'} at {where}; "
             "the update was undone (weights and optimizer state as before it; the last checkpoint is untouched)"
@@ -181,67 +214,60 @@ class EpisodeStats:
 
 
 @dataclass
-class Session:
-    """One process's share of a run."""
+class Progress:
+    """How far the run has come, across resumes (all of it goes into a checkpoint's `resume`)."""
+
+    iteration: int = 0
+    decisions: int = 0  # active controlled-vehicle decisions so far, every rank summed
+    elapsed_at_start: float = 0.0  # s of training before this process started (a resumed run's earlier ones)
+    started: float = field(default_factory=time.monotonic)  # this process's start, `time.monotonic()` s
+    target_reached: bool = False  # a periodic evaluation met `Bookkeeper.stop_when`
+
+    def now(self) -> float:
+        """Training wall-clock so far, s, across resumes."""
+        return self.elapsed_at_start + time.monotonic() - self.started
+
+
+@dataclass
+class Bookkeeper:
+    """What PPO and BC report to: the stop rule (`should_stop`), episode statistics (`stats`, the rollout's
+    `on_step`), timing (`timers`), and `end_iteration`, which counts, logs, evaluates and checkpoints. It holds no
+    weights: the learner and the worlds are passed in where they are evaluated or saved."""
 
     cfg: TrainConfig
     dist: Dist
     device: torch.device
-    world: World
-    model: ActorCritic
-    learner: torch.nn.Module  # `model`, or its DistributedDataParallel wrapper
-    optimizer: torch.optim.Optimizer
-    generator: torch.Generator
-    carry: Carry
     logger: RunLogger
     checkpointer: Checkpointer
     evaluator: Any  # callable(model) -> dict with "score" (fuyao.train.evaluator.Evaluator) or None
     stats: EpisodeStats
-    bf16: bool = False  # the network under bfloat16 autocast (`TrainConfig.precision` resolved on this device)
-    timers: Timers = field(default_factory=Timers)
-    iteration: int = 0
-    decisions: int = 0  # active controlled-vehicle decisions so far, every rank summed
-    elapsed_s: float = 0.0  # training wall-clock so far, across resumes
-    started: float = field(default_factory=time.monotonic)
-    elapsed_at_start: float = 0.0
-    last_eval: dict[str, float] = field(default_factory=dict)
+    timers: Timers
+    progress: Progress = field(default_factory=Progress)
     stop_when: Any = None  # callable(eval summary) -> bool: stop once it holds (time to target)
-    target_reached: bool = False
+    last_eval: dict[str, float] = field(default_factory=dict)
     curve: list[dict[str, float]] = field(default_factory=list)  # every evaluation: decisions, time, metrics
-    demos: Any = None  # `fuyao.data.demos.Demonstrations` that BC learns from (`TrainConfig.data`), else None
-
-    @property
-    def agents_per_rank(self) -> int:
-        return self.cfg.sim.worlds * self.cfg.sim.controlled
 
     def message(self, text: str) -> None:
         self.logger.message(text)
 
-    def on_step(self, info: dict[str, torch.Tensor], reward: torch.Tensor, done: torch.Tensor) -> None:
-        self.stats(info, reward, done)
-
-    def now(self) -> float:
-        return self.elapsed_at_start + time.monotonic() - self.started
-
     def should_stop(self, until: int) -> bool:
-        stop = self.decisions >= until or self.target_reached
-        if self.cfg.time_budget is not None and self.now() >= self.cfg.time_budget:
+        """Rank 0's verdict on every rank: `until` decisions reached, the target met, or the time budget spent."""
+        p = self.progress
+        stop = p.decisions >= until or p.target_reached
+        if self.cfg.time_budget is not None and p.now() >= self.cfg.time_budget:
             stop = True
         return broadcast_flag(self.dist, stop, self.device)
 
-    def check_rollout(self, buf: Rollout) -> None:
-        problem = check_finite(buf, self.iteration)
-        if problem is not None:
-            raise NonFiniteError(f"non-finite rollout: {problem}; stopped before learning from it")
-
-    def end_iteration(self, learned: torch.Tensor, row: dict[str, float]) -> None:
-        """`learned`: the decisions this iteration learned from on this rank (a scalar tensor)."""
+    def end_iteration(self, learner: Learner, worlds: Worlds, learned: torch.Tensor, row: dict[str, float]) -> None:
+        """Count the iteration, log `row` with the episode statistics and timing, evaluate and checkpoint when due.
+        `learned`: the decisions this iteration learned from on this rank (a scalar tensor)."""
+        p = self.progress
         active = sum_across(self.dist, learned.to(torch.float64).view(1))
-        self.decisions += int(active.item())
-        self.iteration += 1
+        p.decisions += int(active.item())
+        p.iteration += 1
         times = self.timers.take()
         spent = sum(times.get(k, 0.0) for k in ("rollout", "learn"))
-        row = {**row, **self.stats.take(self.dist), "decisions": float(self.decisions)}
+        row = {**row, **self.stats.take(self.dist), "decisions": float(p.decisions)}
         row["decisions_per_s"] = float(active.item()) / max(spent, 1e-9)
         work = sum(times.get(k, 0.0) for k in ("sim", "act", "learn")) or 1.0
         for k in ("sim", "act", "learn"):
@@ -249,23 +275,26 @@ class Session:
             row[f"time_{k}_s"] = times.get(k, 0.0)
         cfg = self.cfg
         score = None
-        if self.dist.is_main and self.evaluator is not None and cfg.eval_every and self.iteration % cfg.eval_every == 0:
-            score = self.evaluate(row)
-        if self.iteration % cfg.checkpoint_every == 0:
-            self.save(score)
-        row["elapsed_s"] = self.now()
-        self.logger.log(self.decisions, row)
+        if self.dist.is_main and self.evaluator is not None and cfg.eval_every and p.iteration % cfg.eval_every == 0:
+            score = self.evaluate(learner.model, row)
+        if p.iteration % cfg.checkpoint_every == 0:
+            self.save(learner, worlds, score)
+        row["elapsed_s"] = p.now()
+        self.logger.log(p.decisions, row)
 
-    def evaluate(self, row: dict[str, float] | None = None) -> float:
+    def evaluate(self, model: ActorCritic, row: dict[str, float] | None = None) -> float:
+        """Run the evaluator on `model`; add its numbers to `row` and the curve; return what checkpoints are
+        ranked by."""
+        p = self.progress
         t0 = time.perf_counter()
-        result = self.evaluator(self.model)
+        result = self.evaluator(model)
         self.last_eval = {f"eval_{k}": float(v) for k, v in result.items() if isinstance(v, (int, float))}
         self.last_eval["eval_time_s"] = time.perf_counter() - t0
         if row is not None:
             row.update(self.last_eval)
-        self.curve.append({"decisions": self.decisions, "elapsed_s": self.now(), **self.last_eval})
+        self.curve.append({"decisions": p.decisions, "elapsed_s": p.now(), **self.last_eval})
         if self.stop_when is not None and self.stop_when(result):
-            self.target_reached = True
+            p.target_reached = True
         shown = (
             "score",
             "collision_rate",
@@ -279,7 +308,7 @@ class Session:
         )
         groups = dict.fromkeys(k.split("/", 1)[0] for k in result if "/" in k)
         self.message(
-            f"eval @ {self.decisions:,} decisions: "
+            f"eval @ {p.decisions:,} decisions: "
             + ", ".join(f"{k} {result[k]:.3f}" for k in shown if isinstance(result.get(k), (int, float)))
             + "".join(
                 f"\n  {g}: " + ", ".join(f"{k} {result[f'{g}/{k}']:.3f}" for k in shown[:6] if f"{g}/{k}" in result)
@@ -290,30 +319,36 @@ class Session:
         return float(result.get("selection", result["score"]))
 
     def summary(self) -> dict[str, Any]:
+        p = self.progress
         return {
-            "iteration": self.iteration,
-            "decisions": self.decisions,
-            "elapsed_s": self.now(),
+            "iteration": p.iteration,
+            "decisions": p.decisions,
+            "elapsed_s": p.now(),
             "preset": self.cfg.preset,
-            "target_reached": self.target_reached,
+            "target_reached": p.target_reached,
             **self.last_eval,
             "curve": self.curve,
         }
 
-    def save(self, score: float | None = None) -> None:
+    def save(self, learner: Learner, worlds: Worlds, score: float | None = None) -> None:
+        """A checkpoint of the weights with all `restore` needs to go on exactly (rank 0 writes)."""
         if not self.dist.is_main:
             return
+        p = self.progress
         resume = {
-            "optimizer": self.optimizer.state_dict(),
-            "generator": self.generator.get_state(),
-            "world_state": {k: v.cpu() for k, v in state_tensors(self.carry.state).items()},
-            "iteration": self.iteration,
-            "decisions": self.decisions,
-            "elapsed_s": self.now(),
+            "optimizer": learner.optimizer.state_dict(),
+            "generator": learner.generator.get_state(),
+            "world_state": {k: v.cpu() for k, v in state_tensors(worlds.carry.state).items()},
+            "iteration": p.iteration,
+            "decisions": p.decisions,
+            "elapsed_s": p.now(),
             "best_score": max(self.checkpointer.best_score, score if score is not None else -math.inf),
         }
-        payload = checkpoint_payload(self.cfg, self.model, resume, self.summary())
-        self.checkpointer.save(payload, self.iteration, score)
+        payload = checkpoint_payload(self.cfg, learner.model, resume, self.summary())
+        self.checkpointer.save(payload, p.iteration, score)
+
+    def close(self) -> None:
+        self.logger.close()
 
 
 def check_resumable(saved: dict, cfg: TrainConfig, where: str) -> None:
@@ -327,34 +362,39 @@ def check_resumable(saved: dict, cfg: TrainConfig, where: str) -> None:
         raise CheckpointError(f"{where}: made with a different configuration ({detail}); resume with the same flags")
 
 
-def restore(s: Session) -> str:
-    """Load the newest usable checkpoint of `s.cfg.out` into `s` (every rank reads the same file)."""
-    path, data = s.checkpointer.latest_good(s.message)
+def restore(cfg: TrainConfig, learner: Learner, worlds: Worlds, book: Bookkeeper) -> str:
+    """Load the newest usable checkpoint of `cfg.out` into the three (every rank reads the same file)."""
+    path, data = book.checkpointer.latest_good(book.message)
     where = str(path)
-    check_resumable(json.loads(data["train"]), s.cfg, where)
-    check_state_dict(s.model, data["model"], where)
+    check_resumable(json.loads(data["train"]), cfg, where)
+    check_state_dict(learner.model, data["model"], where)
     r = data["resume"]
-    template = s.carry.state
+    template = worlds.carry.state
     state = state_from_tensors(template, r["world_state"], where)
     try:
-        s.optimizer.load_state_dict(r["optimizer"])
+        learner.optimizer.load_state_dict(r["optimizer"])
     except (ValueError, KeyError) as err:
         raise CheckpointError(f"{where}: optimizer state does not fit: {err}") from None
-    s.model.load_state_dict(data["model"])
-    s.generator.set_state(r["generator"])
-    if s.dist.rank == 0:
-        s.carry = observe_carry(s.world, state)
+    learner.model.load_state_dict(data["model"])
+    learner.generator.set_state(r["generator"])
+    rank = book.dist.rank
+    if rank == 0:
+        worlds.carry = observe_carry(worlds.world, state)
     else:  # only rank 0's worlds are in the file: the others begin fresh worlds, seeded by the iteration too
-        fresh = s.world.reset(s.cfg.seed + RANK_SEED_STRIDE * s.dist.rank + 7919 * int(r["iteration"]))
-        s.carry = observe_carry(s.world, fresh)
-    s.iteration = int(r["iteration"])
-    s.decisions = int(r["decisions"])
-    s.elapsed_at_start = float(r["elapsed_s"])
-    s.checkpointer.best_score = float(r["best_score"])
+        fresh = worlds.world.reset(cfg.seed + RANK_SEED_STRIDE * rank + 7919 * int(r["iteration"]))
+        worlds.carry = observe_carry(worlds.world, fresh)
+    p = book.progress
+    p.iteration = int(r["iteration"])
+    p.decisions = int(r["decisions"])
+    p.elapsed_at_start = float(r["elapsed_s"])
+    book.checkpointer.best_score = float(r["best_score"])
     return where
 
 
-def build_session(cfg: TrainConfig, d: Dist, device: torch.device, evaluator) -> Session:
+def build_session(
+    cfg: TrainConfig, d: Dist, device: torch.device, evaluator, stop_when=None
+) -> tuple[Learner, Worlds, Bookkeeper]:
+    """This process's learner, worlds and bookkeeper for `cfg`, seeded by `cfg.seed` and the rank."""
     torch.manual_seed(cfg.seed + RANK_SEED_STRIDE * d.rank)
     sim = dataclasses.replace(cfg.sim)
     world = World(sim, device, compile="tick+observe" if cfg.compile else False)  # see World: minutes-long runs
@@ -362,11 +402,11 @@ def build_session(cfg: TrainConfig, d: Dist, device: torch.device, evaluator) ->
     if d.enabled:
         from torch.nn.parallel import DistributedDataParallel
 
-        learner: torch.nn.Module = DistributedDataParallel(
+        net: torch.nn.Module = DistributedDataParallel(
             model, device_ids=[device.index] if device.type == "cuda" else None
         )
     else:
-        learner = model
+        net = model
     optimizer = torch.optim.Adam(model.parameters(), lr=cfg.ppo.lr, eps=1e-5)
     generator = torch.Generator(device=device)
     generator.manual_seed(cfg.seed + RANK_SEED_STRIDE * d.rank)
@@ -376,20 +416,6 @@ def build_session(cfg: TrainConfig, d: Dist, device: torch.device, evaluator) ->
     stats = EpisodeStats(sim.worlds * sim.controlled, device, 1.0 / sim.decision_hz)
     bf16 = use_bf16(cfg.precision, device)
     logger.message(f"precision: {'bf16 autocast' if bf16 else 'fp32'} ({cfg.precision} on {device})")
-    return Session(
-        cfg,
-        d,
-        device,
-        world,
-        model,
-        learner,
-        optimizer,
-        generator,
-        carry,
-        logger,
-        checkpointer,
-        evaluator,
-        stats,
-        bf16,
-        timers=Timers(device),
-    )
+    learner = Learner(model, net, optimizer, generator, bf16)
+    book = Bookkeeper(cfg, d, device, logger, checkpointer, evaluator, stats, Timers(device), stop_when=stop_when)
+    return learner, Worlds(world, carry), book
