@@ -255,6 +255,8 @@ def test_resume_with_the_mixed_bank_gives_the_same_weights_as_an_uninterrupted_r
     book.save(learner, worlds)
     book.close()
     assert book.progress.decisions < done["decisions"]
+    # DAgger's aggregate dataset is part of what resumes; with 5 iterations in all, its ring of 4 wraps after it.
+    assert part.bc.dagger_iterations == 4 and int(worlds.dagger["count"]) == 2
     resumed = train(dataclasses.replace(part, resume=True), CPU, evaluator=None)
     assert resumed["decisions"] == done["decisions"] and resumed["iteration"] == done["iteration"]
     assert weights_digest(load(part.out / "checkpoints" / "last.pt").model) == weights_digest(reference)
@@ -627,3 +629,33 @@ def test_lane_change_weight_weighs_the_teachers_lane_changes_in_the_imitation_lo
     assert torch.allclose(weighted[0] / weighted[1], torch.tensor(5.0))
     with pytest.raises(ConfigError, match="lane_change_weight"):
         BCConfig(lane_change_weight=0.0)
+
+
+def test_dagger_aggregate_keeps_the_last_iterations_labelled_decisions():
+    """`BCConfig.dagger_iterations`: each iteration's rows go into a ring of the last K iterations, and learning
+    reads every row held (DAgger trains on the aggregate dataset, not the newest rollout alone)."""
+    from types import SimpleNamespace
+
+    from fuyao.train.bc import aggregate
+
+    worlds = SimpleNamespace(dagger=None)
+
+    def rows(i: int) -> dict[str, torch.Tensor]:
+        return {
+            "obs": torch.full((3, 2), float(i)),
+            "mask": torch.ones(3, 5, dtype=torch.bool),
+            "teacher": torch.full((3,), i),
+            "teacher_logits": torch.zeros(3, 5),
+            "active": torch.ones(3, dtype=torch.bool),
+        }
+
+    seen = []
+    for i in range(5):
+        b, ret = aggregate(worlds, rows(i), torch.full((3,), 10.0 * i), iterations=3)
+        seen.append(sorted(set(b["teacher"].tolist())))
+        assert b["obs"].shape == (3 * min(i + 1, 3), 2) and ret.shape == (3 * min(i + 1, 3),)
+        assert torch.equal(ret, b["obs"][:, 0] * 10.0)  # rows and their returns stay together
+    assert seen == [[0], [0, 1], [0, 1, 2], [1, 2, 3], [2, 3, 4]]
+    assert int(worlds.dagger["count"]) == 5 and worlds.dagger["count"].device.type == "cpu"
+    with pytest.raises(ConfigError, match="dagger_iterations"):
+        BCConfig(dagger_iterations=-1)

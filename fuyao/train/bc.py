@@ -75,6 +75,33 @@ def bc_loss(learner: Learner, cfg: BCConfig, b: dict[str, torch.Tensor], ret: to
     return loss, torch.stack([imitation, value_loss, (correct * weight).sum() / n]).detach()
 
 
+AGGREGATED = ("obs", "mask", "teacher", "teacher_logits", "active")
+
+
+def aggregate(
+    worlds: Worlds, b: dict[str, torch.Tensor], ret: torch.Tensor, iterations: int
+) -> tuple[dict[str, torch.Tensor], torch.Tensor]:
+    """DAgger's dataset: this iteration's labelled rows `b` (and their returns `ret`) written over the oldest of
+    the last `iterations` iterations' in `worlds.dagger` (a ring, allocated on first use); returns every row held
+    so far, `[filled x rows, ...]`."""
+    rows = ret.shape[0]
+    if worlds.dagger is None:
+        worlds.dagger = {
+            k: torch.zeros(iterations, *b[k].shape, dtype=b[k].dtype, device=ret.device) for k in AGGREGATED
+        }
+        worlds.dagger["ret"] = torch.zeros(iterations, rows, device=ret.device)
+        worlds.dagger["count"] = torch.zeros((), dtype=torch.int64)
+    d = worlds.dagger
+    count = int(d["count"])  # a CPU tensor: no device synchronisation
+    slot = count % iterations
+    for k in AGGREGATED:
+        d[k][slot].copy_(b[k])
+    d["ret"][slot].copy_(ret)
+    d["count"] = torch.tensor(count + 1)
+    filled = min(count + 1, iterations)
+    return {k: d[k][:filled].flatten(0, 1) for k in AGGREGATED}, d["ret"][:filled].flatten()
+
+
 def make_teacher(cfg: TrainConfig, world: World, soft: bool = False):
     """The run's teacher (`TrainConfig.teacher`) for `world`, as `collect` calls it: `(obs, state) -> [W, C]`
     actions, or with `soft` (`BCConfig.soft_temperature > 0`) `(actions, [W, C, 5] logits)`."""
@@ -127,12 +154,15 @@ def train(cfg: TrainConfig, learner: Learner, worlds: Worlds, book: Bookkeeper, 
             b = buf.flat()
             ret = ret.flatten()
             n = ret.shape[0]
+            if bc.dagger_iterations:
+                b, ret = aggregate(worlds, b, ret, bc.dagger_iterations)
             size = n // bc.minibatches
             parts = torch.zeros(3, device=ret.device)
             generator, optimizer = learner.generator, learner.optimizer
             guard = UpdateGuard(learner, "BC", bc.minibatches, progress.iteration)
             for _ in range(bc.epochs):
-                order = torch.randperm(n, generator=generator, device=generator.device).to(ret.device)
+                # One iteration's worth of rows (of the aggregate dataset's, where there is one).
+                order = torch.randperm(ret.shape[0], generator=generator, device=generator.device)[:n].to(ret.device)
                 for k in range(bc.minibatches):
                     loss, part = bc_loss(learner, bc, b, ret, order[k * size : (k + 1) * size])
                     optimizer.zero_grad(set_to_none=True)

@@ -99,7 +99,10 @@ class Checkpointer:
         atomic_save(payload, self.dir / "last.pt")
         if score is not None and score > self.best_score:
             self.best_score = score
-            atomic_save(payload, self.dir / "best.pt")
+            # The pilot users load: without DAgger's dataset (a hundred MB or more; resuming reads `last.pt` and the
+            # periodic checkpoints, never this one).
+            lean = {**payload, "resume": {k: v for k, v in payload["resume"].items() if k != "dagger"}}
+            atomic_save(lean, self.dir / "best.pt")
         for old in self.periodic()[self.keep_last :]:
             old.unlink(missing_ok=True)
         return path

@@ -118,11 +118,18 @@ class BCConfig:
     # The imitation loss's weight on decisions the teacher labels a lane change (meta actions; the others weigh 1):
     # at 10 Hz a change is one decision in a hundred or more, and a merge or an exit hangs on it.
     lane_change_weight: float = 1.0
+    # DAgger's aggregate dataset (Ross et al. 2011 train on every iteration's labelled states, not the last
+    # iteration's alone): the decisions of the last `dagger_iterations` iterations are kept and every epoch draws
+    # one iteration's worth of them at random. 0: each iteration learns from its own rollout only. Checkpointed
+    # with the run (rollout_steps x worlds x controlled x iterations observations) so a resumed run goes on exactly.
+    dagger_iterations: int = 0
 
     def __post_init__(self) -> None:
         _check_positive("BCConfig", self, ("rollout_steps", "epochs", "minibatches"))
         if not self.regret_coef >= 0.0:
             raise _bad("BCConfig", "regret_coef", self.regret_coef, "a number >= 0")
+        if not isinstance(self.dagger_iterations, int) or self.dagger_iterations < 0:
+            raise _bad("BCConfig", "dagger_iterations", self.dagger_iterations, "an integer >= 0")
         if not self.lane_change_weight > 0.0:
             raise _bad("BCConfig", "lane_change_weight", self.lane_change_weight, "a number > 0")
         if self.regret_coef > 0.0 and self.soft_temperature == 0.0:
@@ -357,7 +364,9 @@ CITY = TrainConfig(
     eval_episodes=64,
     sim=dataclasses.replace(PRESETS["city"], worlds=256, controlled=4),
     policy=PolicyConfig(encoder=Encoder.MLP, hidden=256),
-    bc=BCConfig(rollout_steps=16, epochs=4, minibatches=16, teacher_iterations=40),
+    bc=BCConfig(
+        rollout_steps=16, epochs=4, minibatches=16, teacher_iterations=40, lane_change_weight=5.0, dagger_iterations=4
+    ),
 )
 
 # The navigation-guided pilot: one network for every road, trained on the `ngp` world's mixed bank (highways with
@@ -379,7 +388,9 @@ NGP = TrainConfig(
     # end in 53 % of `highway-merge` episodes (BENCHMARKS.md, "The `ngp` training preset").
     sim=dataclasses.replace(PRESETS["ngp"], worlds=256, controlled=8, ego_ramp_fraction=0.5),
     policy=PolicyConfig(encoder=Encoder.MLP, hidden=256),
-    bc=BCConfig(rollout_steps=16, epochs=4, minibatches=16, teacher_iterations=40),
+    bc=BCConfig(
+        rollout_steps=16, epochs=4, minibatches=16, teacher_iterations=40, lane_change_weight=5.0, dagger_iterations=4
+    ),
 )
 
 # Seconds, for tests and CLI checks.

@@ -62,6 +62,9 @@ class Worlds:
 
     world: World
     carry: Carry  # replaced by every rollout (`collect` returns the next one)
+    # DAgger's aggregate dataset (`BCConfig.dagger_iterations`, `fuyao.train.bc.Aggregate`): the labelled decisions
+    # of the last iterations, carried between them and checkpointed with the worlds; None without one.
+    dagger: dict[str, torch.Tensor] | None = None
 
 
 class UpdateGuard:
@@ -344,6 +347,8 @@ class Bookkeeper:
             "elapsed_s": p.now(),
             "best_score": max(self.checkpointer.best_score, score if score is not None else -math.inf),
         }
+        if worlds.dagger is not None:
+            resume["dagger"] = {k: v.cpu() for k, v in worlds.dagger.items()}
         payload = checkpoint_payload(self.cfg, learner.model, resume, self.summary())
         self.checkpointer.save(payload, p.iteration, score)
 
@@ -383,6 +388,8 @@ def restore(cfg: TrainConfig, learner: Learner, worlds: Worlds, book: Bookkeeper
     else:  # only rank 0's worlds are in the file: the others begin fresh worlds, seeded by the iteration too
         fresh = worlds.world.reset(cfg.seed + RANK_SEED_STRIDE * rank + 7919 * int(r["iteration"]))
         worlds.carry = observe_carry(worlds.world, fresh)
+    if "dagger" in r:  # rank 0's dataset, for every rank (its decisions are as good a sample for the others)
+        worlds.dagger = {k: v if k == "count" else v.to(book.device) for k, v in r["dagger"].items()}
     p = book.progress
     p.iteration = int(r["iteration"])
     p.decisions = int(r["decisions"])
