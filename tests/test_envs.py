@@ -160,14 +160,17 @@ def test_truncation_at_the_episode_length_and_final_obs_where_episodes_end(name,
 
 
 def test_a_terminated_episode_shows_its_last_observation_and_restarts():
-    env = make_vector_env("smoke", action="continuous")  # off-road ends the episode in smoke
+    # Off-road ends the episode in smoke; with unbounded steering (`SimConfig.max_lat_accel`, `max_steer_rate`) a
+    # hard left gets there within one decision (tyre friction alone would take several).
+    loose = dict(max_lat_accel=None, max_steer_rate=None)
+    env = make_vector_env("smoke", action="continuous", **loose)
     obs, _ = env.reset(seed=0)
     hard_left = torch.tensor([[0.0, 1.0]]).expand(env.num_envs, 2)
     _, reward, terminated, truncated, infos = env.step(hard_left)
     assert terminated.all() and not truncated.any() and infos["offroad"].all() and (reward < 0).all()
     assert infos["_final_obs"].all()
     assert (infos["final_obs"].abs().sum(dim=1) > 0).all()  # not the zeros of an inactive vehicle
-    single = make_env("smoke", action="continuous")
+    single = make_env("smoke", action="continuous", **loose)
     single.reset(seed=0)
     last, _, terminated, _, info = single.step(np.array([0.0, 1.0], dtype=np.float32))
     assert terminated and info["offroad"] and np.abs(last).sum() > 0

@@ -284,9 +284,9 @@ HIGHWAY = TrainConfig(
 # 12-40 % crashes at 23-25 m/s in 10 minutes; highway-env's own normalised reward with its gamma 0.8 collapsed to
 # FASTER at every decision (94 % crashes). The loss also pushes down what the action mask refuses (FASTER at the
 # top speed, a lane that is not there): highway-env hands a pilot no mask, and untaught, those logits won where a
-# brake was due (21.5 % crashes there before, 5.5 % after). With the regret term below this preset's pilot (1.2M
-# decisions, about 520 s of training on 2 cores) drives highway-env's highway-v0 at 28.85 m/s, return 36.7, and
-# crashes in 2.5 % of its episodes (200 seeds; 1.0 % on Fuyao's highway-v0): near, not yet at, its teacher's 1 %.
+# brake was due (21.5 % crashes there before, 5.5 % after). This preset's pilot (1.2M decisions, 517 s of training
+# on 2 cores) drives highway-env's highway-v0 at 29.0 m/s, return 36.4, and crashes in 5.5 % of its episodes (200
+# seeds; 1.5 % on Fuyao's highway-v0): not yet its teacher's 1 %.
 # The reward and gamma below fit the value head (and a PPO run started
 # from this preset with `--algo ppo --bc-warm-start N`): a crash at -10 against the speed and right-lane terms
 # unnormalised, gamma 0.95 (tests/test_highway_v0_preset.py).
@@ -309,9 +309,9 @@ HIGHWAY_V0 = TrainConfig(
     # 400 highway-v0 episodes, the last in 1.5 %); six periodic evaluations also cost about 90 s of the 10 minutes.
     eval_every=0,
     ppo=PPOConfig(gamma=0.95, ent_coef=0.01),
-    # The student's expected regret in the planner's costs joins the loss (`regret_coef`): a choice that predicts a
-    # crash weighs what a crash costs, not as one decision among 25. highway-env crashes 5.5 % -> 2.5 % (200 seeds).
-    bc=BCConfig(epochs=4, minibatches=16, anneal_lr=True, soft_temperature=1.0, regret_coef=1.0),
+    # `--bc.regret-coef 1` (the student's expected regret in the planner's costs) crashed in 2.5 % of highway-env's
+    # episodes, 3 in 5.5 %, as without it (one run each, 200 seeds, p = 0.2): not established, so not the default.
+    bc=BCConfig(epochs=4, minibatches=16, anneal_lr=True, soft_temperature=1.0),
 )
 
 # highway-env's merge-v0 and exit-v0: the worlds are highway-env's (observation, actions, traffic). merge-v0 trains
