@@ -24,13 +24,15 @@ from fuyao.sim.config import (
 # to the exit; mixed traffic of timid to aggressive cars and trucks.
 HIGHWAY = SimConfig()
 
+# The presets that mirror a highway-env scenario steer with highway-env's controllers exactly: no tyre-friction or
+# steering-rate bound (`SimConfig.max_lat_accel`, `max_steer_rate`).
+HIGHWAY_ENV_CONTROLLERS = {"max_lat_accel": None, "max_steer_rate": None}
+
 # highway-env's highway-v0: 4 straight lanes, 50 other vehicles ahead of the ego, 15 Hz ticks, 1 Hz
 # decisions, 40 s episodes, Kinematics observation, DiscreteMetaAction with target speeds 20/25/30 m/s,
 # reward collision -1, right lane 0.1, high speed 0.4 on [20, 30] m/s, normalised, times on-road.
 HIGHWAY_V0 = SimConfig(
-    # highway-env's controllers exactly: no tyre-friction or steering-rate bound.
-    max_lat_accel=None,
-    max_steer_rate=None,
+    **HIGHWAY_ENV_CONTROLLERS,
     vehicles=51,
     num_maps=1,
     road=HighwayConfig(
@@ -83,9 +85,7 @@ HIGHWAY_V0 = SimConfig(
 # [20, 30] m/s (unclipped), lane change -0.05 (the action), merging speed -0.5, normalised by
 # [collision + merging speed, high speed + right lane].
 MERGE_V0 = SimConfig(
-    # highway-env's controllers exactly: no tyre-friction or steering-rate bound.
-    max_lat_accel=None,
-    max_steer_rate=None,
+    **HIGHWAY_ENV_CONTROLLERS,
     vehicles=6,
     num_maps=1,
     map=MapKind.MERGE_V0,
@@ -127,9 +127,7 @@ MERGE_V0 = SimConfig(
 # (clipped) plus goal 1 (the target lane is the exit lane or the exit), normalised by [collision 0, goal] and
 # clipped to [0, 1].
 EXIT_V0 = SimConfig(
-    # highway-env's controllers exactly: no tyre-friction or steering-rate bound.
-    max_lat_accel=None,
-    max_steer_rate=None,
+    **HIGHWAY_ENV_CONTROLLERS,
     vehicles=21,
     num_maps=1,
     map=MapKind.EXIT_V0,

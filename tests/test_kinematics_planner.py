@@ -23,6 +23,7 @@ from fuyao.presets import preset
 from fuyao.sim.config import ConfigError
 from fuyao.sim.world import World
 from fuyao.train.config import Algo, BCConfig, TeacherKind, train_preset
+from tests.fake_students import LogitsStudent, as_learner
 
 CPU = torch.device("cpu")
 
@@ -152,22 +153,10 @@ def test_soft_cloning_pushes_down_what_the_mask_refuses():
     """highway-env hands a pilot no action mask: the soft loss takes the student's softmax over all five actions,
     so a refused action (FASTER at the top speed) loses probability instead of keeping an untrained logit that
     wins unmasked where the teacher brakes."""
-    from types import SimpleNamespace
-
     from fuyao.train.bc import bc_loss
 
-    class Logits(torch.nn.Module):  # a student whose logits are its parameters
-        log_std = None
-
-        def __init__(self) -> None:
-            super().__init__()
-            self.logits = torch.nn.Parameter(torch.zeros(4, 5))
-
-        def forward(self, obs):
-            return self.logits, torch.zeros(obs.shape[0])
-
-    student = Logits()
-    learner = SimpleNamespace(net=student, model=student, bf16=False)
+    student = LogitsStudent(torch.zeros(4, 5))
+    learner = as_learner(student)
     batch = {
         "obs": torch.zeros(4, 5, 5),
         "active": torch.ones(4, dtype=torch.bool),
@@ -277,25 +266,13 @@ def test_the_regret_term_weighs_a_choice_by_what_it_costs():
     """`BCConfig.regret_coef`: at equal soft targets, the loss's pull away from an action grows with the teacher's
     cost of it (one predicted crash against a lane change's cost), and it adds nothing where the student already
     takes the least-cost action."""
-    from types import SimpleNamespace
-
     from fuyao.train.bc import bc_loss
 
-    class Logits(torch.nn.Module):
-        log_std = None
-
-        def __init__(self, init) -> None:
-            super().__init__()
-            self.logits = torch.nn.Parameter(init.clone())
-
-        def forward(self, obs):
-            return self.logits, torch.zeros(obs.shape[0])
-
     def grad_and_loss(coef, teacher_logits, init):
-        student = Logits(init)
+        student = LogitsStudent(init)
         base = train_preset("highway-v0")
         cfg = dataclasses.replace(base, bc=dataclasses.replace(base.bc, regret_coef=coef))
-        learner = SimpleNamespace(net=student, model=student, bf16=False)
+        learner = as_learner(student)
         batch = {
             "obs": torch.zeros(1, 5, 5),
             "active": torch.ones(1, dtype=torch.bool),

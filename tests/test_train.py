@@ -594,26 +594,15 @@ def test_periodic_evaluation_holds_each_group_to_the_target(tmp_path):
 def test_lane_change_weight_weighs_the_teachers_lane_changes_in_the_imitation_loss():
     """`BCConfig.lane_change_weight`: a decision the teacher labels LEFT or RIGHT pulls on the student that many
     times as hard as one it labels otherwise (at 10 Hz a merge hangs on one decision in a hundred)."""
-    from types import SimpleNamespace
-
     from fuyao.sim.step import META_IDLE, META_LEFT
     from fuyao.train.bc import bc_loss
-
-    class Logits(torch.nn.Module):  # a student whose logits are its parameters
-        log_std = None
-
-        def __init__(self) -> None:
-            super().__init__()
-            self.logits = torch.nn.Parameter(torch.zeros(2, 5))
-
-        def forward(self, obs):
-            return self.logits, torch.zeros(obs.shape[0])
+    from tests.fake_students import LogitsStudent, as_learner
 
     def row_grads(weight: float) -> torch.Tensor:
-        student = Logits()
+        student = LogitsStudent(torch.zeros(2, 5))
         base = train_preset("ngp")
         cfg = dataclasses.replace(base, bc=dataclasses.replace(base.bc, lane_change_weight=weight))
-        learner = SimpleNamespace(net=student, model=student, bf16=False)
+        learner = as_learner(student)
         batch = {
             "obs": torch.zeros(2, 3),
             "active": torch.ones(2, dtype=torch.bool),
