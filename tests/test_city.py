@@ -503,3 +503,29 @@ def test_one_neighbour_query_per_state_gives_what_the_full_queries_give():
         assert torch.equal(full.slot, lead.slot) and torch.equal(full.gap, lead.gap)
         assert torch.equal(full.speed, lead.speed)
     assert (lead.slot >= 0).any()
+
+
+@pytest.mark.parametrize("name", ["city", "ngp"])
+def test_rule_based_pilot_acts_on_its_own_cars_as_if_it_drove_every_car(name):
+    """The pilot computes its controlled cars' quantities only (`first_slots`) and reads their neighbours from the
+    whole world's tables: each car's action is the one it gets when the pilot drives all 24 cars, at junctions
+    and through lane changes (a neighbour looked up in the controlled cars' table alone reads the wrong car, or
+    fails), in meta and continuous actions."""
+    from fuyao.pilots import RuleBasedPilot
+    from fuyao.sim.config import ActionType
+
+    for action in (ActionType.META, ActionType.CONTINUOUS):
+        cfg = preset(name, worlds=4, vehicles=24, num_maps=3, controlled=3, action=action)
+        world, everyone = World(cfg), World(dataclasses.replace(cfg, controlled=24))
+        pilot, all_pilot = RuleBasedPilot(world), RuleBasedPilot(everyone)
+        state = world.reset(seed=11)
+        changes = conflicts = 0
+        for _ in range(60):
+            own = pilot.act(None, state)
+            assert torch.equal(own, all_pilot.act(None, state)[:, :3])
+            sur = world.surroundings(state)
+            conflicts += int((sur.conflict_slot[:, :3] >= 3).sum())  # a background car the pilot yields to
+            state = world.step(state, own).state
+            changes += int((state.vehicles.lc_dir[:, :3] != 0).sum())
+        # (Continuous actions steer across without a lane-change state to count.)
+        assert conflicts > 0 and (changes > 0 or action is ActionType.CONTINUOUS)

@@ -11,7 +11,7 @@ from fuyao.sim import traffic
 from fuyao.sim.config import ActionType, MobilRule
 from fuyao.sim.geometry import change_ok, lane_attr, lane_point
 from fuyao.sim.neighbours import FAR, Neighbour, Surroundings
-from fuyao.sim.state import Vehicles, WorldState
+from fuyao.sim.state import Vehicles, WorldState, first_slots
 from fuyao.sim.step import META_FASTER, META_IDLE, META_LEFT, META_RIGHT, META_SLOWER, speed_index
 from fuyao.sim.traffic import DriverParams, driver_params, effective_limit, following_accel, route_view
 from fuyao.sim.world import World
@@ -41,14 +41,23 @@ def gap_room(speed: torch.Tensor, p: DriverParams, brake: torch.Tensor | float) 
 
 
 def gap_alignment(
-    sur: Surroundings, v: Vehicles, params: DriverParams, needs: torch.Tensor, brake: torch.Tensor
+    sur: Surroundings,
+    v: Vehicles,
+    params: DriverParams,
+    needs: torch.Tensor,
+    brake: torch.Tensor,
+    everyone: tuple[Surroundings, Vehicles, DriverParams] | None = None,
 ) -> torch.Tensor:
     """The speed `[W, N]` m/s at which a car that must change lanes toward `needs` (-1 left, +1 right) lines up
     with a gap in that lane, as a driver before an exit does: the gap it is beside if it is long enough for it
     (MOBIL's safety test with braking up to `brake` m/s^2, at equal speeds), else the one behind the target lane's
     follower (drop back) or the one ahead of its leader (pull ahead), whichever it reaches sooner. It drives at the
     gap's speed, faster or slower by `ALIGN_GAIN` per metre it is off the place where both sides have the room they
-    need. (Riding level with a car of the target lane at its speed, the change never becomes safe.)"""
+    need. (Riding level with a car of the target lane at its speed, the change never becomes safe.)
+
+    `everyone`: the surroundings, vehicles and parameters of all the world's slots, which the neighbour slots
+    index, where `sur`, `v`, `params` and `needs` are the first slots only (`first_slots`); by default the same."""
+    all_sur, all_v, all_params = (sur, v, params) if everyone is None else everyone
     left = needs < 0
 
     def pick(a: Neighbour, b: Neighbour) -> Neighbour:
@@ -56,17 +65,19 @@ def gap_alignment(
 
     lead, follow = pick(sur.left_lead, sur.right_lead), pick(sur.left_follow, sur.right_follow)
     lead_slot, follow_slot = lead.slot.clamp(min=0), follow.slot.clamp(min=0)
-    lead_len, follow_len = v.length.gather(1, lead_slot), v.length.gather(1, follow_slot)
+    lead_len, follow_len = all_v.length.gather(1, lead_slot), all_v.length.gather(1, follow_slot)
     # The cars beyond them in the target lane: the leader's own leader, the follower's own follower.
     lead2_gap = torch.where(
-        lead.exists & (sur.lead.slot.gather(1, lead_slot) >= 0), sur.lead.gap.gather(1, lead_slot), FAR
+        lead.exists & (all_sur.lead.slot.gather(1, lead_slot) >= 0), all_sur.lead.gap.gather(1, lead_slot), FAR
     )
     follow2_gap = torch.where(
-        follow.exists & (sur.follow.slot.gather(1, follow_slot) >= 0), sur.follow.gap.gather(1, follow_slot), FAR
+        follow.exists & (all_sur.follow.slot.gather(1, follow_slot) >= 0),
+        all_sur.follow.gap.gather(1, follow_slot),
+        FAR,
     )
     desired = params.desired_speed
     need_front = gap_room(v.speed, params, brake)  # behind the new leader
-    need_back = gap_room(follow.speed, params.gather(follow.slot), brake)  # the new follower behind the car
+    need_back = gap_room(follow.speed, all_params.gather(follow.slot), brake)  # the new follower behind the car
     fits = lead.gap + follow.gap >= need_front + need_back
     # Metres to gain on the leader (or lose on the follower) to be past it, over the speed difference it can take.
     pass_s = (lead.gap + lead_len + v.length) / (desired.minimum(lead.speed + ALIGN_MAX_DV) - lead.speed).clamp(min=0.1)
@@ -115,19 +126,22 @@ class RuleBasedPilot:
         if state is None:
             raise ValueError("RuleBasedPilot.act: needs the world state (act(obs, state)); got state=None")
         road, cfg = self.world.road, self.world.cfg
-        v = state.vehicles
         m = state.map_id
         c = cfg.controlled
-        limit = effective_limit(road, m, v)
-        sur = self.world.surroundings(state)
-        params = driver_params(v, limit)
+        # Every quantity of the pilot's own cars is computed for the controlled slots (the first `c`) only; the
+        # tables its neighbours' slots index (`every_*`) hold all of them. (Computed for all 48 slots of a city
+        # world and cut to 8 afterwards, the pilot cost as much as the world's step.)
+        every_v = state.vehicles
+        every_sur = self.world.surroundings(state)
+        every_params = driver_params(every_v, effective_limit(road, m, every_v))
+        v, sur, params = first_slots(every_v, c), first_slots(every_sur, c), first_slots(every_params, c)
         route = route_view(road, m, v, sur)
-        accel = following_accel(road, m, v, sur, params, route, state.signals)
+        accel = following_accel(road, m, v, sur, params, route, state.signals, everyone=every_v)
         left_ok, right_ok = change_ok(road, m, v.lane, v.s)
-        direction, _, _ = traffic.mobil_decision(sur, v.speed, v.length, params, params, route, left_ok, right_ok)
+        direction, _, _ = traffic.mobil_decision(sur, v.speed, v.length, params, every_params, route, left_ok, right_ok)
         needs = torch.sign(route.changes)
         squeeze_dir, _, _ = traffic.mobil_decision(
-            sur, v.speed, v.length, params, params, route, left_ok, right_ok, MOBIL_SQUEEZE
+            sur, v.speed, v.length, params, every_params, route, left_ok, right_ok, MOBIL_SQUEEZE
         )
         # A change the route needs before a solid line (a turn lane in town) that has no gap yet: stop short of
         # the line and wait for one, as background drivers do before a lane that ends; passing the line in the
@@ -140,16 +154,16 @@ class RuleBasedPilot:
         wait = (needs != 0) & limited
         stop_at_line = traffic.route_stop_interaction(v.speed, route.remaining, wait, v.length, params)
         stop = traffic.idm_combine(traffic.idm_free(v.speed, params), stop_at_line, params)
-        accel = torch.minimum(accel, torch.where(wait, stop, accel))[:, :c]
+        accel = torch.minimum(accel, torch.where(wait, stop, accel))
         # ... and one MOBIL does not take (no safe gap, or one it would brake hard in) with little road left: line
         # up with a gap in the target lane (drop back or pull ahead) instead of riding level with the car beside
         # and driving past the exit.
         changing = v.lc_dir != 0
         side_ok = torch.where(needs < 0, left_ok, right_ok)
         urgent = route.remaining < ROUTE_ALIGN_M * route.changes.abs().float()
-        align = ((needs != 0) & side_ok & (direction != needs) & urgent & ~changing)[:, :c]
+        align = (needs != 0) & side_ok & (direction != needs) & urgent & ~changing
         brake = torch.where(squeeze, SQUEEZE_BRAKE, traffic.SAFE_BRAKE)
-        align_speed = gap_alignment(sur, v, params, needs, brake)[:, :c]
+        align_speed = gap_alignment(sur, v, params, needs, brake, everyone=(every_sur, every_v, every_params))
         # Lane changes are reconsidered as often as background drivers reconsider theirs (`mobil_period_s`):
         # deciding at 10 Hz, MOBIL's choice flickers and the pilot weaves. At the highway's 1 Hz decisions
         # every decision is such a tick.
@@ -158,22 +172,19 @@ class RuleBasedPilot:
         for_route = (direction != 0) & (direction == torch.sign(route.changes))
         # (A stopped car may start a change its route needs: it waits at the line for exactly that.)
         direction = torch.where(changing | ((v.speed <= 1.0) & ~for_route) | ~(reconsider | for_route), 0, direction)
-        direction = direction[:, :c]
-        for_route = for_route[:, :c] & (direction != 0)
+        for_route = for_route & (direction != 0)
 
         if cfg.action is ActionType.CONTINUOUS:
-            lane_dir = torch.where(changing[:, :c], v.lc_dir[:, :c], direction)
-            width = lane_attr(road.lane_width, road, m, v.lane)[:, :c]
-            w_left = lane_attr(road.lane_width, road, m, sur.left_lane)[:, :c]
-            w_right = lane_attr(road.lane_width, road, m, sur.right_lane)[:, :c]
+            lane_dir = torch.where(changing, v.lc_dir, direction)
+            width = lane_attr(road.lane_width, road, m, v.lane)
+            w_left = lane_attr(road.lane_width, road, m, sur.left_lane)
+            w_right = lane_attr(road.lane_width, road, m, sur.right_lane)
             target_d = torch.where(
                 lane_dir < 0, 0.5 * (width + w_left), torch.where(lane_dir > 0, -0.5 * (width + w_right), 0.0)
             )
-            _, _, kappa = lane_point(road, m, v.lane[:, :c], v.s[:, :c])
-            steer = traffic.steering_control(
-                v.d[:, :c] - target_d, v.psi[:, :c], v.speed[:, :c], kappa, v.length[:, :c]
-            )
-            accel = torch.where(align, torch.minimum(accel, traffic.speed_control(align_speed, v.speed[:, :c])), accel)
+            _, _, kappa = lane_point(road, m, v.lane, v.s)
+            steer = traffic.steering_control(v.d - target_d, v.psi, v.speed, kappa, v.length)
+            accel = torch.where(align, torch.minimum(accel, traffic.speed_control(align_speed, v.speed)), accel)
             lo, hi = cfg.accel_range
             a = 2.0 * (accel.clamp(lo, hi) - lo) / (hi - lo) - 1.0
             lo, hi = cfg.steer_range
@@ -181,8 +192,8 @@ class RuleBasedPilot:
             return torch.stack([a, st], dim=-1)
 
         speeds = self.world.consts.target_speeds
-        idx = speed_index(v.speed[:, :c], speeds)
-        desired = params.desired_speed[:, :c]
+        idx = speed_index(v.speed, speeds)
+        desired = params.desired_speed
         can_faster = (idx + 1 < speeds.shape[0]) & (speeds[(idx + 1).clamp(max=speeds.shape[0] - 1)] <= desired + 1e-3)
         action = torch.full_like(idx, META_IDLE)
         action = torch.where((accel > SPEED_UP_THRESHOLD) & can_faster, META_FASTER, action)
@@ -193,20 +204,20 @@ class RuleBasedPilot:
         # Lining up with a gap: the speed it asks for, held (not IDM's speed-up, which kept the car level with the
         # target lane's traffic); IDM's braking still wins.
         half_step = 0.5 * (speeds[1] - speeds[0])
-        align_faster = (align_speed > v.target_speed[:, :c] + half_step) & can_faster & (accel > 0.0)
+        align_faster = (align_speed > v.target_speed + half_step) & can_faster & (accel > 0.0)
         align_action = torch.where(
-            align_speed < v.target_speed[:, :c] - half_step,
+            align_speed < v.target_speed - half_step,
             META_SLOWER,
             torch.where(align_faster, META_FASTER, META_IDLE),
         )
         lines_up = align & (direction == 0) & (accel >= BRAKE_THRESHOLD)
         action = torch.where(lines_up, align_action, action)
         # Cruising above what the lane allows: slow down.
-        too_fast = v.target_speed[:, :c] > desired + 1e-3
+        too_fast = v.target_speed > desired + 1e-3
         action = torch.where(too_fast & (direction == 0), META_SLOWER, action)
         # SLOWER with the target already at the lowest speed is not available (`action_mask`): IDLE keeps it
         # there. (SLOWER would set the target one step under the current speed, raising it while the car still
         # rolls; and a pilot cloned from labels the mask forbids learns nothing about what to do instead: at red
         # it crept over the line.)
-        lowest = speed_index(v.target_speed[:, :c], speeds) == 0
+        lowest = speed_index(v.target_speed, speeds) == 0
         return torch.where((action == META_SLOWER) & lowest, META_IDLE, action)

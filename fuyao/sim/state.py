@@ -103,9 +103,15 @@ def permute_vehicles(v: Vehicles, order: torch.Tensor) -> Vehicles:
     return Vehicles(**{f.name: getattr(v, f.name).gather(1, order) for f in dataclasses.fields(v)})
 
 
-def first_slots(v: Vehicles, count: int) -> Vehicles:
-    """The first `count` vehicle slots of every world (the controlled ones): every field `[W, count]`."""
-    return Vehicles(**{f.name: getattr(v, f.name)[:, :count] for f in dataclasses.fields(v)})
+def first_slots(obj, count: int):
+    """The first `count` vehicle slots of every world (the controlled ones) of `Vehicles` or any dataclass of
+    `[W, N, ...]` fields (`Surroundings`, `DriverParams`, ...): every field `[W, count, ...]`. Slot numbers stored in
+    the fields (a neighbour's slot) still index all `N` slots."""
+    if obj is None:
+        return None
+    if isinstance(obj, torch.Tensor):
+        return obj[:, :count]
+    return type(obj)(**{f.name: first_slots(getattr(obj, f.name), count) for f in dataclasses.fields(obj)})
 
 
 def select_worlds(obj, index: torch.Tensor):

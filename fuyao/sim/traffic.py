@@ -224,7 +224,8 @@ def mobil_decision(
 def cut_in_interaction(sur: Surroundings, lc_dir: torch.Tensor, speed, params: DriverParams) -> torch.Tensor:
     """IDM interaction with the nearest car ahead in a neighbour lane that is changing into this lane.
 
-    `lc_dir [W, N]` is every vehicle's lane-change direction; a left-lane leader moving right (+1) or a
+    `lc_dir [W, N]` is every vehicle's lane-change direction (all slots, which `sur`'s slots index; `sur`, `speed`
+    and `params` may be a subset of the slots, `first_slots`); a left-lane leader moving right (+1) or a
     right-lane leader moving left (-1) is treated as a leader already."""
 
     def from_side(lead: Neighbour, toward: int):
@@ -275,7 +276,7 @@ def time_to_reach(dist, speed, max_accel) -> torch.Tensor:
 
 
 def conflict_yield_interaction(
-    sur: Surroundings, speed, length, params: DriverParams, my_signal, their_signal
+    sur: Surroundings, speed, length, params: DriverParams, my_signal, their_signal, all_speed=None, all_length=None
 ) -> torch.Tensor | None:
     """Right of way at junctions, as gap acceptance. For each conflict point ahead, a car gives way (brakes for
     a virtual stopped obstacle at its stop line, or short of the point once inside the junction) to the car
@@ -288,14 +289,16 @@ def conflict_yield_interaction(
       has committed).
     Cars stopped at a red line are no threat; cars beyond `YIELD_HORIZON_M` are not considered.
     `my_signal [W, N]`, `their_signal [W, N, C]` signal codes; `priority` the `SIGNAL_PRIORITY` table as a
-    tensor. IDM interaction `[W, N]`, or None on maps without conflicts."""
+    tensor. IDM interaction `[W, N]`, or None on maps without conflicts. `all_speed`, `all_length` `[W, N]`: every
+    slot's, which the conflict slots index, where `sur`, `speed`, `length` and `params` are the first slots only
+    (`first_slots`; slot `i` of the subset is slot `i` of the world); by default `speed` and `length`."""
     if sur.conflict_slot is None:
         return None
     other = sur.conflict_slot
     w, n, c = other.shape
     safe = other.clamp(min=0).view(w, -1)
-    their_speed = speed.gather(1, safe).view(w, n, c)
-    their_len = length.gather(1, safe).view(w, n, c)
+    their_speed = (speed if all_speed is None else all_speed).gather(1, safe).view(w, n, c)
+    their_len = (length if all_length is None else all_length).gather(1, safe).view(w, n, c)
     my_t = time_to_reach(sur.conflict_my_dist, speed.unsqueeze(-1), params.max_accel.unsqueeze(-1))
     their_t = sur.conflict_their_dist.clamp(min=0.0) / their_speed.clamp(min=1.0)
     slot_ids = torch.arange(n, device=speed.device).view(1, n, 1)
@@ -466,13 +469,24 @@ def route_view(road: RoadMap, map_id, v: Vehicles, sur: Surroundings) -> RouteVi
 
 
 def following_accel(
-    road: RoadMap, map_id, v: Vehicles, sur: Surroundings, params, route, clock: SignalClock, route_stop: bool = True
+    road: RoadMap,
+    map_id,
+    v: Vehicles,
+    sur: Surroundings,
+    params,
+    route,
+    clock: SignalClock,
+    route_stop: bool = True,
+    everyone: Vehicles | None = None,
 ) -> torch.Tensor:
     """IDM acceleration `[W, N]` m/s^2 that respects every leader a driver must: the own-lane leader, the
     leader in the target lane during a lane change, cars cutting in from either side, the end of a lane
     that ends (when the route still needs a change out of it; `route_stop`), the stop line at red, at yellow or before a
     junction it could not leave, and cars to give way to at junctions. The free-road term is computed once;
-    the most constraining leader is the largest interaction term."""
+    the most constraining leader is the largest interaction term. `everyone`: all the world's vehicles, which the
+    neighbour slots index, where `v`, `sur`, `params` and `route` are the first slots only (`first_slots`: a
+    pilot driving the controlled vehicles); by default `v`."""
+    everyone = v if everyone is None else everyone
     free = idm_free(v.speed, params)
     inter = idm_interaction(v.speed, sur.lead.gap, sur.lead.speed, sur.lead.exists, params)
     if route_stop:  # (highway-env's drivers know no route: they brake only for what stands in their lane)
@@ -482,12 +496,14 @@ def following_accel(
     target_lead_speed = torch.where(v.lc_dir < 0, sur.left_lead.speed, sur.right_lead.speed)
     target_has_lead = torch.where(v.lc_dir < 0, sur.left_lead.exists, sur.right_lead.exists) & (v.lc_dir != 0)
     inter = torch.maximum(inter, idm_interaction(v.speed, target_lead_gap, target_lead_speed, target_has_lead, params))
-    inter = torch.maximum(inter, cut_in_interaction(sur, v.lc_dir, v.speed, params))
+    inter = torch.maximum(inter, cut_in_interaction(sur, everyone.lc_dir, v.speed, params))
     if sur.conflict_slot is not None:
         my_signal = link_signal(road, map_id, clock, sur.upcoming)
         their_signal = link_signal(road, map_id, clock, sur.conflict_lane)
         inter = torch.maximum(inter, stop_line_interaction(sur, my_signal, v.speed, v.accel, v.length, params))
-        yield_inter = conflict_yield_interaction(sur, v.speed, v.length, params, my_signal, their_signal)
+        yield_inter = conflict_yield_interaction(
+            sur, v.speed, v.length, params, my_signal, their_signal, everyone.speed, everyone.length
+        )
         inter = torch.maximum(inter, yield_inter)
     return idm_combine(free, inter, params)
 
