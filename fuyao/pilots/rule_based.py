@@ -90,17 +90,17 @@ def gap_alignment(
         & (sur.lead.gap > lead.gap + lead_len + need_front)  # room ahead in its own lane
     )
     behind = ~fits & ~ahead & follow.exists
-    # Gaps from the car to the front and back of the gap it lines up with (negative: that car is beside or
-    # beyond it).
+    # Gaps from the car's front to the front end of the gap it lines up with, and from its rear to the gap's back
+    # end (negative: that car is beside or beyond it). The car's own length counts once, between the two.
     front_gap = torch.where(
         ahead,
-        lead.gap + lead_len + v.length + lead2_gap,
+        lead.gap + lead_len + lead2_gap,
         torch.where(behind, -(follow.gap + follow_len + v.length), lead.gap),
     )
     back_gap = torch.where(
         ahead,
         -(lead.gap + lead_len + v.length),
-        torch.where(behind, follow.gap + follow_len + v.length + follow2_gap, follow.gap),
+        torch.where(behind, follow.gap + follow_len + follow2_gap, follow.gap),
     )
     # The gap moves at its cars' mean speed (one of them: the other is missing, or the car goes beyond it).
     both = torch.where(

@@ -1,0 +1,91 @@
+"""The rule-based pilot's gap alignment (`gap_alignment`): where a car that must change lanes lines up in the target
+lane when the gap beside it is too short. Constructed scenes: slot 0 is the car, which must go left; slot 1 the
+left lane's leader, slot 2 its follower, slot 3 the car beyond one of them."""
+
+from types import SimpleNamespace
+
+import pytest
+import torch
+
+from fuyao.pilots.rule_based import ALIGN_GAIN, gap_alignment, gap_room
+from fuyao.sim.neighbours import FAR, Neighbour, Surroundings
+from fuyao.sim.traffic import SAFE_BRAKE, DriverParams
+
+N = 4
+LENGTH = 5.0
+
+
+def params(desired: float) -> DriverParams:
+    def full(x):
+        return torch.full((1, N), x)
+
+    return DriverParams(full(desired), full(1.5), full(2.0), full(1.5), full(2.0), full(4.0), full(0.3))
+
+
+def nb(slots, gaps, speeds) -> Neighbour:
+    return Neighbour(torch.tensor([slots]), torch.tensor([gaps]), torch.tensor([speeds]))
+
+
+def scene(lead_gap, follow_gap, lead_speed, follow_speed, beyond_gap, beyond_of: int):
+    """The car (5 m/s) beside the left lane's leader and follower; the car `beyond_gap` m beyond the leader
+    (`beyond_of` 1) or behind the follower (2). No car in its own lane."""
+    none = ([-1] * N, [FAR] * N, [5.0] * N)
+    own_lead = ([-1, 3 if beyond_of == 1 else -1, -1, -1], [FAR, beyond_gap if beyond_of == 1 else FAR, FAR, FAR])
+    own_follow = ([-1, -1, 3 if beyond_of == 2 else -1, -1], [FAR, FAR, beyond_gap if beyond_of == 2 else FAR, FAR])
+    lanes = torch.zeros(1, N, dtype=torch.int64)
+    sur = Surroundings(
+        lead=nb(*own_lead, [5.0] * N),
+        follow=nb(*own_follow, [5.0] * N),
+        left_lead=nb([1, -1, -1, -1], [lead_gap, FAR, FAR, FAR], [lead_speed, 5.0, 5.0, 5.0]),
+        left_follow=nb([2, -1, -1, -1], [follow_gap, FAR, FAR, FAR], [follow_speed, 5.0, 5.0, 5.0]),
+        right_lead=nb(*none),
+        right_follow=nb(*none),
+        left_lane=lanes,
+        right_lane=lanes - 1,
+        left_s=torch.zeros(1, N),
+        right_s=torch.zeros(1, N),
+    )
+    v = SimpleNamespace(length=torch.full((1, N), LENGTH), speed=torch.tensor([[5.0, lead_speed, follow_speed, 5.0]]))
+    return sur, v
+
+
+def test_pulls_ahead_of_a_slower_leader_to_the_gap_beyond_it():
+    """The leader beside is slower than the car wants to go and the follower close behind: the car lines up with
+    the gap beyond the leader, one exactly long enough for it. It drives at the leader's speed plus `ALIGN_GAIN`
+    per metre it must still gain: until its rear is the follower's room ahead of the leader's front."""
+    p = params(desired=10.0)
+    brake = torch.full((1, N), SAFE_BRAKE)
+    need_front = float(gap_room(torch.tensor(5.0), p, SAFE_BRAKE)[0, 0])
+    need_back = float(gap_room(torch.tensor(5.0), p, SAFE_BRAKE)[0, 0])
+    lead_gap = -8.0  # the leader's rear 8 m behind the car's front: nearly level
+    sur, v = scene(lead_gap, 3.0, 5.0, 5.0, beyond_gap=need_front + need_back + LENGTH, beyond_of=1)
+    speed = gap_alignment(sur, v, p, torch.full((1, N), -1), brake)[0, 0]
+    to_gain = lead_gap + LENGTH + LENGTH + need_back  # m, the car's rear past the leader's front by `need_back`
+    assert 0.0 < ALIGN_GAIN * to_gain < 5.0  # (inside the speed offset's bound, so the test can see it)
+    assert float(speed) == pytest.approx(5.0 + ALIGN_GAIN * to_gain, abs=1e-4)
+
+
+def test_drops_back_behind_a_follower_it_cannot_pass_to_the_gap_behind_it():
+    """The leader beside is as fast as the car may go: the car drops back behind the follower, to a gap behind it
+    exactly long enough for it, at the follower's speed less `ALIGN_GAIN` per metre it must still lose: until its
+    front is its own room behind the follower's rear."""
+    p = params(desired=6.0)
+    brake = torch.full((1, N), SAFE_BRAKE)
+    need = float(gap_room(torch.tensor(5.0), p, SAFE_BRAKE)[0, 0])
+    follow_gap = -6.0  # the follower's front 6 m ahead of the car's rear
+    sur, v = scene(1.0, follow_gap, 6.0, 5.0, beyond_gap=2 * need + LENGTH, beyond_of=2)
+    speed = gap_alignment(sur, v, p, torch.full((1, N), -1), brake)[0, 0]
+    to_lose = follow_gap + LENGTH + LENGTH + need  # m, the car's front behind the follower's rear by `need`
+    assert 0.0 < ALIGN_GAIN * to_lose < 5.0
+    assert float(speed) == pytest.approx(5.0 - ALIGN_GAIN * to_lose, abs=1e-4)
+
+
+def test_rides_in_the_gap_beside_it_when_it_fits():
+    """A gap beside the car long enough for it: the car holds the gap's mean speed, offset toward the place where
+    both its ends have the room they need."""
+    p = params(desired=10.0)
+    brake = torch.full((1, N), SAFE_BRAKE)
+    need = float(gap_room(torch.tensor(5.0), p, SAFE_BRAKE)[0, 0])
+    sur, v = scene(need + 2.0, need, 5.0, 5.0, beyond_gap=FAR, beyond_of=1)
+    speed = gap_alignment(sur, v, p, torch.full((1, N), -1), brake)[0, 0]
+    assert float(speed) == pytest.approx(5.0 + ALIGN_GAIN * 1.0, abs=1e-4)  # 1 m behind the gap's middle
