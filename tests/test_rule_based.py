@@ -26,16 +26,23 @@ def nb(slots, gaps, speeds) -> Neighbour:
     return Neighbour(torch.tensor([slots]), torch.tensor([gaps]), torch.tensor([speeds]))
 
 
-def scene(lead_gap, follow_gap, lead_speed, follow_speed, beyond_gap, beyond_of: int):
+def scene(lead_gap, follow_gap, lead_speed, follow_speed, beyond_gap, beyond_of: int, own_lead=None):
     """The car (5 m/s) beside the left lane's leader and follower; the car `beyond_gap` m beyond the leader
-    (`beyond_of` 1) or behind the follower (2). No car in its own lane."""
+    (`beyond_of` 1) or behind the follower (2). In its own lane no car, or `own_lead` (gap m, speed m/s): the car
+    beyond stands in for it."""
     none = ([-1] * N, [FAR] * N, [5.0] * N)
-    own_lead = ([-1, 3 if beyond_of == 1 else -1, -1, -1], [FAR, beyond_gap if beyond_of == 1 else FAR, FAR, FAR])
-    own_follow = ([-1, -1, 3 if beyond_of == 2 else -1, -1], [FAR, FAR, beyond_gap if beyond_of == 2 else FAR, FAR])
+    lead_slots, lead_gaps, lead_speeds = [-1] * N, [FAR] * N, [5.0] * N
+    follow_slots, follow_gaps = [-1] * N, [FAR] * N
+    if beyond_of == 1:
+        lead_slots[1], lead_gaps[1] = 3, beyond_gap
+    else:
+        follow_slots[2], follow_gaps[2] = 3, beyond_gap
+    if own_lead is not None:
+        lead_slots[0], lead_gaps[0], lead_speeds[0] = 3, own_lead[0], own_lead[1]
     lanes = torch.zeros(1, N, dtype=torch.int64)
     sur = Surroundings(
-        lead=nb(*own_lead, [5.0] * N),
-        follow=nb(*own_follow, [5.0] * N),
+        lead=nb(lead_slots, lead_gaps, lead_speeds),
+        follow=nb(follow_slots, follow_gaps, [5.0] * N),
         left_lead=nb([1, -1, -1, -1], [lead_gap, FAR, FAR, FAR], [lead_speed, 5.0, 5.0, 5.0]),
         left_follow=nb([2, -1, -1, -1], [follow_gap, FAR, FAR, FAR], [follow_speed, 5.0, 5.0, 5.0]),
         right_lead=nb(*none),
@@ -89,3 +96,19 @@ def test_rides_in_the_gap_beside_it_when_it_fits():
     sur, v = scene(need + 2.0, need, 5.0, 5.0, beyond_gap=FAR, beyond_of=1)
     speed = gap_alignment(sur, v, p, torch.full((1, N), -1), brake)[0, 0]
     assert float(speed) == pytest.approx(5.0 + ALIGN_GAIN * 1.0, abs=1e-4)  # 1 m behind the gap's middle
+
+
+def test_drops_back_when_its_own_lane_leader_keeps_it_level():
+    """The pull-ahead scene, but with a leader in the car's own lane at the target lane leader's speed, too close
+    for the car to get past: the car would ride level with the leader beside it and never change (a missed
+    exit). It drops back behind the follower instead."""
+    p = params(desired=10.0)
+    brake = torch.full((1, N), SAFE_BRAKE)
+    need = float(gap_room(torch.tensor(5.0), p, SAFE_BRAKE)[0, 0])
+    free = scene(-8.0, 3.0, 5.0, 5.0, beyond_gap=2 * need + LENGTH, beyond_of=1)
+    assert float(gap_alignment(*free, p, torch.full((1, N), -1), brake)[0, 0]) > 5.0  # no own leader: ahead
+    blocked = scene(-8.0, 3.0, 5.0, 5.0, beyond_gap=2 * need + LENGTH, beyond_of=1, own_lead=(need + 6.0, 5.0))
+    assert float(gap_alignment(*blocked, p, torch.full((1, N), -1), brake)[0, 0]) < 5.0
+    # An own leader that pulls away as fast as the car gains does not hold it back.
+    pulling = scene(-8.0, 3.0, 5.0, 5.0, beyond_gap=2 * need + LENGTH, beyond_of=1, own_lead=(need + 6.0, 9.0))
+    assert float(gap_alignment(*pulling, p, torch.full((1, N), -1), brake)[0, 0]) > 5.0

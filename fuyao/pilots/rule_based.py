@@ -82,12 +82,14 @@ def gap_alignment(
     # Metres to gain on the leader (or lose on the follower) to be past it, over the speed difference it can take.
     pass_s = (lead.gap + lead_len + v.length) / (desired.minimum(lead.speed + ALIGN_MAX_DV) - lead.speed).clamp(min=0.1)
     drop_s = (follow.gap + follow_len + v.length) / ALIGN_MAX_DV
+    # Room ahead in its own lane: its own leader stays clear of where the car must get to (the leader's room ahead
+    # of the target lane's leader), counting what the own leader pulls away from it meanwhile. (Riding level at
+    # the speed of a leader in its own lane, the car can never pull ahead: it must drop back.)
+    to_gain = lead.gap + lead_len + v.length + need_back
+    pulls_away = (sur.lead.speed - lead.speed).clamp(min=0.0) * pass_s
+    room_ahead = ~sur.lead.exists | (sur.lead.gap + pulls_away > to_gain + need_front)
     ahead = (
-        ~fits
-        & lead.exists
-        & ((pass_s < drop_s) | ~follow.exists)
-        & (lead.speed + PASS_MARGIN < desired)
-        & (sur.lead.gap > lead.gap + lead_len + need_front)  # room ahead in its own lane
+        ~fits & lead.exists & ((pass_s < drop_s) | ~follow.exists) & (lead.speed + PASS_MARGIN < desired) & room_ahead
     )
     behind = ~fits & ~ahead & follow.exists
     # Gaps from the car's front to the front end of the gap it lines up with, and from its rear to the gap's back
