@@ -442,6 +442,36 @@ def test_two_processes_with_gloo_keep_identical_replicas(tmp_path):
     assert not (out / "checkpoints" / "rank1").exists()
 
 
+@pytest.mark.slow
+def test_one_process_under_torchrun_forms_a_group_and_trains_the_plain_runs_weights(tmp_path):
+    """With one rank, torchrun's process forms a process group (gloo here, NCCL on the one-GPU machine) and wraps
+    the model in DistributedDataParallel: the one-GPU check exercises the collectives. Averaging over one rank
+    changes nothing: the weights equal a run started without a launcher, bit for bit."""
+    import json
+    import os
+    import subprocess
+    import sys
+
+    flags = ["--preset", "smoke", "--device", "cpu", "--eval-every", "0", "--eval-episodes", "0", "--steps", "96"]
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    for k in ("RANK", "WORLD_SIZE", "MASTER_ADDR", "LOCAL_RANK"):
+        env.pop(k, None)
+    launcher = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "1"]
+    runs = {"torchrun": launcher + ["-m", "fuyao.cli", "train"], "plain": [sys.executable, "-m", "fuyao.cli", "train"]}
+    weights = {}
+    for name, cmd in runs.items():
+        out = tmp_path / name
+        proc = subprocess.run(cmd + flags + ["--out", str(out)], capture_output=True, text=True, timeout=600, env=env)
+        assert proc.returncode == 0, proc.stdout + proc.stderr
+        summary = json.loads((out / "summary.json").read_text())
+        assert summary["processes"] == 1
+        assert summary["process_group"] is (name == "torchrun")
+        weights[name] = torch.load(out / "checkpoints" / "last.pt", weights_only=False)["model"]
+    assert weights["plain"].keys() == weights["torchrun"].keys()
+    for k, w in weights["plain"].items():
+        assert torch.equal(w, weights["torchrun"][k]), k
+
+
 def test_progress_line_names_how_many_episodes_the_rates_cover():
     from fuyao.train.logger import _fmt
 

@@ -213,12 +213,11 @@ def step_ddp(args, device) -> dict:
     return {
         "backend": "nccl" if device.type == "cuda" else "gloo",
         "returncode": proc.returncode,
-        "passed": proc.returncode == 0 and summary.get("decisions", 0) > 0,
+        "passed": proc.returncode == 0 and summary.get("decisions", 0) > 0 and bool(summary.get("process_group")),
         "processes": summary.get("processes"),
         "decisions": summary.get("decisions"),
-        # `distributed.init` treats WORLD_SIZE=1 as one process: torchrun's launch path runs, no process group
-        # (and so no NCCL all-reduce) is formed; two or more GPUs exercise DistributedDataParallel.
-        "process_group": summary.get("processes", 1) > 1,
+        # Under torchrun a process group forms with one rank too: DistributedDataParallel's all-reduce runs on NCCL.
+        "process_group": bool(summary.get("process_group")),
         "tail": (proc.stdout + proc.stderr).strip().splitlines()[-8:],
     }
 

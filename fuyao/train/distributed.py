@@ -22,6 +22,7 @@ class Dist:
     rank: int = 0
     world_size: int = 1
     local_rank: int = 0
+    grouped: bool = False  # a process group was formed (torchrun launched this process, one rank or more)
 
     @property
     def is_main(self) -> bool:
@@ -29,19 +30,26 @@ class Dist:
 
     @property
     def enabled(self) -> bool:
-        return self.world_size > 1
+        """Collectives run: the model is wrapped in DistributedDataParallel and statistics are summed over ranks.
+        Also with one rank under torchrun, so that a one-GPU machine exercises NCCL (NCCL puts one rank on a GPU)."""
+        return self.grouped
+
+
+def launched() -> bool:
+    """Whether a launcher describes a process group: torchrun's rank and rendezvous address (one rank or more)."""
+    return int(os.environ.get("WORLD_SIZE", "1")) > 1 or all(k in os.environ for k in ("RANK", "MASTER_ADDR"))
 
 
 def init(device_kind: str) -> Dist:
-    """Join the process group torchrun describes (gloo on CPU, NCCL on CUDA); a no-op for one process."""
-    world_size = int(os.environ.get("WORLD_SIZE", "1"))
-    if world_size <= 1:
+    """Join the process group torchrun describes (gloo on CPU, NCCL on CUDA), also with one rank; a no-op for a
+    process started without a launcher."""
+    if not launched():
         return Dist()
     rank = int(os.environ["RANK"])
     local_rank = int(os.environ.get("LOCAL_RANK", "0"))
     if not dist.is_initialized():
         dist.init_process_group(backend="nccl" if device_kind == "cuda" else "gloo")
-    return Dist(rank, world_size, local_rank)
+    return Dist(rank, int(os.environ.get("WORLD_SIZE", "1")), local_rank, grouped=True)
 
 
 def device_for(d: Dist, device: torch.device) -> torch.device:

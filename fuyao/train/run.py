@@ -95,7 +95,7 @@ def train(
         else:
             score = book.evaluate(learner.model)
         book.save(learner, worlds, score)
-        summary = {**book.summary(), "processes": d.world_size}
+        summary = {**book.summary(), "processes": d.world_size, "process_group": d.enabled}
         if d.enabled:
             summary["replicas_identical"] = distributed.replicas_identical(d, learner.model)
         if d.is_main:
