@@ -678,3 +678,54 @@ def test_dagger_aggregate_keeps_the_last_iterations_labelled_decisions():
     assert int(worlds.dagger["count"]) == 5 and worlds.dagger["count"].device.type == "cpu"
     with pytest.raises(ConfigError, match="dagger_iterations"):
         BCConfig(dagger_iterations=-1)
+
+
+def test_only_the_cut_off_worlds_are_observed_to_bootstrap_and_the_returns_equal_observing_all(tmp_path, monkeypatch):
+    """On the CPU the rollout observes, for the time limit's bootstrap, only the worlds whose episode it cut off
+    (most decisions: none); the rewards equal those from observing every world (CUDA's and a compiled
+    observation's way) up to the value head's rounding at another batch size."""
+    from fuyao.sim.state import replace
+    from fuyao.sim.world import World
+    from fuyao.train.rollout import Rollout, collect
+
+    cfg = speed_task(tmp_path)
+    learner, worlds, book = build_session(cfg, Dist(), CPU, None)
+    w, per_episode = cfg.sim.worlds, cfg.sim.decisions_per_episode
+    # Episodes at different stages, so that each decision cuts off a few worlds' episodes.
+    carry = dataclasses.replace(
+        worlds.carry, state=replace(worlds.carry.state, decisions=torch.arange(w) % per_episode)
+    )
+    observed = []
+    original = World.observe_worlds
+
+    def counted(self, state, index):
+        observed.append(int(index.numel()))
+        return original(self, state, index)
+
+    monkeypatch.setattr(World, "observe_worlds", counted)
+    with torch.no_grad():
+        learner.model.critic[-1].bias.fill_(5.0)  # V about 5: a bootstrap left out would show
+    rewards = {}
+    for way in ("cut-off worlds", "every world"):
+        if way == "every world":
+            monkeypatch.setattr(World, "observes_eagerly", property(lambda self: False))
+        buf = Rollout.allocate(per_episode, worlds.world, CPU)
+        collect(worlds.world, learner.model, carry, buf, torch.Generator().manual_seed(3), 0.9)
+        rewards[way] = buf.reward.clone()
+        if way == "cut-off worlds":  # and from the start, where no episode ends for a while: nothing observed
+            fresh = Rollout.allocate(3, worlds.world, CPU)
+            collect(worlds.world, learner.model, worlds.carry, fresh, torch.Generator().manual_seed(3), 0.9)
+            assert fresh.reward.max() <= 1.0
+    book.close()
+    assert len(observed) == per_episode and sum(observed) == w and 0 < max(observed) < w
+    torch.testing.assert_close(rewards["cut-off worlds"], rewards["every world"], rtol=0.0, atol=1e-5)
+    assert rewards["every world"].max() > 4.0  # the high-speed term is at most 1: bootstrapped steps are there
+
+
+def test_observing_some_worlds_equals_their_rows_of_observing_all():
+    from fuyao.sim.world import World
+
+    world = World(preset("city", worlds=5, vehicles=24, num_maps=2, controlled=2))
+    state = world.reset(seed=2)
+    index = torch.tensor([4, 1])
+    assert torch.equal(world.observe_worlds(state, index), world.observe(state)[index])

@@ -18,7 +18,7 @@ from fuyao.sim.constants import SimConstants
 from fuyao.sim.neighbours import Surroundings, surroundings
 from fuyao.sim.observe import observation_shape, observe
 from fuyao.sim.reset import reset_state
-from fuyao.sim.state import WorldState
+from fuyao.sim.state import WorldState, select_worlds
 from fuyao.sim.step import StepResult, action_mask, begin_decision, end_decision, step, tick_and_accumulate
 
 
@@ -168,6 +168,16 @@ class World:
         if self.cfg.observation is ObservationType.NATIVE:
             return observe(state, self.road, self.cfg, self.consts, self.surroundings(state))
         return observe(state, self.road, self.cfg, self.consts)
+
+    def observe_worlds(self, state: WorldState, index: torch.Tensor) -> torch.Tensor:
+        """The observation of the worlds `index [K]` only, `[K, C, *obs_shape]`: equal to `observe(state)[index]`
+        (worlds are independent). Eager, and the surroundings cache is left alone (it holds the carried state's)."""
+        return observe(select_worlds(state, index), self.road, self.cfg, self.consts)
+
+    @property
+    def observes_eagerly(self) -> bool:
+        """The observation runs eagerly (not compiled): a few worlds cost a few worlds' time."""
+        return self._observe is None
 
     def action_mask(self, state: WorldState) -> torch.Tensor:
         """`[W, C, 5]` bool (meta actions)."""
