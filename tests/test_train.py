@@ -683,12 +683,13 @@ def test_dagger_aggregate_keeps_the_last_iterations_labelled_decisions():
 def test_only_the_cut_off_worlds_are_observed_to_bootstrap_and_the_returns_equal_observing_all(tmp_path, monkeypatch):
     """On the CPU the rollout observes, for the time limit's bootstrap, only the worlds whose episode it cut off
     (most decisions: none); the rewards equal those from observing every world (CUDA's and a compiled
-    observation's way) up to the value head's rounding at another batch size."""
+    observation's way) up to the value head's rounding at another batch size. (The pooled encoder: it takes no
+    empty batch, which a decision that cuts off nothing must not hand it.)"""
     from fuyao.sim.state import replace
     from fuyao.sim.world import World
     from fuyao.train.rollout import Rollout, collect
 
-    cfg = speed_task(tmp_path)
+    cfg = speed_task(tmp_path, policy=PolicyConfig(encoder=Encoder.POOLED, hidden=32))
     learner, worlds, book = build_session(cfg, Dist(), CPU, None)
     w, per_episode = cfg.sim.worlds, cfg.sim.decisions_per_episode
     # Episodes at different stages, so that each decision cuts off a few worlds' episodes.

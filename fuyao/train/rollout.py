@@ -220,9 +220,12 @@ def collect(
         reward = result.reward.reshape(e)
         cut_obs, cut_rows = truncated_observations(world, result, truncated)
         t2 = clock()
-        cut_value = precision.value(model, cut_obs, bf16)
-        if cut_rows is not None:
-            cut_value = torch.zeros_like(reward).index_copy_(0, cut_rows, cut_value)
+        if cut_rows is None:
+            cut_value = precision.value(model, cut_obs, bf16)
+        elif cut_rows.numel() == 0:  # no episode cut off (and not every encoder takes an empty batch)
+            cut_value = torch.zeros_like(reward)
+        else:
+            cut_value = torch.zeros_like(reward).index_copy_(0, cut_rows, precision.value(model, cut_obs, bf16))
         reward = torch.where(truncated, reward + gamma * cut_value, reward)
         t3 = clock()
         buf.obs[t] = carry.obs
