@@ -311,6 +311,8 @@ HIGHWAY_V0 = TrainConfig(
     ppo=PPOConfig(gamma=0.95, ent_coef=0.01),
     # `--bc.regret-coef 1` (the student's expected regret in the planner's costs) crashed in 2.5 % of highway-env's
     # episodes, 3 in 5.5 %, as without it (one run each, 200 seeds, p = 0.2): not established, so not the default.
+    # DAgger's dataset (`--bc.dagger-iterations 4 --bc.epochs 2`) crashed in 19.5 % (BENCHMARKS.md, "Two training
+    # settings that did not pay").
     bc=BCConfig(epochs=4, minibatches=16, anneal_lr=True, soft_temperature=1.0),
 )
 
