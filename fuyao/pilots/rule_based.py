@@ -132,7 +132,7 @@ class RuleBasedPilot:
         c = cfg.controlled
         # Every quantity of the pilot's own cars is computed for the controlled slots (the first `c`) only; the
         # tables its neighbours' slots index (`every_*`) hold all of them. (Computed for all 48 slots of a city
-        # world and cut to 8 afterwards, the pilot cost as much as the world's step.)
+        # world and cut to 8 afterwards, the pilot cost 0.4-0.46 of the world's step; now 0.2: BENCHMARKS.md.)
         every_v = state.vehicles
         every_sur = self.world.surroundings(state)
         every_params = driver_params(every_v, effective_limit(road, m, every_v))
