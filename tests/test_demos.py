@@ -20,7 +20,7 @@ from fuyao.data.demos import (
 from fuyao.data.record import record_rollout, recording_to_scenarios, write_part
 from fuyao.data.scenario import ScenarioError, write_scenario
 from fuyao.pilots import RuleBasedPilot
-from fuyao.presets import preset
+from fuyao.presets import HIGHWAY_ENV_CONTROLLERS, preset
 from fuyao.sim.config import ActionType, ConfigError
 from fuyao.sim.geometry import vehicle_pose_xy
 from fuyao.sim.step import META_IDLE, META_LEFT, META_RIGHT
@@ -82,7 +82,7 @@ def effective_meta_action(series) -> torch.Tensor:
         # unbounded steering this labeller was calibrated on: with tyre friction and the steering rate bounded
         # (`SimConfig.max_lat_accel`, `max_steer_rate`) its LEFT precision fell to 0.75 and lane recall to 0.63.
         # Recalibrating its lane-change test to the bounded motion is open (data issue 16).
-        ("city", {"max_lat_accel": None, "max_steer_rate": None}, 0.75),
+        ("city", HIGHWAY_ENV_CONTROLLERS, 0.75),
     ],
 )
 def test_inverse_dynamics_recovers_the_meta_actions_that_drove_a_rollout(name, bounds, lane_recall):

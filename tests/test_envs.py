@@ -13,7 +13,7 @@ from gymnasium.utils.env_checker import check_env
 from gymnasium.vector import AutoresetMode
 
 from fuyao.envs import FuyaoEnv, FuyaoVectorEnv, make_env, make_vector_env, register
-from fuyao.presets import preset
+from fuyao.presets import HIGHWAY_ENV_CONTROLLERS, preset
 
 DEVICES = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
 
@@ -160,17 +160,16 @@ def test_truncation_at_the_episode_length_and_final_obs_where_episodes_end(name,
 
 
 def test_a_terminated_episode_shows_its_last_observation_and_restarts():
-    # Off-road ends the episode in smoke; with unbounded steering (`SimConfig.max_lat_accel`, `max_steer_rate`) a
-    # hard left gets there within one decision (tyre friction alone would take several).
-    loose = dict(max_lat_accel=None, max_steer_rate=None)
-    env = make_vector_env("smoke", action="continuous", **loose)
+    # Off-road ends the episode in smoke; with highway-env's unbounded steering (`SimConfig.max_lat_accel`,
+    # `max_steer_rate`) a hard left gets there within one decision (tyre friction alone would take several).
+    env = make_vector_env("smoke", action="continuous", **HIGHWAY_ENV_CONTROLLERS)
     obs, _ = env.reset(seed=0)
     hard_left = torch.tensor([[0.0, 1.0]]).expand(env.num_envs, 2)
     _, reward, terminated, truncated, infos = env.step(hard_left)
     assert terminated.all() and not truncated.any() and infos["offroad"].all() and (reward < 0).all()
     assert infos["_final_obs"].all()
     assert (infos["final_obs"].abs().sum(dim=1) > 0).all()  # not the zeros of an inactive vehicle
-    single = make_env("smoke", action="continuous", **loose)
+    single = make_env("smoke", action="continuous", **HIGHWAY_ENV_CONTROLLERS)
     single.reset(seed=0)
     last, _, terminated, _, info = single.step(np.array([0.0, 1.0], dtype=np.float32))
     assert terminated and info["offroad"] and np.abs(last).sum() > 0

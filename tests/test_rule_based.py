@@ -56,20 +56,27 @@ def scene(lead_gap, follow_gap, lead_speed, follow_speed, beyond_gap, beyond_of:
     return sur, v
 
 
+def room(p: DriverParams) -> float:
+    """m a car at 5 m/s (every car here) needs to the car ahead at the same speed, by MOBIL's safety test."""
+    return float(gap_room(torch.tensor(5.0), p, SAFE_BRAKE)[0, 0])
+
+
+def aligned_speed(scene_: tuple, p: DriverParams) -> float:
+    """The speed m/s at which the car (slot 0), which must go left, lines up with a gap."""
+    return float(gap_alignment(*scene_, p, torch.full((1, N), -1), torch.full((1, N), SAFE_BRAKE))[0, 0])
+
+
 def test_pulls_ahead_of_a_slower_leader_to_the_gap_beyond_it():
     """The leader beside is slower than the car wants to go and the follower close behind: the car lines up with
     the gap beyond the leader, one exactly long enough for it. It drives at the leader's speed plus `ALIGN_GAIN`
     per metre it must still gain: until its rear is the follower's room ahead of the leader's front."""
     p = params(desired=10.0)
-    brake = torch.full((1, N), SAFE_BRAKE)
-    need_front = float(gap_room(torch.tensor(5.0), p, SAFE_BRAKE)[0, 0])
-    need_back = float(gap_room(torch.tensor(5.0), p, SAFE_BRAKE)[0, 0])
+    need_front = need_back = room(p)
     lead_gap = -8.0  # the leader's rear 8 m behind the car's front: nearly level
-    sur, v = scene(lead_gap, 3.0, 5.0, 5.0, beyond_gap=need_front + need_back + LENGTH, beyond_of=1)
-    speed = gap_alignment(sur, v, p, torch.full((1, N), -1), brake)[0, 0]
+    speed = aligned_speed(scene(lead_gap, 3.0, 5.0, 5.0, beyond_gap=need_front + need_back + LENGTH, beyond_of=1), p)
     to_gain = lead_gap + LENGTH + LENGTH + need_back  # m, the car's rear past the leader's front by `need_back`
     assert 0.0 < ALIGN_GAIN * to_gain < 5.0  # (inside the speed offset's bound, so the test can see it)
-    assert float(speed) == pytest.approx(5.0 + ALIGN_GAIN * to_gain, abs=1e-4)
+    assert speed == pytest.approx(5.0 + ALIGN_GAIN * to_gain, abs=1e-4)
 
 
 def test_drops_back_behind_a_follower_it_cannot_pass_to_the_gap_behind_it():
@@ -77,25 +84,21 @@ def test_drops_back_behind_a_follower_it_cannot_pass_to_the_gap_behind_it():
     exactly long enough for it, at the follower's speed less `ALIGN_GAIN` per metre it must still lose: until its
     front is its own room behind the follower's rear."""
     p = params(desired=6.0)
-    brake = torch.full((1, N), SAFE_BRAKE)
-    need = float(gap_room(torch.tensor(5.0), p, SAFE_BRAKE)[0, 0])
+    need = room(p)
     follow_gap = -6.0  # the follower's front 6 m ahead of the car's rear
-    sur, v = scene(1.0, follow_gap, 6.0, 5.0, beyond_gap=2 * need + LENGTH, beyond_of=2)
-    speed = gap_alignment(sur, v, p, torch.full((1, N), -1), brake)[0, 0]
+    speed = aligned_speed(scene(1.0, follow_gap, 6.0, 5.0, beyond_gap=2 * need + LENGTH, beyond_of=2), p)
     to_lose = follow_gap + LENGTH + LENGTH + need  # m, the car's front behind the follower's rear by `need`
     assert 0.0 < ALIGN_GAIN * to_lose < 5.0
-    assert float(speed) == pytest.approx(5.0 - ALIGN_GAIN * to_lose, abs=1e-4)
+    assert speed == pytest.approx(5.0 - ALIGN_GAIN * to_lose, abs=1e-4)
 
 
 def test_rides_in_the_gap_beside_it_when_it_fits():
     """A gap beside the car long enough for it: the car holds the gap's mean speed, offset toward the place where
     both its ends have the room they need."""
     p = params(desired=10.0)
-    brake = torch.full((1, N), SAFE_BRAKE)
-    need = float(gap_room(torch.tensor(5.0), p, SAFE_BRAKE)[0, 0])
-    sur, v = scene(need + 2.0, need, 5.0, 5.0, beyond_gap=FAR, beyond_of=1)
-    speed = gap_alignment(sur, v, p, torch.full((1, N), -1), brake)[0, 0]
-    assert float(speed) == pytest.approx(5.0 + ALIGN_GAIN * 1.0, abs=1e-4)  # 1 m behind the gap's middle
+    need = room(p)
+    speed = aligned_speed(scene(need + 2.0, need, 5.0, 5.0, beyond_gap=FAR, beyond_of=1), p)
+    assert speed == pytest.approx(5.0 + ALIGN_GAIN * 1.0, abs=1e-4)  # 1 m behind the gap's middle
 
 
 def test_drops_back_when_its_own_lane_leader_keeps_it_level():
@@ -103,12 +106,11 @@ def test_drops_back_when_its_own_lane_leader_keeps_it_level():
     for the car to get past: the car would ride level with the leader beside it and never change (a missed
     exit). It drops back behind the follower instead."""
     p = params(desired=10.0)
-    brake = torch.full((1, N), SAFE_BRAKE)
-    need = float(gap_room(torch.tensor(5.0), p, SAFE_BRAKE)[0, 0])
+    need = room(p)
     free = scene(-8.0, 3.0, 5.0, 5.0, beyond_gap=2 * need + LENGTH, beyond_of=1)
-    assert float(gap_alignment(*free, p, torch.full((1, N), -1), brake)[0, 0]) > 5.0  # no own leader: ahead
+    assert aligned_speed(free, p) > 5.0  # no own leader: ahead
     blocked = scene(-8.0, 3.0, 5.0, 5.0, beyond_gap=2 * need + LENGTH, beyond_of=1, own_lead=(need + 6.0, 5.0))
-    assert float(gap_alignment(*blocked, p, torch.full((1, N), -1), brake)[0, 0]) < 5.0
+    assert aligned_speed(blocked, p) < 5.0
     # An own leader that pulls away as fast as the car gains does not hold it back.
     pulling = scene(-8.0, 3.0, 5.0, 5.0, beyond_gap=2 * need + LENGTH, beyond_of=1, own_lead=(need + 6.0, 9.0))
-    assert float(gap_alignment(*pulling, p, torch.full((1, N), -1), brake)[0, 0]) > 5.0
+    assert aligned_speed(pulling, p) > 5.0

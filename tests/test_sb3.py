@@ -17,6 +17,7 @@ from stable_baselines3 import PPO  # noqa: E402
 from stable_baselines3.common.vec_env import VecMonitor  # noqa: E402
 
 from fuyao.envs import NumpyVectorEnv, make_sb3_vec_env, make_vector_env  # noqa: E402
+from fuyao.presets import HIGHWAY_ENV_CONTROLLERS  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 FAST = {"sim_hz": 5, "episode_s": 4.0}  # 5 ticks per decision, 4-decision episodes
@@ -50,8 +51,9 @@ def test_vec_env_speaks_numpy_and_reports_episode_ends():
 
 
 def test_terminal_observation_is_the_vector_envs_final_obs():
-    # Unbounded steering (`SimConfig.max_lat_accel`, `max_steer_rate`): a hard left leaves the road within a decision.
-    loose = dict(FAST, max_lat_accel=None, max_steer_rate=None)
+    # highway-env's unbounded steering (`SimConfig.max_lat_accel`, `max_steer_rate`): a hard left leaves the road
+    # within a decision.
+    loose = dict(FAST, **HIGHWAY_ENV_CONTROLLERS)
     sb3 = make_sb3_vec_env("smoke", worlds=2, action="continuous", **loose)
     ref = make_vector_env("smoke", worlds=2, action="continuous", **loose)
     sb3.seed(0)
