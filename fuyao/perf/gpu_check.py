@@ -210,14 +210,15 @@ def step_ddp(args, device) -> dict:
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=args.budget)
     summary_path = out / "summary.json"
     summary = json.loads(summary_path.read_text()) if summary_path.exists() else {}
+    # Under torchrun a process group forms with one rank too: DistributedDataParallel's all-reduce runs on NCCL.
+    grouped = bool(summary.get("process_group"))
     return {
         "backend": "nccl" if device.type == "cuda" else "gloo",
         "returncode": proc.returncode,
-        "passed": proc.returncode == 0 and summary.get("decisions", 0) > 0 and bool(summary.get("process_group")),
+        "passed": proc.returncode == 0 and summary.get("decisions", 0) > 0 and grouped,
         "processes": summary.get("processes"),
         "decisions": summary.get("decisions"),
-        # Under torchrun a process group forms with one rank too: DistributedDataParallel's all-reduce runs on NCCL.
-        "process_group": bool(summary.get("process_group")),
+        "process_group": grouped,
         "tail": (proc.stdout + proc.stderr).strip().splitlines()[-8:],
     }
 

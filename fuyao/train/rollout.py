@@ -87,22 +87,21 @@ class Rollout:
 
 def truncated_observations(
     world: World, result: StepResult, truncated: torch.Tensor
-) -> tuple[torch.Tensor, torch.Tensor | None]:
+) -> tuple[torch.Tensor | None, torch.Tensor | None]:
     """What the agents whose episode the time limit cut off (`truncated [E]`) last saw, to bootstrap their return:
     `(obs, rows)`. Truncated agents are still active in `result.final_state`, so its observation is that.
 
     With an eager observation on the CPU only the worlds with such an agent are observed: `obs [K, ...]` of the
-    agent rows `rows [K]` (a host check, free on the CPU; at 10 Hz decisions most decisions cut no episode, and
-    observing every world a second time per decision cost about a quarter of the `ngp` preset's simulation).
-    Elsewhere (CUDA: no host synchronisation; a compiled observation: no recompiles for K) every world is
-    observed: `obs [E, ...]`, `rows` None."""
+    agent rows `rows [K]`, or `obs` None where no episode was cut off (a host check, free on the CPU; at 10 Hz
+    decisions most decisions cut none, and observing every world a second time per decision cost about a quarter
+    of the `ngp` preset's simulation). Elsewhere (CUDA: no host synchronisation; a compiled observation: no
+    recompiles for K) every world is observed: `obs [E, ...]`, `rows` None."""
     cfg = world.cfg
     if world.device.type != "cpu" or not world.observes_eagerly:
         return world.observe(result.final_state).reshape(-1, *world.observation_shape), None
     cut_worlds = truncated.view(cfg.worlds, cfg.controlled).any(dim=1).nonzero().squeeze(1)
-    if cut_worlds.numel() == 0:
-        empty = torch.zeros(0, dtype=torch.int64, device=truncated.device)
-        return torch.zeros(0, *world.observation_shape, device=truncated.device), empty
+    if cut_worlds.numel() == 0:  # (and not every encoder takes an empty batch)
+        return None, cut_worlds
     obs = world.observe_worlds(result.final_state, cut_worlds)
     rows = (cut_worlds.unsqueeze(1) * cfg.controlled + torch.arange(cfg.controlled, device=truncated.device)).reshape(
         -1
@@ -222,10 +221,10 @@ def collect(
         t2 = clock()
         if cut_rows is None:
             cut_value = precision.value(model, cut_obs, bf16)
-        elif cut_rows.numel() == 0:  # no episode cut off (and not every encoder takes an empty batch)
-            cut_value = torch.zeros_like(reward)
         else:
-            cut_value = torch.zeros_like(reward).index_copy_(0, cut_rows, precision.value(model, cut_obs, bf16))
+            cut_value = torch.zeros_like(reward)
+            if cut_obs is not None:
+                cut_value.index_copy_(0, cut_rows, precision.value(model, cut_obs, bf16))
         reward = torch.where(truncated, reward + gamma * cut_value, reward)
         t3 = clock()
         buf.obs[t] = carry.obs
